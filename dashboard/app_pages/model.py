@@ -1,0 +1,43 @@
+"""Model: the shipped model's card (accuracy, per-class figures, confusion matrix, training curves)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import charts
+from dashboard.model_card import card_files, split_metrics
+from dashboard.resources import get_settings
+from fer_core.model_file import ModelFileError, read_metadata
+
+st.title("Model")
+path = get_settings().resolved_model_path
+try:
+    metadata = read_metadata(path)
+except ModelFileError as exc:
+    st.warning(
+        f"No usable model file yet: {exc}. Train and export one (`python -m training train`, then "
+        "`python -m training export`) or point FER_MODEL_PATH at a .keras model file; see docs/SETTINGS.md."
+    )
+    metadata = None
+
+if metadata is not None:
+    st.caption(f"`{path}`")
+    parts = split_metrics(metadata.get("metrics", {}))
+    if parts.scalars:
+        cols = st.columns(min(4, len(parts.scalars)))
+        for i, (name, value) in enumerate(parts.scalars.items()):
+            cols[i % len(cols)].metric(name.replace("_", " "), f"{value:.1%}" if 0 <= value <= 1 else f"{value:.4g}")
+    if parts.per_class:
+        st.plotly_chart(charts.per_class_bars(parts.per_class), key="model_per_class")
+    if parts.confusion is not None:
+        st.plotly_chart(charts.confusion_matrix(parts.confusion), key="model_confusion")
+    if parts.history:
+        st.plotly_chart(charts.training_curves(parts.history), key="model_history")
+    with st.expander("Full metadata"):
+        st.json(metadata)
+
+card, images = card_files(path.parent)
+if card is not None:
+    st.markdown(card.read_text(encoding="utf-8"))
+for image in images:
+    st.image(str(image), caption=image.stem.replace("_", " "))

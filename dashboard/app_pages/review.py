@@ -1,0 +1,75 @@
+"""Review: one session's per-second timeline, dominant emotion, valence and engagement, summary, downloads."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import charts
+from dashboard.downloads import export_bytes
+from dashboard.resources import get_engine
+from dashboard.tables import session_label
+from fer_core.emotions import EMOTIONS
+from sessions.aggregate import per_bin, session_summary
+from sessions.db import session_scope
+from sessions.exports import export_bins, export_observations, export_summary
+from sessions.repository import list_sessions, load_markers, load_observations
+
+#: Width of the review bins in seconds ("per-second bins").
+BIN_S = 1.0
+
+st.title("Review")
+engine = get_engine()
+with session_scope(engine) as db:
+    sessions = list_sessions(db)
+if sessions.empty:
+    st.info("No session recorded yet: record one on the Record page or upload a video.")
+    st.stop()
+labels = {int(r.session_id): session_label(r) for r in sessions.itertuples()}
+default = st.session_state.get("rec_session_id")
+ids = list(labels)
+session_id = st.selectbox("Session", ids, index=ids.index(default) if default in ids else 0, format_func=labels.get, key="review_session")
+
+with session_scope(engine) as db:
+    observations = load_observations(db, session_id)
+    markers = load_markers(db, session_id)
+if observations.empty:
+    st.info("This session has no observation yet.")
+    st.stop()
+bins = per_bin(observations, BIN_S)
+summary = session_summary(observations, markers, bin_s=BIN_S)
+
+
+def _share(value) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+cols = st.columns(5)
+cols[0].metric("Duration", f"{summary['duration_s']:.1f} s")
+cols[1].metric("Frames", summary["n_frames"])
+cols[2].metric("Face present", _share(summary["face_present_rate"]))
+cols[3].metric("Valence", "-" if summary["valence"] is None else f"{summary['valence']:+.2f}")
+cols[4].metric("Engagement", _share(summary["engagement"]))
+
+st.plotly_chart(charts.emotion_lines(bins, markers, title="Emotions per second"), key="review_timeline")
+st.plotly_chart(charts.dominant_ribbon(bins), key="review_ribbon")
+st.plotly_chart(charts.valence_engagement(bins, markers), key="review_valence")
+
+st.subheader("Summary")
+st.dataframe(
+    {
+        "emotion": list(EMOTIONS),
+        "mean": [summary["emotions"][e]["mean"] for e in EMOTIONS],
+        "peak": [summary["emotions"][e]["peak"] for e in EMOTIONS],
+        "peak at (s)": [summary["emotions"][e]["peak_time_s"] for e in EMOTIONS],
+        "dominant share": [summary["dominant_distribution"][e] for e in EMOTIONS],
+    },
+    hide_index=True,
+    key="review_summary",
+)
+if not markers.empty:
+    st.dataframe(markers, hide_index=True, key="review_markers")
+
+cols = st.columns(3)
+cols[0].download_button("Per-frame CSV", export_bytes(export_observations, observations, ".csv"), f"session_{session_id}_frames.csv", "text/csv", key="review_dl_frames")
+cols[1].download_button("Per-second CSV", export_bytes(export_bins, bins, ".csv"), f"session_{session_id}_seconds.csv", "text/csv", key="review_dl_bins")
+cols[2].download_button("Summary JSON", export_bytes(export_summary, summary, ".json"), f"session_{session_id}_summary.json", "application/json", key="review_dl_json")

@@ -1,0 +1,62 @@
+"""Upload: analyse a recorded video into a new session, with a progress bar."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard.resources import get_engine, new_analyzer
+from dashboard.tags import parse_tags
+from dashboard.uploads import import_upload
+from sessions.db import session_scope
+from sessions.errors import NoFaceFound
+from sessions.repository import list_studies
+
+#: File types offered by the uploader (what PyAV decodes in practice).
+VIDEO_TYPES: tuple[str, ...] = ("mp4", "mov", "m4v", "avi", "mkv", "webm")
+
+st.title("Upload a video")
+engine = get_engine()
+with session_scope(engine) as db:
+    study_names = [s.name for s in list_studies(db)]
+
+with st.form("upload_form"):
+    upload = st.file_uploader("Video", type=list(VIDEO_TYPES), key="upload_file")
+    study = st.selectbox("Study", study_names or ["pilot"], accept_new_options=True, key="upload_study")
+    participant = st.text_input("Participant code (empty: a random pseudonym)", key="upload_participant")
+    tags_text = st.text_input("Tags", placeholder="variant=A", key="upload_tags")
+    submitted = st.form_submit_button("Analyse", type="primary")
+
+if submitted:
+    if upload is None:
+        st.warning("Choose a video file first.")
+        st.stop()
+    try:
+        tags = parse_tags(tags_text)
+    except ValueError as exc:
+        st.error(str(exc))
+        st.stop()
+    from fer_core.video import VideoDecodeError
+
+    bar = st.progress(0.0, text=f"Analysing {upload.name}...")
+    try:
+        session_id = import_upload(
+            engine,
+            upload.name,
+            upload.getvalue(),
+            study=(study or "pilot").strip(),
+            participant_code=participant.strip() or None,
+            tags=tags,
+            progress=lambda fraction: bar.progress(min(max(float(fraction), 0.0), 1.0), text=f"Analysing {upload.name}: {fraction:.0%}"),
+            analyzer=new_analyzer(),
+        )
+    except VideoDecodeError as exc:
+        bar.empty()
+        st.error(f"{upload.name} could not be decoded as a video, so nothing was created. ({exc})")
+        st.stop()
+    except NoFaceFound:
+        bar.empty()
+        st.warning(f"No face was found anywhere in {upload.name}, so nothing was created.")
+        st.stop()
+    bar.progress(1.0, text="Done")
+    st.session_state["rec_session_id"] = session_id
+    st.success(f"Session #{session_id} created. Open it on the Review page.")

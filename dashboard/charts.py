@@ -1,0 +1,334 @@
+"""Plotly figures of the dashboard: pure functions of tables, unit-tested, no Streamlit.
+
+Every chart's modebar has plotly's "download plot as a png" button, which is how the dashboard
+offers PNG downloads (no server-side image export is needed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from fer_core.emotions import EMOTIONS
+
+#: One colour per emotion, used by every chart so an emotion always looks the same.
+EMOTION_COLORS: dict[str, str] = {
+    "angry": "#d62728",
+    "disgust": "#8c564b",
+    "fear": "#9467bd",
+    "happy": "#2ca02c",
+    "sad": "#1f77b4",
+    "surprise": "#ff7f0e",
+    "neutral": "#7f7f7f",
+}
+#: Colours cycled over the groups of a comparison.
+GROUP_COLORS: tuple[str, ...] = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
+
+
+def _require_columns(table: pd.DataFrame, columns: Sequence[str], name: str) -> None:
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ValueError(f"{name} has to have columns {list(columns)}; missing {missing}")
+
+
+def _layout(fig: go.Figure, *, title: str, yaxis: str, xaxis: str = "time (s)", height: int = 360) -> go.Figure:
+    fig.update_layout(
+        title=title,
+        xaxis_title=xaxis,
+        yaxis_title=yaxis,
+        height=height,
+        margin=dict(l=40, r=20, t=50, b=40),
+        legend=dict(orientation="h", y=-0.2),
+    )
+    return fig
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    r, g, b = (int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def emotion_bars(probs: np.ndarray | None) -> go.Figure:
+    """Horizontal bars of one face's seven probabilities.
+
+    Parameters
+    ----------
+    probs : ndarray of shape (7,) float or None
+        Probabilities in ``EMOTIONS`` order; None draws empty bars (no face).
+
+    Raises
+    ------
+    ValueError
+        If ``probs`` does not have 7 values.
+    """
+    values = np.zeros(len(EMOTIONS)) if probs is None else np.asarray(probs, dtype=float).ravel()
+    if values.shape != (len(EMOTIONS),):
+        raise ValueError(f"probs has to have {len(EMOTIONS)} values; got shape {values.shape}")
+    fig = go.Figure(
+        go.Bar(
+            x=values,
+            y=list(EMOTIONS),
+            orientation="h",
+            marker_color=[EMOTION_COLORS[e] for e in EMOTIONS],
+            text=[f"{v:.0%}" for v in values],
+            textposition="auto",
+        )
+    )
+    fig.update_xaxes(range=[0, 1], tickformat=".0%")
+    fig.update_yaxes(autorange="reversed")
+    return _layout(fig, title="Current emotion" if probs is not None else "Current emotion (no face)", yaxis="", xaxis="probability", height=300)
+
+
+def emotion_lines(table: pd.DataFrame, markers: pd.DataFrame | None = None, *, title: str = "Emotions over time") -> go.Figure:
+    """One line per emotion over time, markers as labelled vertical lines.
+
+    Parameters
+    ----------
+    table : DataFrame
+        ``time_s`` (seconds) and the seven emotion columns (probabilities 0-1); per frame (live)
+        or per bin (review).
+    markers : DataFrame, optional
+        ``time_s`` and ``label``.
+
+    Raises
+    ------
+    ValueError
+        If a column is missing.
+    """
+    _require_columns(table, ["time_s", *EMOTIONS], "table")
+    fig = go.Figure()
+    for emotion in EMOTIONS:
+        fig.add_trace(
+            go.Scatter(x=table["time_s"], y=table[emotion], mode="lines", name=emotion, line_color=EMOTION_COLORS[emotion])
+        )
+    fig.update_yaxes(range=[0, 1], tickformat=".0%")
+    add_markers(fig, markers)
+    return _layout(fig, title=title, yaxis="probability")
+
+
+def add_markers(fig: go.Figure, markers: pd.DataFrame | None) -> go.Figure:
+    """Draw each marker (``time_s``, ``label``) as a dashed vertical line labelled at the top."""
+    if markers is None or markers.empty:
+        return fig
+    _require_columns(markers, ["time_s", "label"], "markers")
+    for time_s, label in zip(markers["time_s"], markers["label"], strict=True):
+        fig.add_vline(x=float(time_s), line_dash="dash", line_color="black", annotation_text=str(label), annotation_position="top")
+    return fig
+
+
+def dominant_ribbon(bins: pd.DataFrame) -> go.Figure:
+    """One coloured cell per bin showing its dominant emotion (highest mean probability).
+
+    Parameters
+    ----------
+    bins : DataFrame
+        Per-bin table with ``time_s`` and the seven emotion columns; bins without a face (all NaN)
+        are left blank.
+    """
+    _require_columns(bins, ["time_s", *EMOTIONS], "bins")
+    probs = bins[list(EMOTIONS)].to_numpy(dtype=float)
+    has_face = ~np.isnan(probs).all(axis=1)
+    codes = np.full(len(bins), np.nan)
+    codes[has_face] = np.nanargmax(probs[has_face], axis=1)
+    names = np.array([EMOTIONS[int(c)] if not np.isnan(c) else "no face" for c in codes])
+    n = len(EMOTIONS)
+    scale = []
+    for i, emotion in enumerate(EMOTIONS):
+        scale += [(i / n, EMOTION_COLORS[emotion]), ((i + 1) / n, EMOTION_COLORS[emotion])]
+    fig = go.Figure(
+        go.Heatmap(
+            x=bins["time_s"],
+            y=["dominant"],
+            z=[codes],
+            zmin=0,
+            zmax=n,
+            colorscale=scale,
+            showscale=False,
+            customdata=[names],
+            hovertemplate="%{x:.0f} s: %{customdata}<extra></extra>",
+        )
+    )
+    for emotion in EMOTIONS:  # legend entries
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", marker=dict(color=EMOTION_COLORS[emotion], size=10, symbol="square"), name=emotion))
+    fig.update_yaxes(showticklabels=False)
+    _layout(fig, title="Dominant emotion", yaxis="", height=220)
+    fig.update_layout(legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))
+    return fig
+
+
+def valence_engagement(bins: pd.DataFrame, markers: pd.DataFrame | None = None) -> go.Figure:
+    """Valence and engagement per bin over time, markers as vertical lines.
+
+    Parameters
+    ----------
+    bins : DataFrame
+        ``time_s``, ``valence`` (-1 to 1) and ``engagement`` (0 to 1) per bin.
+    """
+    _require_columns(bins, ["time_s", "valence", "engagement"], "bins")
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=bins["time_s"], y=bins["valence"], mode="lines", name="valence", line_color="#2ca02c"))
+    fig.add_trace(go.Scatter(x=bins["time_s"], y=bins["engagement"], mode="lines", name="engagement", line_color="#1f77b4"))
+    fig.add_hline(y=0, line_color="lightgray")
+    add_markers(fig, markers)
+    return _layout(fig, title="Valence and engagement", yaxis="score")
+
+
+def _groups(comparison: pd.DataFrame) -> list[str]:
+    return list(dict.fromkeys(comparison["group"].astype(str)))
+
+
+def compare_curves(comparison: pd.DataFrame, metric: str) -> go.Figure:
+    """Per-group mean curve of one metric over time with its 95% confidence band.
+
+    Parameters
+    ----------
+    comparison : DataFrame
+        Tidy output of ``sessions.aggregate.compare``: ``group, time_s, metric, mean, ci_low, ci_high``.
+    metric : str
+        One value of the ``metric`` column (an emotion, ``valence``, ``engagement``...).
+
+    Raises
+    ------
+    ValueError
+        If a column is missing or ``metric`` is not in the table.
+    """
+    _require_columns(comparison, ["group", "time_s", "metric", "mean", "ci_low", "ci_high"], "comparison")
+    rows = comparison[comparison["metric"] == metric]
+    if rows.empty:
+        raise ValueError(f"metric has to be one of {sorted(comparison['metric'].unique())}; got {metric!r}")
+    fig = go.Figure()
+    for i, group in enumerate(_groups(rows)):
+        part = rows[rows["group"].astype(str) == group].sort_values("time_s")
+        color = GROUP_COLORS[i % len(GROUP_COLORS)]
+        band_x = pd.concat([part["time_s"], part["time_s"][::-1]])
+        band_y = pd.concat([part["ci_high"], part["ci_low"][::-1]])
+        fig.add_trace(
+            go.Scatter(x=band_x, y=band_y, fill="toself", fillcolor=_rgba(color, 0.2), line_color="rgba(0,0,0,0)", hoverinfo="skip", showlegend=False, name=f"{group} 95% CI")
+        )
+        fig.add_trace(go.Scatter(x=part["time_s"], y=part["mean"], mode="lines", name=str(group), line_color=color))
+    return _layout(fig, title=f"Mean {metric} (95% band)", yaxis=metric)
+
+
+def share_expressing(comparison: pd.DataFrame, emotion: str) -> go.Figure:
+    """Per group, the share of participants whose dominant emotion is ``emotion`` in each bin.
+
+    Parameters
+    ----------
+    comparison : DataFrame
+        Tidy comparison with ``group, time_s, metric, share_expressing`` (0-1).
+    emotion : str
+        One of the ``metric`` values (an ``EMOTIONS`` name).
+
+    Raises
+    ------
+    ValueError
+        If a column is missing or ``comparison`` holds no rows for ``emotion``.
+    """
+    _require_columns(comparison, ["group", "time_s", "metric", "share_expressing"], "comparison")
+    rows = comparison[comparison["metric"] == emotion]
+    if rows.empty:
+        raise ValueError(f"emotion has to be one of {sorted(comparison['metric'].unique())}; got {emotion!r}")
+    fig = go.Figure()
+    for i, group in enumerate(_groups(rows)):
+        part = rows[rows["group"].astype(str) == group].sort_values("time_s")
+        fig.add_trace(
+            go.Scatter(x=part["time_s"], y=part["share_expressing"], mode="lines", name=str(group), line_color=GROUP_COLORS[i % len(GROUP_COLORS)], line_shape="hv")
+        )
+    fig.update_yaxes(range=[0, 1.05], tickformat=".0%")
+    return _layout(fig, title=f"Share of participants expressing {emotion}", yaxis="share")
+
+
+def emotion_means(comparison: pd.DataFrame) -> go.Figure:
+    """Per-emotion means over the whole time range, groups side by side (grouped bars).
+
+    Parameters
+    ----------
+    comparison : DataFrame
+        Tidy comparison with ``group, metric, mean``; rows whose metric is not an emotion are ignored.
+    """
+    _require_columns(comparison, ["group", "metric", "mean"], "comparison")
+    rows = comparison[comparison["metric"].isin(EMOTIONS)]
+    means = rows.pivot_table(index="group", columns="metric", values="mean", aggfunc="mean", observed=True)
+    fig = go.Figure()
+    for i, group in enumerate(means.index):
+        values = [means.loc[group].get(e, np.nan) for e in EMOTIONS]
+        fig.add_trace(go.Bar(x=list(EMOTIONS), y=values, name=str(group), marker_color=GROUP_COLORS[i % len(GROUP_COLORS)]))
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(tickformat=".0%")
+    return _layout(fig, title="Mean probability per emotion", yaxis="mean probability", xaxis="emotion")
+
+
+def confusion_matrix(matrix: Sequence[Sequence[float]], classes: Sequence[str] = EMOTIONS, *, normalize: bool = True) -> go.Figure:
+    """Heatmap of a confusion matrix (rows: true class, columns: predicted class).
+
+    Parameters
+    ----------
+    matrix : array-like of shape (n_classes, n_classes)
+        Counts.
+    normalize : bool
+        Show each row as shares of its true class (recall on the diagonal).
+
+    Raises
+    ------
+    ValueError
+        If the matrix is not square with one row per class.
+    """
+    values = np.asarray(matrix, dtype=float)
+    if values.shape != (len(classes), len(classes)):
+        raise ValueError(f"matrix has to be {len(classes)}x{len(classes)}; got shape {values.shape}")
+    if normalize:
+        totals = values.sum(axis=1, keepdims=True)
+        values = np.divide(values, totals, out=np.zeros_like(values), where=totals > 0)
+    text = [[f"{v:.0%}" if normalize else f"{v:.0f}" for v in row] for row in values]
+    fig = go.Figure(go.Heatmap(z=values, x=list(classes), y=list(classes), colorscale="Blues", text=text, texttemplate="%{text}"))
+    fig.update_yaxes(autorange="reversed")
+    return _layout(fig, title="Confusion matrix" + (" (row-normalised)" if normalize else ""), yaxis="true class", xaxis="predicted class", height=480)
+
+
+def training_curves(history: dict[str, Sequence[float]]) -> go.Figure:
+    """Training curves: one line per logged metric (``loss``, ``val_accuracy``...) over epochs.
+
+    Parameters
+    ----------
+    history : dict of str to list of float
+        Keras ``History.history``-style mapping, one value per epoch.
+
+    Raises
+    ------
+    ValueError
+        If ``history`` is empty.
+    """
+    if not history:
+        raise ValueError("history has to hold at least one metric; got an empty mapping")
+    fig = go.Figure()
+    for name, values in history.items():
+        values = list(values)
+        fig.add_trace(go.Scatter(x=list(range(1, len(values) + 1)), y=values, mode="lines+markers", name=name))
+    return _layout(fig, title="Training curves", yaxis="value", xaxis="epoch")
+
+
+def per_class_bars(per_class: dict[str, dict[str, float]]) -> go.Figure:
+    """Grouped bars of per-class figures (e.g. precision, recall, f1) in ``EMOTIONS`` order.
+
+    Parameters
+    ----------
+    per_class : dict
+        ``{class_name: {figure_name: value}}``.
+
+    Raises
+    ------
+    ValueError
+        If ``per_class`` is empty.
+    """
+    if not per_class:
+        raise ValueError("per_class has to hold at least one class; got an empty mapping")
+    classes = [c for c in EMOTIONS if c in per_class] or list(per_class)
+    names = list(dict.fromkeys(k for c in classes for k, v in per_class[c].items() if isinstance(v, int | float)))
+    fig = go.Figure()
+    for name in names:
+        fig.add_trace(go.Bar(x=classes, y=[per_class[c].get(name, np.nan) for c in classes], name=name))
+    fig.update_layout(barmode="group")
+    return _layout(fig, title="Per-class figures", yaxis="value", xaxis="class")

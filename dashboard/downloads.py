@@ -1,0 +1,32 @@
+"""Bytes for ``st.download_button`` written by the session store's own exporters (one format everywhere)."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+
+def export_bytes(export: Callable[[object, Path], object], data: object, suffix: str) -> bytes:
+    """Run a ``sessions.exports`` function into a temporary file and return the file's bytes.
+
+    Parameters
+    ----------
+    export : callable
+        ``export_observations``, ``export_bins`` or ``export_summary``.
+    data : DataFrame or dict
+        What to export.
+    suffix : str
+        File suffix choosing the format (``".csv"``, ``".json"``, ``".parquet"``).
+
+    Raises
+    ------
+    ValueError
+        If ``suffix`` does not start with a dot.
+    """
+    if not suffix.startswith("."):
+        raise ValueError(f"suffix has to start with a dot, e.g. '.csv'; got {suffix!r}")
+    with tempfile.TemporaryDirectory(prefix="fer-export-") as folder:
+        path = Path(folder) / f"export{suffix}"
+        export(data, path)
+        return path.read_bytes()

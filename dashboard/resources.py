@@ -1,0 +1,80 @@
+"""Shared resources of the dashboard, each built once per process with ``st.cache_resource``.
+
+Everything here is either read-only (settings, classifier) or thread-safe by design (the engine,
+the live recorder with its writer thread, the live-stream registry). Nothing is built at import.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard.live import LiveRegistry, LiveStream
+from dashboard.settings import Settings, load_settings
+
+
+@st.cache_resource(show_spinner=False)
+def get_settings() -> Settings:
+    """The dashboard's settings, read from the environment and config file on first use."""
+    return load_settings()
+
+
+@st.cache_resource(show_spinner="Opening the session database...")
+def _engine(url: str | None):
+    from sessions.db import get_engine
+
+    return get_engine(url)
+
+
+def get_engine():
+    """The SQLAlchemy engine of the configured session store (migrated to the current schema)."""
+    return _engine(get_settings().db_url)
+
+
+@st.cache_resource(show_spinner="Loading the emotion model...")
+def _classifier(path: str | None):
+    from fer_core.classifier import EmotionClassifier
+
+    return EmotionClassifier.load(path)
+
+
+def get_classifier():
+    """The one emotion classifier shared by every stream (thread-safe, never mutated)."""
+    return _classifier(get_settings().model_path)
+
+
+@st.cache_resource(show_spinner=False)
+def _recorder(url: str | None):
+    from sessions.recorder import LiveRecorder
+
+    return LiveRecorder(_engine(url))
+
+
+def get_recorder():
+    """The one live recorder (bounded queue, one writer thread) shared by every stream."""
+    return _recorder(get_settings().db_url)
+
+
+@st.cache_resource(show_spinner=False)
+def get_live_registry() -> LiveRegistry:
+    """Live streams by session id, shared so the researcher can watch a participant's stream."""
+    return LiveRegistry()
+
+
+def new_analyzer():
+    """A fresh ``FrameAnalyzer`` (own detector and tracking state) over the shared classifier."""
+    from fer_core.analyzer import FrameAnalyzer
+    from fer_core.detection import create_detector
+
+    settings = get_settings()
+    return FrameAnalyzer(get_classifier(), create_detector(settings.detector), detect_every=settings.detect_every)
+
+
+def new_live_stream(session_id: int) -> LiveStream:
+    """A fresh :class:`LiveStream` for ``session_id`` with its own analyzer, registered for watching.
+
+    The analyzer comes from this module's ``new_analyzer`` (looked up at call time, so tests can stub it).
+    """
+    settings = get_settings()
+    stream = LiveStream(session_id, analyzer=new_analyzer(), recorder=get_recorder(), frame_width=settings.frame_width)
+    get_live_registry().add(stream)
+    return stream

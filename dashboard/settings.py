@@ -1,0 +1,146 @@
+"""Dashboard settings: one frozen object built from embedded defaults, a TOML file and the environment.
+
+Precedence, lowest to highest: the defaults below, the TOML file (``FER_CONFIG`` or
+``fer-dashboard.toml`` in the working directory, table ``[dashboard]`` or top level), environment
+variables. Every setting is documented in ``docs/SETTINGS.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from fer_core.detection import DEFAULT_DETECTOR
+
+#: Config file read when ``FER_CONFIG`` is not set (relative to the working directory).
+DEFAULT_CONFIG_FILE = "fer-dashboard.toml"
+
+#: Environment variable of each setting.
+ENV_VARS: dict[str, str] = {
+    "db_url": "FER_DB_URL",
+    "model_path": "FER_MODEL_PATH",
+    "ice_servers": "FER_ICE_SERVERS",
+    "frame_width": "FER_FRAME_WIDTH",
+    "detect_every": "FER_DETECT_EVERY",
+    "researcher_password": "FER_RESEARCHER_PASSWORD",
+    "detector": "FER_DETECTOR",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the dashboard reads from its environment.
+
+    Attributes
+    ----------
+    db_url : str or None
+        SQLAlchemy URL of the session store; None lets ``sessions.db.resolve_db_url`` pick its
+        default (a SQLite file under the user's data directory).
+    model_path : str or None
+        ``.keras`` model file; None means the shipped model (``fer_core/models/fer2013_cnn.keras``).
+    ice_servers : list of dict
+        WebRTC ICE servers (``[{"urls": ["stun:..."]}, {"urls": ..., "username": ..., "credential": ...}]``).
+        Empty by default, which works when browser and server are on one machine or one LAN.
+    frame_width : int
+        Frames wider than this many pixels are scaled down (aspect kept) before analysis.
+    detect_every : int
+        Run the face detector on every n-th frame; tracked boxes are reused in between.
+    researcher_password : str or None
+        When set, every page except the participant link asks for it.
+    detector : str
+        Face-detector backend name passed to ``fer_core.detection.create_detector``.
+    """
+
+    db_url: str | None = None
+    model_path: str | None = None
+    ice_servers: list[dict] = field(default_factory=list)
+    frame_width: int = 640
+    detect_every: int = 1
+    researcher_password: str | None = None
+    detector: str = DEFAULT_DETECTOR
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.ice_servers, list) or not all(isinstance(s, dict) for s in self.ice_servers):
+            raise ValueError(f"ice_servers has to be a list of objects with 'urls'; got {self.ice_servers!r}")
+        if self.frame_width < 64:
+            raise ValueError(f"frame_width has to be at least 64 pixels; got {self.frame_width}")
+        if self.detect_every < 1:
+            raise ValueError(f"detect_every has to be at least 1; got {self.detect_every}")
+
+    @property
+    def resolved_model_path(self) -> Path:
+        """``model_path``, or the shipped model ``fer_core/models/fer2013_cnn.keras`` when it is None."""
+        from fer_core.classifier import default_model_path
+
+        return Path(self.model_path) if self.model_path else default_model_path()
+
+    @property
+    def rtc_configuration(self) -> dict:
+        """The ``RTCConfiguration`` passed to ``webrtc_streamer``."""
+        return {"iceServers": list(self.ice_servers)}
+
+
+def _parse(name: str, raw: object) -> object:
+    """Convert one raw value (a string from the environment, or a TOML value) to the setting's type."""
+    if name == "ice_servers":
+        if isinstance(raw, str):
+            try:
+                raw = json.loads(raw) if raw.strip() else []
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{ENV_VARS[name]} has to be a JSON list of ICE servers; got {raw!r} ({exc})") from exc
+        return raw
+    if name in ("frame_width", "detect_every"):
+        try:
+            return int(raw)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{ENV_VARS[name]} has to be an integer; got {raw!r}") from exc
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None if name != "detector" else DEFAULT_DETECTOR
+    return str(raw)
+
+
+def load_settings(environ: Mapping[str, str] | None = None, config_file: str | Path | None = None) -> Settings:
+    """Build the settings from the defaults, an optional TOML file and the environment.
+
+    Parameters
+    ----------
+    environ : mapping, optional
+        Environment variables (default: ``os.environ``).
+    config_file : str or Path, optional
+        TOML file; default ``FER_CONFIG`` from ``environ``, else ``fer-dashboard.toml`` if it exists.
+
+    Returns
+    -------
+    Settings
+
+    Raises
+    ------
+    ValueError
+        If a value has the wrong type or range, naming the variable or key, or if an explicitly
+        named config file does not exist or is not valid TOML.
+    """
+    environ = os.environ if environ is None else environ
+    explicit = config_file or environ.get("FER_CONFIG")
+    path = Path(explicit) if explicit else Path(DEFAULT_CONFIG_FILE)
+    values: dict[str, object] = {}
+    if path.is_file():
+        try:
+            table = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"config file {path} is not valid TOML: {exc}") from exc
+        table = table.get("dashboard", table)
+        known = {f.name for f in fields(Settings)}
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise ValueError(f"config file {path}: unknown keys {unknown}; expected some of {sorted(known)}")
+        values.update({key: _parse(key, value) for key, value in table.items()})
+    elif explicit:
+        raise ValueError(f"config file {path} does not exist (from FER_CONFIG or config_file)")
+    for name, var in ENV_VARS.items():
+        if var in environ:
+            values[name] = _parse(name, environ[var])
+    return Settings(**values)

@@ -1,0 +1,196 @@
+"""Command line: ``python -m sessions list|show|import-video|export|delete [--db URL]``.
+
+Expected failures (unknown session, unreachable database, undecodable video, unwritable export path...)
+print ``error: ...`` on stderr and exit with status 1, without a traceback; nothing stored is changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from sessions.errors import DatabaseUnavailable, ExportError, NoFaceFound, SessionNotFound
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [DatabaseUnavailable, SessionNotFound, ExportError, NoFaceFound,
+                                         ValueError, OSError]  # fmt: skip
+    try:
+        from fer_core.model_file import ModelFileError
+
+        errors.append(ModelFileError)
+    except ImportError:  # pragma: no cover - fer_core always ships it
+        pass
+    try:
+        from fer_core.video import VideoDecodeError
+
+        errors.append(VideoDecodeError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def _tag(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"a tag has to look like key=value; got {text!r}")
+    return key.strip(), value.strip()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of ``python -m sessions``."""
+    db_help = "database URL (default: $FER_DB_URL, else sessions.db in the user data folder)"
+    common = argparse.ArgumentParser(add_help=False)  # --db after the command; SUPPRESS keeps one given before it
+    common.add_argument("--db", metavar="URL", default=argparse.SUPPRESS, help=db_help)
+    parser = argparse.ArgumentParser(prog="python -m sessions", description="FER study sessions: list, inspect, "
+                                     "import videos, export and delete.")  # fmt: skip
+    parser.add_argument("--db", metavar="URL", default=None, help=db_help)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    listing = commands.add_parser("list", parents=[common], help="list sessions (newest first)")
+    listing.add_argument("--study", help="only sessions of this study")
+
+    show = commands.add_parser("show", parents=[common], help="show one session and its summary")
+    show.add_argument("session", type=int, metavar="SESSION", help="session id")
+    show.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    imp = commands.add_parser("import-video", parents=[common], help="analyse a video into a new session")
+    imp.add_argument("video", metavar="VIDEO", help="video file")
+    imp.add_argument("--study", required=True, help="study name (created if missing)")
+    imp.add_argument("--participant", help="participant pseudonym (default: a random code)")
+    imp.add_argument("--tag", action="append", type=_tag, default=[], metavar="K=V", help="group label, repeatable")
+
+    export = commands.add_parser("export", parents=[common], help="export a session's observations or bins")
+    export.add_argument("session", type=int, metavar="SESSION", help="session id")
+    export.add_argument("--format", choices=("csv", "parquet", "json"), required=True, dest="fmt")
+    export.add_argument("--per-second", action="store_true", help="export per-bin aggregates instead of frames")
+    export.add_argument("--bin-s", type=float, default=1.0, help="bin width in seconds with --per-second")
+    export.add_argument("--summary", metavar="PATH", help="also write the session summary as JSON to PATH")
+    export.add_argument("--out", required=True, metavar="PATH", help="output file")
+
+    delete = commands.add_parser("delete", parents=[common], help="delete a session with its observations")
+    delete.add_argument("session", type=int, metavar="SESSION", help="session id")
+    return parser
+
+
+def _cmd_list(engine, args) -> None:
+    from sessions import repository
+    from sessions.db import session_scope
+
+    with session_scope(engine) as db:
+        study_id = None
+        if args.study:
+            study = next((s for s in repository.list_studies(db) if s.name == args.study), None)
+            if study is None:
+                raise ValueError(f"--study has to name an existing study; got {args.study!r}")
+            study_id = study.id
+        table = repository.list_sessions(db, study_id=study_id)
+    if table.empty:
+        print("no sessions")
+        return
+    table["tags"] = table["tags"].map(lambda tags: ",".join(f"{k}={v}" for k, v in tags.items()))
+    table["started_at"] = table["started_at"].map(lambda t: t.strftime("%Y-%m-%d %H:%M:%SZ"))
+    columns = ["session_id", "study", "participant_code", "tags", "source", "status", "started_at",
+               "duration_s", "face_present_rate", "dominant_emotion", "dropped_frames"]  # fmt: skip
+    print(table[columns].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+
+
+def _summary(engine, session_id: int):
+    from sessions import repository
+    from sessions.aggregate import session_summary
+    from sessions.db import session_scope
+
+    with session_scope(engine) as db:
+        info = repository.list_sessions(db, session_ids=[session_id])
+        if info.empty:
+            raise SessionNotFound(f"no session has id {session_id}")
+        observations = repository.load_observations(db, session_id)
+        markers = repository.load_markers(db, session_id)
+    return info.iloc[0], observations, session_summary(observations, markers)
+
+
+def _cmd_show(engine, args) -> None:
+    from sessions.exports import json_ready
+
+    info, _, summary = _summary(engine, args.session)
+    if args.json:
+        print(json.dumps(json_ready({"session": info.to_dict(), "summary": summary}), indent=2))
+        return
+    for key in ("session_id", "study", "participant_code", "tags", "source", "status", "started_at", "ended_at",
+                "dropped_frames"):  # fmt: skip
+        print(f"{key:>18}: {info[key]}")
+    fpr = summary["face_present_rate"]
+    print(f"{'duration_s':>18}: {summary['duration_s']:.2f}  frames: {summary['n_frames']}  face present: "
+          f"{'n/a' if fpr is None else f'{fpr:.1%}'}")  # fmt: skip
+    print(f"{'emotion':>18}  {'mean':>6}  {'peak':>6}  {'peak at s':>9}  {'dominant':>8}")
+    for emotion, values in summary["emotions"].items():
+        cells = [values["mean"], values["peak"], values["peak_time_s"], summary["dominant_distribution"][emotion]]
+        print(f"{emotion:>18}  " + "  ".join(f"{'n/a':>{width}}" if v is None else f"{v:{width}.3f}"
+                                             for v, width in zip(cells, (6, 6, 9, 8), strict=True)))  # fmt: skip
+    for marker in summary["markers"]:
+        print(f"{'marker':>18}: {marker['time_s']:.2f} s  {marker['label']}  {marker['note']}")
+
+
+def _cmd_import(engine, args) -> None:
+    from tqdm import tqdm
+
+    from sessions.importer import import_video
+
+    with tqdm(total=100, unit="%", desc="analysing", file=sys.stderr) as bar:
+
+        def progress(fraction: float) -> None:
+            bar.update(round(100 * fraction) - bar.n)
+
+        session_id = import_video(engine, args.video, study=args.study, participant_code=args.participant,
+                                  tags=dict(args.tag), progress=progress)  # fmt: skip
+    print(f"imported session {session_id}")
+
+
+def _cmd_export(engine, args) -> None:
+    from sessions.aggregate import per_bin
+    from sessions.exports import export_bins, export_observations, export_summary
+
+    _, observations, summary = _summary(engine, args.session)
+    if args.per_second:
+        path = export_bins(per_bin(observations, args.bin_s), args.out, fmt=args.fmt)
+    else:
+        path = export_observations(observations, args.out, fmt=args.fmt)
+    print(f"wrote {path}")
+    if args.summary:
+        print(f"wrote {export_summary(summary, args.summary)}")
+
+
+def _cmd_delete(engine, args) -> None:
+    from sessions import repository
+    from sessions.db import session_scope
+
+    with session_scope(engine) as db:
+        repository.delete_session(db, args.session)
+    print(f"deleted session {args.session} with its observations and markers")
+
+
+COMMANDS = {"list": _cmd_list, "show": _cmd_show, "import-video": _cmd_import, "export": _cmd_export,
+            "delete": _cmd_delete}  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit status (0 success, 1 expected error, 2 usage error)."""
+    args = build_parser().parse_args(argv)
+    from sessions.db import get_engine
+
+    try:
+        engine = get_engine(args.db)
+        try:
+            COMMANDS[args.command](engine, args)
+        finally:
+            engine.dispose()
+    except _expected_errors() as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

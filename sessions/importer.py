@@ -1,0 +1,138 @@
+"""Offline import: analyse a recorded video through the core into a new, complete session.
+
+The same function serves ``python -m sessions import-video`` and the dashboard's upload page.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import Engine, insert
+
+from fer_core.emotions import EMOTIONS, NO_FACE_ID, OBSERVATION_COLUMNS
+from sessions import repository
+from sessions.db import session_scope
+from sessions.errors import NoFaceFound
+from sessions.models import Observation
+
+#: Rows per INSERT batch.
+INSERT_CHUNK = 10_000
+
+
+def new_participant_code() -> str:
+    """Return a random pseudonym such as ``"P-3f9a1c"`` (never derived from a name or a file name)."""
+    return f"P-{secrets.token_hex(3)}"
+
+
+def observation_table_rows(session_id: int, observations: pd.DataFrame) -> list[dict]:
+    """Turn an ``OBSERVATION_COLUMNS`` table into ``observations`` rows (NaN to NULL).
+
+    Parameters
+    ----------
+    session_id : int
+        Session the rows belong to.
+    observations : pandas.DataFrame
+        Columns ``OBSERVATION_COLUMNS``; box in pixels, the seven probabilities, ``face_id`` -1 without a face.
+
+    Returns
+    -------
+    list of dict
+        Keyed by ``Observation`` column names.
+    """
+    frame = observations[list(OBSERVATION_COLUMNS)].copy()
+    frame = frame.astype(object).where(frame.notna(), None)
+    records = frame.to_dict("records")
+    for record in records:
+        record["session_id"] = session_id
+        record["frame"] = int(record["frame"])
+        record["face_id"] = int(record["face_id"])
+        record["time_s"] = float(record["time_s"])
+        for key in ("x", "y", "w", "h"):
+            if record[key] is not None:
+                record[key] = int(round(float(record[key])))
+        for key in EMOTIONS:
+            if record[key] is not None:
+                record[key] = float(record[key])
+    return records
+
+
+def import_video(
+    engine: Engine,
+    path: str | os.PathLike,
+    *,
+    study: str,
+    participant_code: str | None = None,
+    tags: dict[str, str] | None = None,
+    progress: Callable[[float], None] | None = None,
+    analyzer=None,
+) -> int:
+    """Analyse a video file with the core and store it as a new ``complete`` session of ``study``.
+
+    The video is analysed first (``fer_core.video.analyze_video``, time from the decoder's timestamps);
+    the database is written only when the analysis succeeded and found a face, in one transaction.
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine
+        The store.
+    path : str or path-like
+        Video file (anything PyAV decodes: mp4, mov, webm...).
+    study : str
+        Study name; created if it does not exist.
+    participant_code : str, optional
+        Pseudonym; default a random one (:func:`new_participant_code`).
+    tags : dict of str to str, optional
+        Group or condition labels.
+    progress : callable, optional
+        Called with the fraction done (float in [0, 1]).
+    analyzer : fer_core.analyzer.FrameAnalyzer, optional
+        Default: the core's default analyzer (shipped model, default detector).
+
+    Returns
+    -------
+    int
+        Id of the new session.
+
+    Raises
+    ------
+    fer_core.video.VideoDecodeError
+        The file is missing or cannot be decoded; nothing is stored.
+    fer_core.model_file.ModelFileError
+        No ``analyzer`` was given and the shipped model is missing or invalid; nothing is stored.
+    NoFaceFound
+        No frame holds a face; nothing is stored.
+    ValueError
+        Empty study name or invalid tags; nothing is stored.
+    """
+    from fer_core.video import analyze_video  # imported here: decoding stacks load only when importing videos
+
+    path = Path(path)
+    if not (study or "").strip():
+        raise ValueError("study has to be a non-empty name; got an empty one")
+
+    def analysis_progress(fraction: float) -> None:
+        if progress is not None:
+            progress(0.95 * min(max(float(fraction), 0.0), 1.0))
+
+    observations = analyze_video(path, analyzer=analyzer, progress=analysis_progress, show_progress=False)
+    if observations.empty or not (observations["face_id"] != NO_FACE_ID).any():
+        raise NoFaceFound(f"video {str(path)!r} has no face in any of its {observations['frame'].nunique()} "
+                          "analysed frames; nothing was stored")  # fmt: skip
+    with session_scope(engine) as db:
+        study_row = repository.get_or_create_study(db, study)
+        session = repository.create_session(
+            db, study_id=study_row.id, participant_code=participant_code or new_participant_code(),
+            tags=tags, source="upload",
+        )  # fmt: skip
+        rows = observation_table_rows(session.id, observations)
+        for start in range(0, len(rows), INSERT_CHUNK):
+            db.execute(insert(Observation), rows[start : start + INSERT_CHUNK])
+        repository.finish_session(db, session.id, "complete")
+        session_id = session.id
+    if progress is not None:
+        progress(1.0)
+    return session_id

@@ -1,0 +1,178 @@
+"""Typed SQLAlchemy 2.0 models of the session store: Study, StudySession, Observation, Marker.
+
+All timestamps are stored in UTC (:class:`UTCDateTime`): aware datetimes are converted to UTC on the way
+in and come back aware (``tzinfo=UTC``) on every backend, SQLite included.
+
+Observations store the **raw** per-frame class probabilities of the classifier (``FaceResult.probs``), not
+the time-smoothed ones: smoothing is a display choice that can be redone from the raw values, whereas raw
+values cannot be recovered from smoothed ones. ``dominant`` is the arg-max of the stored probabilities.
+A frame in which no face was found is stored as one row with ``face_id = NO_FACE_ID`` (-1), NULL box and
+probabilities and ``dominant = "none"`` (as the core writes it), so that face-present rates are real.
+
+The schema changes only through the Alembic migrations in ``sessions/migrations``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+#: Constraint names, so that migrations can refer to constraints by name on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: Values of ``StudySession.status``.
+SESSION_STATUSES: tuple[str, ...] = ("recording", "complete", "aborted")
+#: Values of ``StudySession.source``.
+SESSION_SOURCES: tuple[str, ...] = ("live", "upload")
+
+
+class UTCDateTime(TypeDecorator):
+    """A timezone-aware UTC timestamp on every backend (SQLite stores it as naive UTC text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"timestamps have to be timezone-aware; got the naive datetime {value!r}")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utc_now() -> datetime:
+    """Return the current time as an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Study(Base):
+    """A study (product test, game-play test, ad screening) grouping participant sessions."""
+
+    __tablename__ = "studies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+    sessions: Mapped[list[StudySession]] = relationship(
+        back_populates="study", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class StudySession(Base):
+    """One participant run of a study (live webcam or uploaded video).
+
+    ``tags`` holds free group/condition labels (``{"variant": "A", "age": "18-24"}``); ``participant_code``
+    is a pseudonym. ``heartbeat_at`` is updated by the live recorder at each flush; a session left
+    ``recording`` with a stale heartbeat was interrupted (see :func:`sessions.recorder.recover_interrupted`).
+    ``dropped_frames`` counts frames the recorder dropped because its queue was full. ``n_frames``,
+    ``n_face_frames``, ``dominant_emotion`` and ``duration_s`` are cached by
+    :func:`sessions.repository.refresh_session_stats` when the session ends.
+    """
+
+    __tablename__ = "study_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    participant_code: Mapped[str] = mapped_column(String(100))
+    tags: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    stimulus_name: Mapped[str | None] = mapped_column(String(300))
+    stimulus_url: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(20), default="live")
+    consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(20), default="recording", index=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    dropped_frames: Mapped[int] = mapped_column(Integer, default=0)
+    join_token: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # statistics cached when the session ends (NULL while recording), so listing sessions scans no observations
+    n_frames: Mapped[int | None] = mapped_column(Integer)
+    n_face_frames: Mapped[int | None] = mapped_column(Integer)
+    dominant_emotion: Mapped[str | None] = mapped_column(String(20))
+    duration_s: Mapped[float | None] = mapped_column(Float)
+
+    study: Mapped[Study] = relationship(back_populates="sessions")
+    observations: Mapped[list[Observation]] = relationship(
+        back_populates="session", cascade="all, delete-orphan", passive_deletes=True
+    )
+    markers: Mapped[list[Marker]] = relationship(
+        back_populates="session", cascade="all, delete-orphan", passive_deletes=True, order_by="Marker.time_s"
+    )
+
+
+class Observation(Base):
+    """One face (or the absence of a face) in one analysed frame; columns follow ``OBSERVATION_COLUMNS``.
+
+    ``time_s`` is seconds since the session started, ``x, y, w, h`` the face box in pixels, the seven
+    emotion columns the raw classifier probabilities (FER2013 order), ``dominant`` their arg-max.
+    """
+
+    __tablename__ = "observations"
+    __table_args__ = (Index("ix_observations_session_id_time_s", "session_id", "time_s"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("study_sessions.id", ondelete="CASCADE"))
+    time_s: Mapped[float] = mapped_column(Float)
+    frame: Mapped[int] = mapped_column(Integer)
+    face_id: Mapped[int] = mapped_column(Integer)
+    x: Mapped[int | None] = mapped_column(Integer)
+    y: Mapped[int | None] = mapped_column(Integer)
+    w: Mapped[int | None] = mapped_column(Integer)
+    h: Mapped[int | None] = mapped_column(Integer)
+    angry: Mapped[float | None] = mapped_column(Float)
+    disgust: Mapped[float | None] = mapped_column(Float)
+    fear: Mapped[float | None] = mapped_column(Float)
+    happy: Mapped[float | None] = mapped_column(Float)
+    sad: Mapped[float | None] = mapped_column(Float)
+    surprise: Mapped[float | None] = mapped_column(Float)
+    neutral: Mapped[float | None] = mapped_column(Float)
+    dominant: Mapped[str | None] = mapped_column(String(20))
+
+    session: Mapped[StudySession] = relationship(back_populates="observations")
+
+
+class Marker(Base):
+    """A labelled instant of a session (``time_s`` seconds since its start), e.g. ``"stimulus start"``."""
+
+    __tablename__ = "markers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("study_sessions.id", ondelete="CASCADE"), index=True)
+    time_s: Mapped[float] = mapped_column(Float)
+    label: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+    session: Mapped[StudySession] = relationship(back_populates="markers")

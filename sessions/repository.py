@@ -1,0 +1,409 @@
+"""Repository functions over the session store.
+
+Every function takes an ORM session ``db`` first and never commits: the caller owns the transaction
+(see :func:`sessions.db.session_scope`). Times are aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import case, delete, func, select
+from sqlalchemy.orm import Session
+
+from fer_core.emotions import NO_FACE_ID, OBSERVATION_COLUMNS
+from sessions.errors import SessionNotFound
+from sessions.models import SESSION_SOURCES, SESSION_STATUSES, Marker, Observation, Study, StudySession, utc_now
+
+#: Columns of :func:`list_sessions`.
+SESSION_LIST_COLUMNS: tuple[str, ...] = (
+    "session_id", "study", "participant_code", "tags", "source", "status", "started_at", "ended_at",
+    "duration_s", "face_present_rate", "dominant_emotion", "dropped_frames",
+)  # fmt: skip
+#: Columns of :func:`load_markers`.
+MARKER_COLUMNS: tuple[str, ...] = ("time_s", "label", "note")
+
+
+def _aware_utc(when: datetime, name: str) -> datetime:
+    if not isinstance(when, datetime):
+        raise ValueError(f"{name} has to be a datetime; got {type(when).__name__}")
+    if when.tzinfo is None:
+        raise ValueError(f"{name} has to be timezone-aware (e.g. datetime.now(UTC)); got the naive {when!r}")
+    return when.astimezone(UTC)
+
+
+def create_study(db: Session, name: str, description: str = "") -> Study:
+    """Add a study named ``name`` (unique, non-empty after stripping) and return it (flushed, so it has an id).
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is empty or a study with this name exists.
+    """
+    name = (name or "").strip()
+    if not name:
+        raise ValueError("study name has to be a non-empty string; got an empty one")
+    if db.scalar(select(Study.id).where(Study.name == name)) is not None:
+        raise ValueError(f"study name has to be unique; a study named {name!r} exists")
+    study = Study(name=name, description=description or "")
+    db.add(study)
+    db.flush()
+    return study
+
+
+def list_studies(db: Session) -> list[Study]:
+    """Return all studies, ordered by name."""
+    return list(db.scalars(select(Study).order_by(Study.name)))
+
+
+def get_or_create_study(db: Session, name: str) -> Study:
+    """Return the study named ``name``, creating it (with an empty description) if needed."""
+    study = db.scalar(select(Study).where(Study.name == (name or "").strip()))
+    return study if study is not None else create_study(db, name)
+
+
+def create_session(
+    db: Session,
+    *,
+    study_id: int,
+    participant_code: str,
+    tags: dict[str, str] | None = None,
+    stimulus_name: str | None = None,
+    stimulus_url: str | None = None,
+    source: str = "live",
+    consent_at: datetime | None = None,
+) -> StudySession:
+    """Add a session in status ``recording``, started now (UTC), and return it (flushed, so it has an id).
+
+    Parameters
+    ----------
+    study_id : int
+        Id of an existing study.
+    participant_code : str
+        Pseudonym of the participant (not a real name).
+    tags : dict of str to str, optional
+        Group or condition labels, e.g. ``{"variant": "A", "age": "18-24"}``.
+    stimulus_name, stimulus_url : str, optional
+        What the participant watched or played, and where it is (URL or file).
+    source : {"live", "upload"}
+        Live webcam or uploaded video.
+    consent_at : datetime, optional
+        Aware datetime at which consent was given.
+
+    Raises
+    ------
+    ValueError
+        Unknown study, empty participant code, unknown source, non-string tags or a naive ``consent_at``.
+    """
+    if db.get(Study, study_id) is None:
+        raise ValueError(f"study_id has to name an existing study; got {study_id!r}")
+    code = (participant_code or "").strip()
+    if not code:
+        raise ValueError("participant_code has to be a non-empty pseudonym; got an empty one")
+    if source not in SESSION_SOURCES:
+        raise ValueError(f"source has to be one of {SESSION_SOURCES}; got {source!r}")
+    tags = dict(tags or {})
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items()):
+        raise ValueError(f"tags have to map str to str; got {tags!r}")
+    now = utc_now()
+    session = StudySession(
+        study_id=study_id, participant_code=code, tags=tags, stimulus_name=stimulus_name,
+        stimulus_url=stimulus_url, source=source, started_at=now, heartbeat_at=now, status="recording",
+        consent_at=None if consent_at is None else _aware_utc(consent_at, "consent_at"), dropped_frames=0,
+    )  # fmt: skip
+    db.add(session)
+    db.flush()
+    return session
+
+
+def get_session(db: Session, session_id: int) -> StudySession:
+    """Return the session with id ``session_id``.
+
+    Raises
+    ------
+    SessionNotFound
+        If there is none.
+    """
+    session = db.get(StudySession, session_id)
+    if session is None:
+        raise SessionNotFound(f"no session has id {session_id!r}")
+    return session
+
+
+def _session_stats(db: Session, ids: list[int]) -> pd.DataFrame:
+    """Per session: duration (last observation time), face-present rate over frames, most frequent dominant."""
+    face_frame = case((Observation.face_id != NO_FACE_ID, Observation.frame))
+    frames = db.execute(
+        select(
+            Observation.session_id,
+            func.max(Observation.time_s),
+            func.count(func.distinct(Observation.frame)),
+            func.count(func.distinct(face_frame)),
+        )
+        .where(Observation.session_id.in_(ids))
+        .group_by(Observation.session_id)
+    ).all()
+    stats = pd.DataFrame(frames, columns=["session_id", "last_time_s", "n_frames", "n_face_frames"])
+    dominant = db.execute(
+        select(Observation.session_id, Observation.dominant, func.count())
+        .where(Observation.session_id.in_(ids), Observation.face_id != NO_FACE_ID)
+        .group_by(Observation.session_id, Observation.dominant)
+    ).all()
+    dom = pd.DataFrame(dominant, columns=["session_id", "dominant_emotion", "n"])
+    if len(dom):
+        dom = dom.sort_values(["session_id", "n"], ascending=[True, False]).drop_duplicates("session_id")
+    stats = stats.merge(dom[["session_id", "dominant_emotion"]], on="session_id", how="left")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        stats["face_present_rate"] = stats["n_face_frames"] / stats["n_frames"].where(stats["n_frames"] > 0)
+    return stats.set_index("session_id")
+
+
+def list_sessions(
+    db: Session, *, study_id: int | None = None, session_ids: Iterable[int] | None = None
+) -> pd.DataFrame:
+    """Return one row per session (newest first), optionally restricted to a study or to given ids.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``SESSION_LIST_COLUMNS``: ``session_id`` (int), ``study`` (name), ``participant_code``,
+        ``tags`` (dict), ``source``, ``status``, ``started_at`` / ``ended_at`` (aware UTC datetimes or None),
+        ``duration_s`` (float seconds: time of the last observation, else end minus start, else NaN),
+        ``face_present_rate`` (share of analysed frames with a face, NaN without observations),
+        ``dominant_emotion`` (most frequent per-frame dominant emotion, None without faces),
+        ``dropped_frames`` (int).
+    """
+    query = select(StudySession, Study.name).join(Study).order_by(StudySession.id.desc())
+    if study_id is not None:
+        query = query.where(StudySession.study_id == study_id)
+    if session_ids is not None:
+        query = query.where(StudySession.id.in_([int(i) for i in session_ids]))
+    rows = db.execute(query).all()
+    if not rows:
+        return pd.DataFrame({name: pd.Series(dtype=object) for name in SESSION_LIST_COLUMNS})
+    uncached = [s.id for s, _ in rows if s.n_frames is None]
+    live = _session_stats(db, uncached) if uncached else None
+    records = []
+    for s, study_name in rows:
+        if s.n_frames is not None:
+            n_frames, n_face, dominant, last_time = s.n_frames, s.n_face_frames, s.dominant_emotion, s.duration_s
+        elif live is not None and s.id in live.index:
+            st = live.loc[s.id]
+            n_frames, n_face, last_time = int(st["n_frames"]), int(st["n_face_frames"]), st["last_time_s"]
+            dominant = st["dominant_emotion"] if pd.notna(st["dominant_emotion"]) else None
+        else:
+            n_frames, n_face, dominant, last_time = 0, 0, None, None
+        if last_time is not None and pd.notna(last_time):
+            duration = float(last_time)
+        elif s.ended_at is not None:
+            duration = (s.ended_at - s.started_at).total_seconds()
+        else:
+            duration = float("nan")
+        records.append({
+            "session_id": s.id, "study": study_name, "participant_code": s.participant_code,
+            "tags": dict(s.tags or {}), "source": s.source, "status": s.status, "started_at": s.started_at,
+            "ended_at": s.ended_at, "duration_s": duration,
+            "face_present_rate": n_face / n_frames if n_frames else float("nan"),
+            "dominant_emotion": dominant, "dropped_frames": int(s.dropped_frames or 0),
+        })  # fmt: skip
+    table = pd.DataFrame.from_records(records, columns=list(SESSION_LIST_COLUMNS))
+    for column in ("dominant_emotion", "ended_at"):  # keep None (not NaN/NaT) for missing values
+        table[column] = pd.Series([r[column] for r in records], dtype=object, index=table.index)
+    return table
+
+
+def refresh_session_stats(db: Session, session_id: int) -> StudySession:
+    """Compute a session's statistics from its observations and cache them on the session row.
+
+    Called when a session ends (:func:`finish_session`, the recorder, :func:`sessions.recorder.recover_interrupted`),
+    so that :func:`list_sessions` reads finished sessions without scanning their observations.
+
+    Raises
+    ------
+    SessionNotFound
+        Unknown session.
+    """
+    session = get_session(db, session_id)
+    db.flush()
+    stats = _session_stats(db, [session_id])
+    if session_id in stats.index:
+        st = stats.loc[session_id]
+        session.n_frames, session.n_face_frames = int(st["n_frames"]), int(st["n_face_frames"])
+        session.duration_s = float(st["last_time_s"])
+        session.dominant_emotion = st["dominant_emotion"] if pd.notna(st["dominant_emotion"]) else None
+    else:
+        session.n_frames, session.n_face_frames, session.duration_s, session.dominant_emotion = 0, 0, None, None
+    db.flush()
+    return session
+
+
+def add_marker(db: Session, session_id: int, time_s: float, label: str, note: str = "") -> Marker:
+    """Add a marker ``label`` at ``time_s`` seconds since the session start (>= 0) and return it.
+
+    Raises
+    ------
+    SessionNotFound
+        Unknown session.
+    ValueError
+        Negative or non-finite ``time_s``, or an empty label.
+    """
+    get_session(db, session_id)
+    time_s = float(time_s)
+    if not np.isfinite(time_s) or time_s < 0:
+        raise ValueError(f"time_s has to be a finite number of seconds >= 0; got {time_s!r}")
+    label = (label or "").strip()
+    if not label:
+        raise ValueError("marker label has to be a non-empty string; got an empty one")
+    marker = Marker(session_id=session_id, time_s=time_s, label=label, note=note or "")
+    db.add(marker)
+    db.flush()
+    return marker
+
+
+def delete_session(db: Session, session_id: int) -> None:
+    """Delete a session with its observations and markers (right to be forgotten).
+
+    The database deletes the children (``ON DELETE CASCADE``); the ORM relationships cascade too,
+    without loading the observations.
+
+    Raises
+    ------
+    SessionNotFound
+        Unknown session.
+    """
+    session = get_session(db, session_id)
+    # Explicit deletes keep this correct on a SQLite connection opened without foreign keys.
+    db.execute(delete(Observation).where(Observation.session_id == session_id))
+    db.execute(delete(Marker).where(Marker.session_id == session_id))
+    db.delete(session)
+    db.flush()
+
+
+def load_observations(db: Session, session_id: int) -> pd.DataFrame:
+    """Return a session's observations ordered by time, frame and face.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``OBSERVATION_COLUMNS``: ``time_s`` (float64 s since the start), ``frame`` and ``face_id``
+        (int64, ``face_id`` -1 on no-face rows), ``x, y, w, h`` (float64 pixels, NaN without a face), the seven
+        raw probabilities (float64, NaN without a face), ``dominant`` (str, ``"none"`` without a face).
+
+    Raises
+    ------
+    SessionNotFound
+        Unknown session.
+    """
+    get_session(db, session_id)
+    columns = [getattr(Observation, name) for name in OBSERVATION_COLUMNS]
+    result = db.execute(
+        select(*columns)
+        .where(Observation.session_id == session_id)
+        .order_by(Observation.time_s, Observation.frame, Observation.face_id)
+    )
+    # plain tuples: pandas probes Row objects attribute by attribute, which is several times slower
+    frame = pd.DataFrame.from_records([tuple(row) for row in result], columns=list(OBSERVATION_COLUMNS))
+    numeric = [c for c in OBSERVATION_COLUMNS if c not in ("frame", "face_id", "dominant")]
+    frame[numeric] = frame[numeric].astype("float64")
+    frame[["frame", "face_id"]] = frame[["frame", "face_id"]].astype("int64")
+    frame["dominant"] = frame["dominant"].astype(object).where(frame["dominant"].notna(), None)
+    return frame
+
+
+def load_markers(db: Session, session_id: int) -> pd.DataFrame:
+    """Return a session's markers ordered by time: columns ``time_s`` (float s), ``label``, ``note``.
+
+    Raises
+    ------
+    SessionNotFound
+        Unknown session.
+    """
+    get_session(db, session_id)
+    rows = db.execute(
+        select(Marker.time_s, Marker.label, Marker.note).where(Marker.session_id == session_id).order_by(Marker.time_s)
+    ).all()
+    frame = pd.DataFrame(rows, columns=list(MARKER_COLUMNS))
+    frame["time_s"] = frame["time_s"].astype("float64")
+    return frame
+
+
+def marker_offsets(db: Session, session_ids: Iterable[int], label: str) -> dict[int, float]:
+    """Return, per session, the time (s) of its first marker named ``label``; sessions without one are left out.
+
+    Feed the result to :func:`sessions.aggregate.compare` as ``align`` to align sessions on e.g.
+    ``"stimulus start"``.
+    """
+    rows = db.execute(
+        select(Marker.session_id, func.min(Marker.time_s))
+        .where(Marker.session_id.in_([int(i) for i in session_ids]), Marker.label == label)
+        .group_by(Marker.session_id)
+    ).all()
+    return {int(sid): float(t) for sid, t in rows}
+
+
+def set_consent(db: Session, session_id: int, when: datetime) -> None:
+    """Record that the participant gave consent at ``when`` (aware datetime, stored in UTC).
+
+    Raises
+    ------
+    SessionNotFound
+        Unknown session.
+    ValueError
+        ``when`` is naive or not a datetime.
+    """
+    get_session(db, session_id).consent_at = _aware_utc(when, "when")
+    db.flush()
+
+
+def finish_session(db: Session, session_id: int, status: str) -> None:
+    """Mark a session ``complete`` or ``aborted``, set its end time to now (UTC) unless already ended, and
+    cache its statistics (:func:`refresh_session_stats`).
+
+    Raises
+    ------
+    SessionNotFound
+        Unknown session.
+    ValueError
+        ``status`` is not ``"complete"`` or ``"aborted"``.
+    """
+    if status not in SESSION_STATUSES[1:]:
+        raise ValueError(f"status has to be 'complete' or 'aborted'; got {status!r}")
+    session = get_session(db, session_id)
+    session.status = status
+    if session.ended_at is None:
+        session.ended_at = utc_now()
+    refresh_session_stats(db, session_id)
+
+
+def create_join_token(db: Session, session_id: int) -> str:
+    """Give the session a new unguessable join token (``secrets.token_urlsafe(24)``) and return it.
+
+    A participant link carries the token; a new token replaces (invalidates) the previous one.
+
+    Raises
+    ------
+    SessionNotFound
+        Unknown session.
+    """
+    session = get_session(db, session_id)
+    session.join_token = secrets.token_urlsafe(24)
+    db.flush()
+    return session.join_token
+
+
+def session_for_token(db: Session, token: str) -> StudySession:
+    """Return the session whose join token is ``token``.
+
+    Raises
+    ------
+    SessionNotFound
+        If no session has this token (or ``token`` is empty).
+    """
+    session = db.scalar(select(StudySession).where(StudySession.join_token == token)) if token else None
+    if session is None:
+        raise SessionNotFound("no session has this join token (it is unknown or was replaced)")
+    return session

@@ -1,0 +1,97 @@
+"""Fixtures of the dashboard tests: a fresh SQLite store, a stubbed camera and a stand-in analyzer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import NamedTuple
+
+import numpy as np
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from fer_core.emotions import EMOTIONS
+
+APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+
+
+class StubResult(NamedTuple):
+    """Shape of ``fer_core.analyzer.FaceResult`` (the recorder and the page read these fields)."""
+
+    face_id: int
+    box: tuple[int, int, int, int]
+    probs: np.ndarray
+    smoothed: np.ndarray
+    dominant: str
+
+
+def happy_result(face_id: int = 0) -> StubResult:
+    """One face, 80% happy."""
+    probs = np.full(len(EMOTIONS), 0.2 / 6, dtype=np.float32)
+    probs[EMOTIONS.index("happy")] = 0.8
+    return StubResult(face_id, (10, 10, 50, 50), probs, probs, "happy")
+
+
+class StubAnalyzer:
+    """Stands in for ``FrameAnalyzer``: one happy face per frame, no model needed."""
+
+    def __init__(self):
+        self.calls: list[tuple[tuple[int, ...], float]] = []
+
+    def analyze(self, frame_bgr: np.ndarray, time_s: float) -> list[StubResult]:
+        self.calls.append((frame_bgr.shape, time_s))
+        return [happy_result()]
+
+
+@pytest.fixture
+def db_url(tmp_path, monkeypatch) -> str:
+    """A fresh SQLite store for this test, seen by the dashboard through ``FER_DB_URL``."""
+    url = f"sqlite:///{tmp_path / 'sessions.db'}"
+    monkeypatch.setenv("FER_DB_URL", url)
+    for name in ("FER_RESEARCHER_PASSWORD", "FER_MODEL_PATH", "FER_ICE_SERVERS", "FER_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)  # no fer-dashboard.toml from the working copy
+    st.cache_resource.clear()
+    yield url
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def engine(db_url):
+    """The engine of the test store (migrated)."""
+    from sessions.db import get_engine
+
+    engine = get_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def camera(monkeypatch):
+    """Replace the webrtc component: records its arguments; ``camera.playing`` is what it reports."""
+    stub = SimpleNamespace(calls=[], playing=False)
+
+    def webrtc_streamer(**kwargs):
+        stub.calls.append(kwargs)
+        return SimpleNamespace(state=SimpleNamespace(playing=stub.playing))
+
+    monkeypatch.setattr("dashboard.live.webrtc_streamer", webrtc_streamer)
+    monkeypatch.setattr("dashboard.resources.new_analyzer", StubAnalyzer)
+    return stub
+
+
+@pytest.fixture
+def app():
+    """Factory: an ``AppTest`` of the router, switched to a page (``"record"``) unless None."""
+
+    def make(page: str | None = None, query: dict | None = None) -> AppTest:
+        at = AppTest.from_file(str(APP), default_timeout=60)
+        for key, value in (query or {}).items():
+            at.query_params[key] = value
+        at.run()
+        if page is not None:
+            at.switch_page(f"app_pages/{page}.py").run()
+        return at
+
+    return make

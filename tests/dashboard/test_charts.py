@@ -1,0 +1,113 @@
+"""Charts: pure functions of tables, checked on what they draw."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dashboard import charts
+from dashboard.model_card import split_metrics
+from fer_core.emotions import EMOTIONS
+
+
+def bins_table(n: int = 5) -> pd.DataFrame:
+    probs = np.full((n, 7), 0.05)
+    probs[:, EMOTIONS.index("happy")] = np.linspace(0.1, 0.7, n)
+    probs[:2, EMOTIONS.index("neutral")] = 0.8
+    table = pd.DataFrame(probs, columns=list(EMOTIONS))
+    table.insert(0, "time_s", np.arange(n, dtype=float))
+    table["valence"] = table["happy"] - table[["angry", "disgust", "fear", "sad"]].sum(axis=1)
+    table["engagement"] = 1 - table["neutral"]
+    return table
+
+
+def comparison_table() -> pd.DataFrame:
+    rows = []
+    for group, level in (("variant=A", 0.6), ("variant=B", 0.2)):
+        for metric in (*EMOTIONS, "valence"):
+            for t in range(3):
+                mean = level if metric == "happy" else 0.1
+                rows.append(dict(group=group, time_s=float(t), metric=metric, mean=mean, ci_low=mean - 0.05, ci_high=mean + 0.05,
+                                 n_sessions=2, share_expressing=1.0 if mean > 0.5 else 0.0))  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_emotion_bars_show_probabilities_in_emotion_order():
+    probs = np.array([0.0, 0.0, 0.1, 0.7, 0.0, 0.1, 0.1])
+    fig = charts.emotion_bars(probs)
+    assert list(fig.data[0].y) == list(EMOTIONS)
+    assert list(fig.data[0].x) == pytest.approx(probs)
+    assert "no face" in charts.emotion_bars(None).layout.title.text
+    with pytest.raises(ValueError, match="has to have 7 values"):
+        charts.emotion_bars(np.ones(3))
+
+
+def test_emotion_lines_draw_one_line_per_emotion_and_markers():
+    markers = pd.DataFrame({"time_s": [1.0, 3.0], "label": ["stimulus start", "ad break"], "note": ["", ""]})
+    fig = charts.emotion_lines(bins_table(), markers)
+    assert [t.name for t in fig.data] == list(EMOTIONS)
+    assert [s.x0 for s in fig.layout.shapes] == [1.0, 3.0]
+    assert [a.text for a in fig.layout.annotations] == ["stimulus start", "ad break"]
+    with pytest.raises(ValueError, match="missing \\['happy'\\]"):
+        charts.emotion_lines(bins_table().drop(columns="happy"))
+
+
+def test_dominant_ribbon_codes_each_bin_and_blanks_empty_bins():
+    table = bins_table()
+    table.loc[4, list(EMOTIONS)] = np.nan  # a bin without a face
+    fig = charts.dominant_ribbon(table)
+    codes = list(fig.data[0].z[0])
+    assert codes[:4] == [EMOTIONS.index("neutral")] * 2 + [EMOTIONS.index("happy")] * 2
+    assert np.isnan(codes[4]) and fig.data[0].customdata[0][4] == "no face"
+
+
+def test_valence_engagement_lines():
+    fig = charts.valence_engagement(bins_table())
+    assert [t.name for t in fig.data] == ["valence", "engagement"]
+    assert fig.data[1].y[-1] == pytest.approx(0.95)
+
+
+def test_compare_curves_band_and_mean_per_group():
+    fig = charts.compare_curves(comparison_table(), "happy")
+    names = [t.name for t in fig.data]
+    assert names == ["variant=A 95% CI", "variant=A", "variant=B 95% CI", "variant=B"]
+    assert list(fig.data[1].y) == [0.6] * 3
+    assert list(fig.data[0].y) == pytest.approx([0.65] * 3 + [0.55] * 3)  # upper edge out, lower edge back
+    with pytest.raises(ValueError, match="metric has to be one of"):
+        charts.compare_curves(comparison_table(), "boredom")
+
+
+def test_share_expressing_and_emotion_means():
+    share = charts.share_expressing(comparison_table(), "happy")
+    assert [list(t.y) for t in share.data] == [[1.0] * 3, [0.0] * 3]
+    means = charts.emotion_means(comparison_table())
+    assert [t.name for t in means.data] == ["variant=A", "variant=B"]
+    assert means.data[0].y[EMOTIONS.index("happy")] == pytest.approx(0.6)
+    assert list(means.data[0].x) == list(EMOTIONS)  # valence is not an emotion bar
+
+
+def test_confusion_matrix_is_row_normalised():
+    counts = np.eye(7) * 8 + 1
+    fig = charts.confusion_matrix(counts)
+    assert np.asarray(fig.data[0].z).sum(axis=1) == pytest.approx(np.ones(7))
+    with pytest.raises(ValueError, match="has to be 7x7"):
+        charts.confusion_matrix(np.ones((2, 2)))
+
+
+def test_training_curves_and_per_class_bars():
+    fig = charts.training_curves({"loss": [1.0, 0.8], "val_accuracy": [0.4, 0.5]})
+    assert [t.name for t in fig.data] == ["loss", "val_accuracy"] and list(fig.data[0].x) == [1, 2]
+    with pytest.raises(ValueError, match="at least one metric"):
+        charts.training_curves({})
+    bars = charts.per_class_bars({e: {"precision": 0.5, "recall": 0.4} for e in EMOTIONS})
+    assert [t.name for t in bars.data] == ["precision", "recall"]
+
+
+def test_split_metrics_reads_the_training_export_layout():
+    per_class = {e: {"precision": 0.5, "recall": 0.6, "f1": 0.55, "support": 10} for e in EMOTIONS}
+    parts = split_metrics({"PublicTest_accuracy": 0.66, "PublicTest_tta": {"accuracy": 0.68, "macro_f1": 0.6, "n": 3589},
+                           "per_class": per_class, "confusion_matrix": np.eye(7, dtype=int).tolist()})  # fmt: skip
+    assert parts.scalars == {"PublicTest_accuracy": 0.66, "PublicTest_tta/accuracy": 0.68, "PublicTest_tta/macro_f1": 0.6, "PublicTest_tta/n": 3589.0}
+    assert parts.per_class["happy"] == {"precision": 0.5, "recall": 0.6, "f1": 0.55}
+    assert parts.confusion == np.eye(7, dtype=int).tolist()

@@ -1,0 +1,134 @@
+"""The webrtc callback glue: newest-frame analysis, exact drop counts, frame time, recording, finishing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from dashboard import live
+from dashboard.live import LiveRegistry, LiveStream, fit_width
+from sessions.db import session_scope
+from sessions.recorder import LiveRecorder
+from sessions.repository import create_session, get_or_create_study, get_session, load_observations
+from tests.dashboard.conftest import StubAnalyzer
+
+
+def make_frame(pts: int, *, width: int = 320, height: int = 240, rate: int = 90000) -> av.VideoFrame:
+    frame = av.VideoFrame.from_ndarray(np.full((height, width, 3), 90, np.uint8), format="bgr24")
+    frame.pts = pts
+    frame.time_base = Fraction(1, rate)
+    return frame
+
+
+@pytest.fixture
+def recording(engine):
+    recorder = LiveRecorder(engine, batch_interval_s=0.05)
+    with session_scope(engine) as db:
+        session_id = create_session(db, study_id=get_or_create_study(db, "live").id, participant_code="P1").id
+    yield recorder, session_id
+    recorder.close()
+
+
+def test_fit_width_keeps_aspect_and_small_frames():
+    small = np.zeros((240, 320, 3), np.uint8)
+    assert fit_width(small, 640) is small
+    assert fit_width(np.zeros((720, 1280, 3), np.uint8), 640).shape == (360, 640, 3)
+
+
+def test_callback_analyses_newest_frame_counts_drops_and_records(engine, recording):
+    recorder, session_id = recording
+    analyzer = StubAnalyzer()
+    stream = LiveStream(session_id, analyzer=analyzer, recorder=recorder, frame_width=160)
+    first = asyncio.run(stream.on_frames([make_frame(90000 * 10)]))  # stream clocks do not start at 0
+    out = asyncio.run(stream.on_frames([make_frame(90000 * 10 + 6000 * k) for k in (1, 2, 3)]))
+    assert len(first) == len(out) == 1
+    assert [t for _, t in analyzer.calls] == pytest.approx([0.0, 18000 / 90000])  # newest frame, from frame.time
+    assert analyzer.calls[0][0] == (120, 160, 3)  # scaled to frame_width before analysis
+    image = out[0].to_ndarray(format="bgr24")
+    assert image.shape == (120, 160, 3) and (image != 90).any()  # the box and label are drawn
+    snap = stream.snapshot()
+    assert snap.frames == 2 and snap.dropped == 2 and snap.faces == 1
+    assert snap.probs.argmax() == 3  # happy
+    assert list(snap.history.columns)[:2] == ["time_s", "angry"] and len(snap.history) == 2
+    assert stream.finish("complete") and not stream.finish("aborted")
+    with session_scope(engine) as db:
+        assert get_session(db, session_id).status == "complete"
+        assert len(load_observations(db, session_id)) == 2
+
+
+def test_stream_ended_without_stop_is_aborted(engine, recording, monkeypatch):
+    recorder, session_id = recording
+    monkeypatch.setattr(live, "ABORT_GRACE_S", 0.05)
+    stream = LiveStream(session_id, analyzer=StubAnalyzer(), recorder=recorder)
+    asyncio.run(stream.on_frames([make_frame(0)]))
+    stream.on_ended()
+    deadline = time.monotonic() + 10
+    status = "recording"
+    while status == "recording" and time.monotonic() < deadline:
+        time.sleep(0.05)
+        with session_scope(engine) as db:
+            status = get_session(db, session_id).status
+    assert status == "aborted" and stream.status == "aborted"
+    with session_scope(engine) as db:
+        assert len(load_observations(db, session_id)) == 1
+
+
+def test_finish_rejects_unknown_status(recording):
+    recorder, session_id = recording
+    with pytest.raises(ValueError, match="has to be 'complete' or 'aborted'"):
+        LiveStream(session_id, analyzer=StubAnalyzer(), recorder=recorder).finish("done")
+
+
+def test_registry_forgets_finished_streams(recording):
+    recorder, session_id = recording
+    registry = LiveRegistry()
+    stream = LiveStream(session_id, analyzer=StubAnalyzer(), recorder=recorder)
+    registry.add(stream)
+    assert registry.get(session_id) is stream
+    stream.finish("complete")
+    other = LiveStream(session_id + 1, analyzer=StubAnalyzer(), recorder=recorder)
+    registry.add(other)
+    assert registry.get(session_id) is None and registry.get(session_id + 1) is other
+
+
+def test_watchdog_aborts_a_started_stream_that_went_silent(engine, recording):
+    recorder, session_id = recording
+    registry = LiveRegistry(stall_s=0.2)
+    silent = LiveStream(session_id, analyzer=StubAnalyzer(), recorder=recorder)
+    registry.add(silent)
+    assert registry.abort_stalled() == []  # not started yet: waiting for the participant is not a stall
+    asyncio.run(silent.on_frames([make_frame(0)]))
+    assert registry.abort_stalled() == []
+    deadline = time.monotonic() + 10
+    while silent.status is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert silent.status == "aborted"  # finished by the registry's watchdog thread
+    with session_scope(engine) as db:
+        assert get_session(db, session_id).status == "aborted"
+    with pytest.raises(ValueError, match="stall_s has to be > 0"):
+        LiveRegistry(stall_s=0)
+
+
+def test_session_time_never_goes_back_when_the_sender_clock_restarts(engine, recording):
+    recorder, session_id = recording
+    analyzer = StubAnalyzer()
+    stream = LiveStream(session_id, analyzer=analyzer, recorder=recorder, frame_width=160)
+    for pts in (90000 * 5, 90000 * 7, 90000 * 1, 90000 * 8):  # the third frame comes from a restarted clock
+        asyncio.run(stream.on_frames([make_frame(pts)]))
+    times = [t for _, t in analyzer.calls]
+    assert times == pytest.approx([0.0, 2.0, 2.0, 3.0])
+    assert stream.snapshot().frames == 4
+
+
+def test_latency_is_never_negative_when_the_first_frame_arrives_late(engine, recording):
+    recorder, session_id = recording
+    stream = LiveStream(session_id, analyzer=StubAnalyzer(), recorder=recorder, frame_width=160)
+    for k in range(4):  # stamps 1 s apart delivered at once: the first frame was the late one
+        asyncio.run(stream.on_frames([make_frame(90000 * (10 + k))]))
+    snap = stream.snapshot()
+    assert 0.0 <= snap.latency_p50_ms <= snap.latency_p90_ms < 1000.0

@@ -1,0 +1,229 @@
+"""AppTest of every page: no exception, and the page's own logic against a real (temporary) store."""
+
+from __future__ import annotations
+
+import zipfile
+
+import pytest
+
+from fer_core.emotions import EMOTIONS
+from fer_core.model_file import write_metadata
+from fer_core.preprocessing import PreprocessSpec
+from sessions.db import session_scope
+from sessions.repository import create_join_token, get_session, list_sessions, load_markers
+from tests.dashboard.seed import seed_session
+
+
+def _texts(at) -> str:
+    return " ".join(str(e.value) for kind in ("title", "markdown", "caption", "info", "warning", "error", "success") for e in getattr(at, kind))
+
+
+def test_router_lists_pages_and_opens_studies(app, db_url):
+    at = app()
+    assert not at.exception
+    assert [t.value for t in at.title] == ["Studies"]
+    assert "No study yet" in _texts(at)
+
+
+def test_studies_creates_lists_and_deletes(app, engine):
+    at = app("studies")
+    at.text_input(key="studies_new_name").input("ad test")
+    at.text_area(key="studies_new_description").input("two trailers")
+    at.button[0].click().run()  # the form's submit button
+    assert not at.exception
+    keep = seed_session(engine, study="ad test", participant="P001", tags={"variant": "A"})
+    doomed = seed_session(engine, study="ad test", participant="P002")
+    at.run()
+    table = at.dataframe[0].value
+    assert sorted(table["session"]) == sorted([keep, doomed])
+    assert table.set_index("session").loc[keep, "tags"] == "variant=A"
+    assert table.set_index("session").loc[keep, "dominant emotion"] in ("happy", "neutral")
+    assert "two trailers" in _texts(at)
+    at.selectbox(key="studies_delete_id").select(doomed).run()
+    assert at.button(key="studies_delete").disabled  # needs the confirmation first
+    at.checkbox(key="studies_delete_sure").check().run()
+    at.button(key="studies_delete").click().run()
+    assert not at.exception
+    with session_scope(engine) as db:
+        assert list(list_sessions(db)["session_id"]) == [keep]
+
+
+def test_record_consent_gates_camera_and_stop_completes(app, engine, camera):
+    at = app("record")
+    at.text_input(key="rec_new_participant").input("P042")
+    at.text_input(key="rec_new_tags").input("variant=B, age=18-24")
+    at.text_input(key="rec_new_stimulus").input("trailer.mp4")
+    at.button[0].click().run()
+    assert not at.exception
+    with session_scope(engine) as db:
+        sessions = list_sessions(db)
+    assert list(sessions["participant_code"]) == ["P042"]
+    session_id = int(sessions["session_id"][0])
+    assert sessions["tags"][0] == {"variant": "B", "age": "18-24"}
+    assert camera.calls == []  # no camera before consent
+    at.checkbox(key=f"rec_consent_{session_id}").check().run()
+    assert not at.exception
+    assert len(camera.calls) == 1
+    call = camera.calls[0]
+    assert call["rtc_configuration"] == {"iceServers": []}
+    assert call["media_stream_constraints"] == {"video": True, "audio": False}
+    with session_scope(engine) as db:
+        assert get_session(db, session_id).consent_at is not None
+    camera.playing = True
+    at.run()
+    camera.playing = False  # Stop pressed in the component
+    at.run()
+    assert not at.exception
+    with session_scope(engine) as db:
+        assert get_session(db, session_id).status == "complete"
+    assert "Session finished (complete)" in _texts(at)
+
+
+def test_record_marker_needs_a_stream_and_stamps_stream_time(app, engine, camera):
+    from dashboard.resources import get_live_registry
+
+    session_id = seed_session(engine, status="complete")
+    with session_scope(engine) as db:  # a session still recording, picked on the page
+        from sessions.repository import create_session
+
+        live_id = create_session(db, study_id=get_session(db, session_id).study_id, participant_code="P9").id
+    at = app("record")
+    at.selectbox(key="rec_session_pick").select(live_id).run()
+    at.button(key="rec_marker_boss fight").click().run()
+    assert "start the camera first" in _texts(at)
+    at.checkbox(key=f"rec_consent_{live_id}").check().run()
+    stream = get_live_registry().get(live_id)
+    assert stream is not None
+    get_live_registry().stall_s = 3600.0  # a loaded test machine must not count this as a closed tab
+    stream._first = (0.0, 0.0)
+    stream._publish(12.5, [], skipped=0)
+    at.text_input(key="rec_marker_text").input("logo shown").run()
+    at.button(key="rec_marker_add").click().run()
+    assert not at.exception
+    with session_scope(engine) as db:
+        markers = load_markers(db, live_id)
+    assert list(markers["label"]) == ["logo shown"]
+    assert markers["time_s"][0] == pytest.approx(12.5)
+    assert [m.label for m in at.metric][:1] == ["Session time"]
+
+
+def test_participant_link_shows_only_consent_and_camera(app, engine, camera):
+    other = seed_session(engine, participant="OTHER-PERSON")
+    with session_scope(engine) as db:
+        from sessions.repository import create_session
+
+        session_id = create_session(db, study_id=get_session(db, other).study_id, participant_code="P7").id
+        token = create_join_token(db, session_id)
+    at = app(query={"join": token})
+    assert not at.exception
+    assert [t.value for t in at.title] == ["Welcome"]
+    assert "OTHER-PERSON" not in _texts(at) and "P7" not in _texts(at)
+    assert len(at.dataframe) == 0 and len(at.selectbox) == 0
+    assert camera.calls == []
+    at.checkbox(key=f"part_consent_{session_id}").check().run()
+    assert len(camera.calls) == 1 and camera.calls[0]["key"] == f"part_webrtc_{session_id}"
+    with pytest.raises(ValueError, match=r"Known pages: \['[^']*app_pages/participant\.py'\]"):  # the only page
+        at.switch_page("app_pages/review.py")
+
+
+def test_participant_link_with_unknown_token_says_so(app, db_url):
+    at = app(query={"join": "not-a-token"})
+    assert not at.exception
+    assert "not valid" in _texts(at)
+
+
+def test_review_shows_timeline_summary_and_downloads(app, engine):
+    session_id = seed_session(engine, timeline=(("neutral", 3.0), ("happy", 3.0)))
+    at = app("review")
+    assert not at.exception
+    assert at.selectbox(key="review_session").value == session_id
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Duration"] == "5.9 s"
+    assert metrics["Frames"] == "60"
+    assert metrics["Face present"] == "100%"
+    charts = at.get("plotly_chart")
+    assert len(charts) == 3
+    summary = at.dataframe[0].value.set_index("emotion")
+    assert summary.loc["happy", "mean"] == pytest.approx((0.8 + 0.2 / 6) / 2, abs=1e-3)  # half neutral, half happy
+    assert summary.loc["happy", "peak"] == pytest.approx(0.8, abs=0.01)
+    assert len(at.get("download_button")) == 3
+
+
+def test_compare_groups_by_tag_and_aligns_on_marker(app, engine):
+    for i, variant in enumerate("AABB"):
+        happy = 4.0 if variant == "A" else 1.0
+        seed_session(engine, study="ads", participant=f"P{i}", tags={"variant": variant},
+                     timeline=(("neutral", 2.0), ("happy", happy)), markers=(("stimulus start", 1.0 + i * 0.5),))  # fmt: skip
+    at = app("compare")
+    at.radio(key="compare_mode").set_value("Groups by tag").run()
+    assert not at.exception
+    assert at.selectbox(key="compare_tag").value == "variant"
+    assert len(at.get("plotly_chart")) == 3
+    assert "4 sessions, 2 groups" in _texts(at)
+    at.selectbox(key="compare_align").select("stimulus start").run()
+    assert not at.exception
+    assert len(at.get("plotly_chart")) == 3
+
+
+def test_compare_sessions_mode_needs_a_pick(app, engine):
+    seed_session(engine)
+    at = app("compare")
+    at.multiselect(key="compare_ids").set_value([]).run()
+    assert not at.exception
+    assert "Pick at least one session" in _texts(at)
+
+
+def test_upload_without_file_asks_for_one(app, db_url):
+    at = app("upload")
+    at.button[0].click().run()
+    assert not at.exception
+    assert "Choose a video file first" in _texts(at)
+
+
+def test_model_page_without_model_shows_notice(app, db_url, monkeypatch, tmp_path):
+    monkeypatch.setenv("FER_MODEL_PATH", str(tmp_path / "missing.keras"))
+    at = app("model")
+    assert not at.exception
+    assert "No usable model file yet" in _texts(at)
+
+
+def test_model_page_shows_metrics_from_metadata(app, db_url, monkeypatch, tmp_path):
+    path = tmp_path / "m.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", "{}")
+    per_class = {e: {"precision": 0.5, "recall": 0.6, "f1": 0.55, "support": 100} for e in EMOTIONS}
+    confusion = [[10 if i == j else 1 for j in range(7)] for i in range(7)]
+    write_metadata(path, {"classes": list(EMOTIONS), "preprocessing": PreprocessSpec().to_dict(),
+                          "metrics": {"PublicTest_accuracy": 0.655, "per_class": per_class, "confusion_matrix": confusion}})  # fmt: skip
+    monkeypatch.setenv("FER_MODEL_PATH", str(path))
+    at = app("model")
+    assert not at.exception
+    assert {m.label: m.value for m in at.metric} == {"PublicTest accuracy": "65.5%"}
+    assert len(at.get("plotly_chart")) == 2
+
+
+def test_password_gates_every_researcher_page(app, db_url, monkeypatch):
+    monkeypatch.setenv("FER_RESEARCHER_PASSWORD", "s3cret")
+    at = app()
+    assert [t.value for t in at.title] == ["FER dashboard"]
+    at.text_input(key="auth_password").input("wrong")
+    at.button[0].click().run()
+    assert "Wrong password" in _texts(at)
+    at.text_input(key="auth_password").input("s3cret")
+    at.button[0].click().run()
+    assert not at.exception
+    assert [t.value for t in at.title] == ["Studies"]
+
+
+def test_record_without_model_says_how_to_get_one(app, engine, monkeypatch, tmp_path):
+    monkeypatch.setenv("FER_MODEL_PATH", str(tmp_path / "absent.keras"))
+    seed_session(engine, status="complete")
+    with session_scope(engine) as db:
+        from sessions.repository import create_session
+
+        live_id = create_session(db, study_id=1, participant_code="P1").id
+    at = app("record")
+    at.selectbox(key="rec_session_pick").select(live_id).run()
+    at.checkbox(key=f"rec_consent_{live_id}").check().run()
+    assert not at.exception
+    assert "The emotion model cannot be loaded" in _texts(at) and "FER_MODEL_PATH" in _texts(at)

@@ -1,0 +1,53 @@
+"""Settings: defaults, TOML file, environment precedence and error messages."""
+
+from __future__ import annotations
+
+import pytest
+
+from dashboard.settings import Settings, load_settings
+
+
+def test_defaults_work_on_one_machine(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no fer-dashboard.toml here
+    settings = load_settings({})
+    assert settings == Settings()
+    assert settings.rtc_configuration == {"iceServers": []}
+    assert settings.resolved_model_path.name == "fer2013_cnn.keras"
+
+
+def test_environment_overrides_config_file(tmp_path):
+    config = tmp_path / "fer.toml"
+    config.write_text('[dashboard]\nframe_width = 480\ndetect_every = 2\nice_servers = [{urls = ["stun:stun.example.org:3478"]}]\n')
+    env = {"FER_CONFIG": str(config), "FER_DETECT_EVERY": "3", "FER_RESEARCHER_PASSWORD": "pw", "FER_DB_URL": "sqlite:///x.db"}
+    settings = load_settings(env)
+    assert settings.frame_width == 480 and settings.detect_every == 3
+    assert settings.ice_servers == [{"urls": ["stun:stun.example.org:3478"]}]
+    assert settings.researcher_password == "pw" and settings.db_url == "sqlite:///x.db"
+
+
+def test_ice_servers_from_json_env():
+    turn = '[{"urls": "turn:turn.example.org:3478", "username": "u", "credential": "c"}]'
+    assert load_settings({"FER_ICE_SERVERS": turn}).rtc_configuration["iceServers"][0]["username"] == "u"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"FER_ICE_SERVERS": "stun:x"}, "FER_ICE_SERVERS has to be a JSON list"),
+        ({"FER_ICE_SERVERS": '{"urls": "stun:x"}'}, "ice_servers has to be a list"),
+        ({"FER_FRAME_WIDTH": "wide"}, "FER_FRAME_WIDTH has to be an integer"),
+        ({"FER_FRAME_WIDTH": "10"}, "frame_width has to be at least 64"),
+        ({"FER_DETECT_EVERY": "0"}, "detect_every has to be at least 1"),
+        ({"FER_CONFIG": "/nonexistent/fer.toml"}, "does not exist"),
+    ],
+)
+def test_bad_values_name_the_setting(env, message):
+    with pytest.raises(ValueError, match=message):
+        load_settings(env)
+
+
+def test_unknown_config_key_is_rejected(tmp_path):
+    config = tmp_path / "fer.toml"
+    config.write_text("frame_witdh = 480\n")
+    with pytest.raises(ValueError, match="unknown keys \\['frame_witdh'\\]"):
+        load_settings({}, config_file=config)

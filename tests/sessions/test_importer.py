@@ -1,0 +1,130 @@
+"""Offline import of the real clips through the core into sessions; bad input stores nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from fer_core.emotions import EMOTIONS
+from fer_core.preprocessing import PreprocessSpec
+from sessions import repository as repo
+from sessions.db import session_scope
+from sessions.errors import NoFaceFound
+from sessions.importer import import_video
+from sessions.models import Observation, Study, StudySession
+
+HAPPY = np.array([0.05, 0.0, 0.05, 0.6, 0.1, 0.1, 0.1], dtype=np.float32)
+
+
+class FixedClassifier:
+    """Stands in for the trained model (not needed to test storage): every face gets ``HAPPY``."""
+
+    spec_ = PreprocessSpec()
+
+    def predict(self, faces):
+        return np.tile(HAPPY, (len(faces), 1))
+
+
+def _haar_analyzer():
+    from fer_core.analyzer import FrameAnalyzer
+    from fer_core.detection import create_detector
+
+    return FrameAnalyzer(FixedClassifier(), create_detector("haar"))
+
+
+class OneFaceAnalyzer:
+    """A cheap analyzer: one fixed face in every frame (storage tests that need no detection)."""
+
+    def reset(self) -> None:
+        pass
+
+    def analyze(self, frame_bgr, time_s):
+        from fer_core.analyzer import FaceResult
+
+        return [FaceResult(1, (100, 50, 120, 120), HAPPY, HAPPY, "happy")]
+
+
+class NoFaceAnalyzer:
+    def reset(self) -> None:
+        pass
+
+    def analyze(self, frame_bgr, time_s):
+        return []
+
+
+def _counts(engine) -> tuple[int, int, int]:
+    with session_scope(engine) as db:
+        return tuple(db.scalar(select(func.count()).select_from(m)) for m in (Study, StudySession, Observation))
+
+
+def test_import_real_clip_with_real_detection(sqlite_url, video_dir):
+    """Real decoding and real (Haar) detection of single_face.mp4; SQLite only, to keep the run short."""
+    from sessions.db import get_engine
+
+    engine = get_engine(sqlite_url)
+    fractions: list[float] = []
+    sid = import_video(engine, video_dir / "single_face.mp4", study="Imports", participant_code="P-007",
+                       tags={"variant": "A"}, progress=fractions.append, analyzer=_haar_analyzer())  # fmt: skip
+    assert fractions[-1] == 1.0 and fractions == sorted(fractions)
+    with session_scope(engine) as db:
+        session = repo.get_session(db, sid)
+        assert (session.status, session.source, session.participant_code) == ("complete", "upload", "P-007")
+        assert session.tags == {"variant": "A"} and session.study.name == "Imports"
+        obs = repo.load_observations(db, sid)
+        listed = repo.list_sessions(db, session_ids=[sid]).iloc[0]
+    # 2.4 s at 30 fps: every decoded frame is one or more rows, with decoder time stamps
+    assert obs["frame"].nunique() == pytest.approx(72, abs=2)
+    assert obs["time_s"].max() == pytest.approx(2.37, abs=0.1)
+    faces = obs[obs["face_id"] != -1]
+    assert len(faces) / obs["frame"].nunique() > 0.8  # the man is in view throughout
+    np.testing.assert_allclose(faces[list(EMOTIONS)].to_numpy(), np.tile(HAPPY, (len(faces), 1)), atol=1e-6)
+    assert (faces["w"] > 50).all()
+    assert listed["dominant_emotion"] == "happy" and listed["face_present_rate"] > 0.8
+    engine.dispose()
+
+
+def test_import_stores_every_frame_with_a_pseudonym(engine, video_dir):
+    sid = import_video(engine, video_dir / "single_face.mp4", study="Imports", analyzer=OneFaceAnalyzer())
+    with session_scope(engine) as db:
+        code = repo.get_session(db, sid).participant_code
+        obs = repo.load_observations(db, sid)
+    assert code.startswith("P-") and "single" not in code
+    assert len(obs) == obs["frame"].nunique() == pytest.approx(72, abs=2)
+    assert obs[["x", "y", "w", "h"]].iloc[0].tolist() == [100, 50, 120, 120]
+    assert np.diff(obs["time_s"]).min() > 0
+
+
+def test_undecodable_or_missing_file_raises_and_stores_nothing(engine, tmp_path):
+    from fer_core.video import VideoDecodeError
+
+    garbage = tmp_path / "broken.mp4"
+    garbage.write_bytes(b"not a video at all" * 100)
+    for path in (garbage, tmp_path / "missing.mp4"):
+        with pytest.raises(VideoDecodeError):
+            import_video(engine, path, study="Imports", analyzer=NoFaceAnalyzer())
+    assert _counts(engine) == (0, 0, 0)
+
+
+def test_video_without_any_face_raises_and_stores_nothing(engine, video_dir):
+    with pytest.raises(NoFaceFound, match="no face"):
+        import_video(engine, video_dir / "single_face.mp4", study="Imports", analyzer=NoFaceAnalyzer())
+    assert _counts(engine) == (0, 0, 0)
+
+
+@pytest.mark.slow
+def test_import_with_the_shipped_model(sqlite_url, video_dir):
+    from fer_core.classifier import default_model_path
+    from sessions.db import get_engine
+
+    # Skip only when the model is absent: a shipped model that fails to load has to fail the test.
+    if not default_model_path().is_file():
+        pytest.skip(f"the shipped model is not available: {default_model_path()} is missing")
+    engine = get_engine(sqlite_url)
+    sid = import_video(engine, video_dir / "single_face.mp4", study="Imports")
+    with session_scope(engine) as db:
+        obs = repo.load_observations(db, sid)
+    faces = obs[obs["face_id"] != -1]
+    assert len(faces) > 50
+    np.testing.assert_allclose(faces[list(EMOTIONS)].sum(axis=1), 1.0, atol=1e-4)
+    engine.dispose()

@@ -1,0 +1,227 @@
+"""The live recorder: batching, raw probabilities, drops, concurrent sessions, and surviving a kill -9."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from sessions import repository as repo
+from sessions.db import session_scope
+from sessions.models import Observation, StudySession
+from sessions.recorder import LiveRecorder, RecorderStats, recover_interrupted
+from tests.sessions.conftest import face
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _new_session(engine, code: str = "P-1") -> int:
+    with session_scope(engine) as db:
+        study = repo.get_or_create_study(db, "Live study")
+        return repo.create_session(db, study_id=study.id, participant_code=code).id
+
+
+def _row(engine, sid: int) -> StudySession:
+    with session_scope(engine) as db:
+        return repo.get_session(db, sid)
+
+
+def test_finish_writes_every_frame_with_raw_probabilities_and_marks_complete(engine):
+    sid = _new_session(engine)
+    with LiveRecorder(engine, batch_interval_s=0.1) as recorder:
+        for index in range(45):
+            results = [] if index % 3 == 0 else [face(7, box=(1, 2, 30, 40), happy=0.6, surprise=0.3)]
+            assert recorder.submit(sid, index, index / 30, results)
+        stats = recorder.finish(sid, "complete")
+    assert stats == RecorderStats(submitted=45, written=45, dropped=0)
+    session = _row(engine, sid)
+    assert session.status == "complete" and session.ended_at is not None and session.dropped_frames == 0
+    assert (session.n_frames, session.n_face_frames, session.dominant_emotion) == (45, 30, "happy")
+    with session_scope(engine) as db:
+        obs = repo.load_observations(db, sid)
+    assert len(obs) == 45 and obs["frame"].tolist() == list(range(45))
+    no_face = obs[obs["face_id"] == -1]
+    assert len(no_face) == 15 and no_face["happy"].isna().all()
+    faces = obs[obs["face_id"] == 7]
+    # stored values are the raw probs (0.6 happy), not the smoothed ones (uniform 1/7)
+    assert np.allclose(faces["happy"], 0.6, atol=1e-6) and np.allclose(faces["surprise"], 0.3, atol=1e-6)
+    assert (faces["dominant"] == "happy").all()
+    assert faces[["x", "y", "w", "h"]].iloc[0].tolist() == [1, 2, 30, 40]
+
+
+def test_several_sessions_record_at_once_from_their_own_threads(engine):
+    ids = [_new_session(engine, f"P-{i}") for i in range(4)]
+    with LiveRecorder(engine, batch_interval_s=0.05) as recorder:
+
+        def stream(sid: int) -> None:
+            for index in range(60):
+                recorder.submit(sid, index, index / 30, [face(sad=0.5)])
+                time.sleep(0.002)
+
+        threads = [threading.Thread(target=stream, args=(sid,)) for sid in ids]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        statuses = ["complete", "aborted", "complete", "aborted"]
+        for sid, status in zip(ids, statuses, strict=True):
+            assert recorder.finish(sid, status).written == 60
+    with session_scope(engine) as db:
+        counts = dict(db.execute(select(Observation.session_id, func.count()).group_by(Observation.session_id)).all())
+        assert counts == dict.fromkeys(ids, 60)
+        assert [repo.get_session(db, sid).status for sid in ids] == statuses
+
+
+def test_full_queue_drops_without_blocking_and_the_count_is_stored(engine):
+    sid = _new_session(engine)
+    recorder = LiveRecorder(engine, batch_interval_s=0.05, max_queue=3)
+    gate, entered = threading.Event(), threading.Event()
+    flush = recorder._flush
+
+    def stalled_flush(*args, **kwargs):  # a database that hangs: the writer stops draining the queue
+        entered.set()
+        gate.wait(10)
+        return flush(*args, **kwargs)
+
+    recorder._flush = stalled_flush
+    assert entered.wait(5)
+    started = time.perf_counter()
+    accepted = [recorder.submit(sid, index, index / 30, [face(happy=0.9)]) for index in range(10)]
+    assert time.perf_counter() - started < 0.5  # never blocks the video thread
+    assert accepted == [True] * 3 + [False] * 7
+    gate.set()
+    assert recorder.finish(sid) == RecorderStats(submitted=10, written=3, dropped=7)
+    recorder.close()
+    assert _row(engine, sid).dropped_frames == 7
+    with session_scope(engine) as db:
+        assert len(repo.load_observations(db, sid)) == 3
+
+
+def test_heartbeat_advances_while_registered_and_close_aborts_unfinished_sessions(engine):
+    sid = _new_session(engine)
+    recorder = LiveRecorder(engine, batch_interval_s=0.05)
+    recorder.register(sid)
+    first = _row(engine, sid).heartbeat_at
+    time.sleep(0.3)
+    assert _row(engine, sid).heartbeat_at > first
+    recorder.close()
+    assert _row(engine, sid).status == "aborted"
+    assert recorder.submit(sid, 0, 0.0, []) is False
+    assert recorder.stats(sid).dropped == 1
+
+
+def test_session_deleted_while_recording_does_not_lose_the_other_sessions_rows(engine, caplog):
+    deleted, kept = _new_session(engine, "P-withdrawn"), _new_session(engine, "P-stays")
+    with LiveRecorder(engine, batch_interval_s=0.2) as recorder:
+        with session_scope(engine) as db:  # the participant withdraws mid-session
+            repo.delete_session(db, deleted)
+        for index in range(10):
+            recorder.submit(deleted, index, index / 30, [face(happy=0.5)])
+            recorder.submit(kept, index, index / 30, [face(happy=0.5)])
+        assert recorder.finish(kept) == RecorderStats(submitted=10, written=10, dropped=0)
+        assert recorder.stats(deleted).written == 0
+    with session_scope(engine) as db:
+        assert len(repo.load_observations(db, kept)) == 10
+        assert db.scalar(select(func.count()).select_from(Observation).where(Observation.session_id == deleted)) == 0
+
+
+def test_a_new_recorder_marks_stale_recording_sessions_aborted(engine):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from sessions.models import utc_now
+
+    stale, fresh = _new_session(engine, "P-stale"), _new_session(engine, "P-fresh")
+    with session_scope(engine) as db:
+        db.execute(update(StudySession).where(StudySession.id == stale)
+                   .values(heartbeat_at=utc_now() - timedelta(seconds=60)))  # fmt: skip
+    with LiveRecorder(engine, batch_interval_s=0.05) as recorder:
+        recorder.finish(fresh, "complete")  # the writer has started (and recovered) before it handles this
+    assert _row(engine, stale).status == "aborted"
+    assert _row(engine, fresh).status == "complete"
+
+
+def test_invalid_arguments_raise_value_error(engine):
+    with pytest.raises(ValueError, match="batch_interval_s"):
+        LiveRecorder(engine, batch_interval_s=0)
+    with pytest.raises(ValueError, match="max_queue"):
+        LiveRecorder(engine, max_queue=0)
+    with LiveRecorder(engine) as recorder, pytest.raises(ValueError, match="status"):
+        recorder.finish(1, "done")
+    with pytest.raises(ValueError, match="stale_after_s"):
+        recover_interrupted(engine, stale_after_s=-1)
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys, time
+    from sessions import repository as repo
+    from sessions.db import get_engine, session_scope
+    from sessions.recorder import LiveRecorder
+    from tests.sessions.conftest import face
+
+    engine = get_engine(sys.argv[1])
+    with session_scope(engine) as db:
+        study = repo.get_or_create_study(db, "kill test")
+        sid = repo.create_session(db, study_id=study.id, participant_code="P-kill").id
+    recorder = LiveRecorder(engine, batch_interval_s=0.5)
+    print(sid, flush=True)
+    start, index = time.monotonic(), 0
+    while True:
+        time_s = time.monotonic() - start
+        recorder.submit(sid, index, time_s, [face(happy=0.7)])
+        print(index, time_s, flush=True)
+        index += 1
+        time.sleep(1 / 30)
+    """
+)
+
+
+def test_killed_writer_keeps_earlier_observations_and_reads_as_aborted(engine, db_url):
+    """kill -9 a recording process: at most about the last second is lost; the next start marks it aborted."""
+    child = subprocess.Popen([sys.executable, "-c", WRITER, db_url], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        sid = int(child.stdout.readline())
+        last_time = 0.0
+        while last_time < 3.0:
+            line = child.stdout.readline()
+            assert line, "the writer process died by itself"
+            last_time = float(line.split()[1])
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+        for line in child.stdout:  # frames submitted between our last read and the kill
+            last_time = float(line.split()[1])
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.stdout.close()
+    assert child.returncode == -signal.SIGKILL
+
+    with session_scope(engine) as db:
+        obs = repo.load_observations(db, sid)
+        assert repo.get_session(db, sid).status == "recording"
+    print(f"kill -9 after {last_time:.2f} s: {len(obs)} frames kept, last at {obs['time_s'].max():.2f} s")
+    assert len(obs) >= 30  # the first seconds survived
+    assert obs["frame"].tolist() == list(range(len(obs)))  # a prefix of the stream, nothing torn
+    lost_s = last_time - obs["time_s"].max()
+    assert lost_s <= 1.5, f"lost the last {lost_s:.2f} s of observations"
+
+    time.sleep(0.6)
+    fresh = _new_session(engine, "P-live")  # a session recording right now elsewhere is left alone
+    assert recover_interrupted(engine, stale_after_s=0.5) == [sid]
+    assert recover_interrupted(engine, stale_after_s=0.5) == []
+    with session_scope(engine) as db:
+        killed = repo.get_session(db, sid)
+        assert killed.status == "aborted" and killed.ended_at is not None
+        assert killed.n_frames == len(obs)  # statistics cached at recovery
+        assert repo.get_session(db, fresh).status == "recording"
+        assert len(repo.load_observations(db, sid)) == len(obs)

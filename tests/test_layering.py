@@ -1,0 +1,43 @@
+"""Dependencies point one way: dashboard -> sessions -> fer_core; training -> fer_core.
+
+Each package is imported in a fresh interpreter and the modules it pulled in are inspected, so the
+check cannot be fooled by what other tests imported earlier.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+#: package -> top-level modules it must never import (directly or through its imports).
+FORBIDDEN = {
+    "fer_core": {"streamlit", "streamlit_webrtc", "sqlalchemy", "alembic", "sessions", "dashboard", "training"},
+    "sessions": {"streamlit", "streamlit_webrtc", "dashboard", "training"},
+    "training": {"streamlit", "streamlit_webrtc", "sqlalchemy", "sessions", "dashboard"},
+}
+
+SUBMODULES = {
+    "fer_core": ["fer_core.analyzer", "fer_core.video", "fer_core.classifier", "fer_core.detection", "fer_core.__main__"],
+    "sessions": ["sessions.repository", "sessions.recorder", "sessions.aggregate", "sessions.importer",
+                 "sessions.exports", "sessions.__main__"],
+    "training": ["training.train", "training.evaluate", "training.export", "training.data", "training.__main__"],
+}
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_package_does_not_import_upper_layers(package):
+    code = (
+        "import importlib, json, sys\n"
+        f"for name in {SUBMODULES[package]!r}: importlib.import_module(name)\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    imported = set(json.loads(out.stdout.strip().splitlines()[-1]))
+    assert package in imported
+    assert not (imported & FORBIDDEN[package]), f"{package} imports {sorted(imported & FORBIDDEN[package])}"

@@ -1,0 +1,131 @@
+"""The Markdown model card written beside an exported model (Mitchell et al. 2019, "Model Cards for Model Reporting")."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+INTENDED_USE = """\
+- Estimating the **facial expression** shown by a face in consented market-research sessions
+  (reactions of participants to ads, products or videos), aggregated over time and people.
+- The model classifies the *appearance* of a face into seven FER2013 expression categories. A facial
+  expression is not a felt emotion: people smile politely, mask reactions, and express differently
+  across cultures, ages and contexts. Report results as "expressions shown", never as what people felt."""
+
+OUT_OF_SCOPE = """\
+- Employee monitoring, workplace performance or productivity assessment.
+- Job interviews, hiring or any decision about a person's employment.
+- Education: monitoring pupils or students, exams, attention or engagement scoring of learners.
+- Any decision about an individual (credit, insurance, policing, border control, health diagnosis),
+  lie detection, or inference of sensitive traits.
+- Use without the informed consent of the people filmed.
+
+The EU AI Act (Regulation (EU) 2024/1689, Article 5(1)(f)) prohibits placing on the market or using
+AI systems that infer the emotions of natural persons in the areas of the workplace and education
+institutions (except for medical or safety reasons); other emotion-recognition uses are high-risk or
+carry transparency duties (Article 50(3))."""
+
+LIMITATIONS = """\
+- FER2013 images were collected by web image search: mostly posed or stock-photo expressions,
+  48x48 grayscale, with uneven coverage of ages, skin tones and head poses; accuracy on the
+  under-represented groups is not measured here.
+- Labels are noisy: human agreement on FER2013 is about 65%. Disgust is 1.5% of the training data and
+  its recall is the least reliable; fear and sad are often confused.
+- Live crops must go through the same preprocessing as training (`fer_core.preprocessing`); the model
+  file's metadata records it and the core checks it when loading."""
+
+
+def _metric_rows(evaluation: dict) -> list[str]:
+    labels = {"all": "all images", "no_overlap": "without images also in the training split"}
+    rows = ["| images | TTA | n | accuracy | macro F1 |", "|---|---|---|---|---|"]
+    for key, label in labels.items():
+        for suffix, tta in (("", "no"), ("_tta", "yes")):
+            if key + suffix in evaluation:
+                m = evaluation[key + suffix]
+                rows.append(f"| {label} | {tta} | {m['n']} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} |")
+    return rows
+
+
+def write_model_card(card: Path, *, metadata: dict, evaluation: dict, plots: dict, model_file: Path,
+                     tflite: Path | None = None) -> Path:
+    """Write the Markdown model card.
+
+    Parameters
+    ----------
+    card : Path
+        Output ``.md`` file.
+    metadata : dict
+        The model file's metadata (as written by :func:`training.export.export_run`).
+    evaluation : dict
+        :func:`training.export.evaluate_run_model`'s result.
+    plots : dict
+        Plot name -> PNG path (linked relative to the card).
+    model_file, tflite : Path
+        The exported files (named in the card).
+
+    Returns
+    -------
+    Path
+        ``card``.
+    """
+    training = metadata["training"]
+    config = training["config"]
+    spec = metadata["preprocessing"]
+    split = evaluation["split"]
+    duration = training.get("duration_s")
+    duration_text = f"{duration / 3600:.2f} h ({duration:.0f} s)" if duration else "not recorded"
+    per_class = evaluation["all"]["per_class"]
+    lines = [
+        f"# Model card: `{model_file.name}`",
+        "",
+        f"A {metadata['architecture']} network ({metadata['parameters']:,} parameters) that classifies a face crop "
+        "into the seven FER2013 expression classes (angry, disgust, fear, happy, sad, surprise, neutral), "
+        "trained with this repository's `training/` pipeline.",
+        "",
+        "## Intended use",
+        INTENDED_USE,
+        "",
+        "## Out of scope",
+        OUT_OF_SCOPE,
+        "",
+        "## Training data",
+        f"- `{training['data_file']}` (SHA-256 `{training['data_sha256']}`), FER2013 (Goodfellow et al. 2013)"
+        + (f" with FER+ labels ({config['ferplus_mode']})" if config.get("ferplus_mode", "none") != "none" else "")
+        + ".",
+        f"- Trained on `{training['train_split']}`, model selection on `{split}` (never on a test split).",
+        "- Cleaning of the training split (rows dropped): "
+        + (", ".join(f"{k.replace('_', ' ')} {v}" for k, v in training.get("cleaning", {}).items()) or "none")
+        + ".",
+        f"- Input: {spec['input_size']}x{spec['input_size']} pixels, {spec['channels']} channel(s), "
+        f"face margin {spec['margin']}, preprocessing `{spec['name']}`; pixel scaling is inside the model.",
+        "",
+        "## Training",
+        f"- Command: `{training['command']}`",
+        f"- Duration: {duration_text} on {training.get('host_cpus', '?')} CPU cores "
+        f"(TensorFlow {training.get('tensorflow', '?')}); source: {training.get('provenance', 'train')}.",
+        f"- Seed {config['seed']}, batch {config['batch_size']}, learning rate {config['learning_rate']}, "
+        f"label smoothing {config['label_smoothing']}, mixup {config['mixup_alpha']}, random erasing "
+        f"{config['random_erasing']}, class weights `{config['class_weight']}`.",
+        "",
+        f"## Evaluation on {split}",
+        f"{evaluation['n_overlap']} of the {evaluation['all']['n']} {split} images also appear (identical pixels) in "
+        f"{training['train_split']}; the table reports accuracy with and without them, and with test-time "
+        f"augmentation ({metadata.get('tta', 'TTA')}).",
+        "",
+        *_metric_rows(evaluation),
+        "",
+        "| class | precision | recall | F1 | support |",
+        "|---|---|---|---|---|",
+        *(f"| {name} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} | {s['support']} |"
+          for name, s in per_class.items()),
+        "",
+    ]
+    for name, path in plots.items():
+        rel = os.path.relpath(path, card.parent)
+        lines += [f"![{name}]({rel})", ""]
+    lines += ["## Limitations", LIMITATIONS, ""]
+    if tflite is not None:
+        lines += ["## Files", f"- `{model_file.name}`: Keras model with metadata (`fer_metadata.json`).",
+                  f"- `{tflite.name}`: LiteRT copy of the same network (no metadata inside).", ""]
+    card.write_text("\n".join(lines))
+    return card

@@ -1,0 +1,239 @@
+"""Export a training run as a shipped model: the best checkpoint, its metadata, plots and a model card.
+
+``python -m training export --run RUNDIR --out fer_core/models/fer2013_cnn.keras [--tflite] [--card PATH]``
+reads ``RUNDIR/config.json``, ``best.keras`` and ``history.csv``, evaluates the best model on the
+validation split (with and without the images that also appear in the training split, with and
+without test-time augmentation), and writes the model with its metadata (classes, preprocessing,
+data hash, metrics, training command and duration), the plots and a Markdown model card.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from dataclasses import fields
+from pathlib import Path
+
+from fer_core.model_file import read_metadata, write_metadata
+from training.card import write_model_card
+
+#: Test-time augmentation used for the reported "TTA" metrics (see :func:`training.evaluate.tta_views`).
+TTA_DESCRIPTION = "mean of 6 views: image, horizontal mirror, 4 copies shifted by 8% of the side towards the corners"
+
+
+def load_run_config(run_dir: Path):
+    """Read ``run_dir/config.json`` into a :class:`training.train.TrainConfig` (unknown keys are an error).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the run folder has no ``config.json``.
+    ValueError
+        If the config holds keys this code does not know.
+    """
+    from training.train import TrainConfig
+
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir}: not a training run (no config.json)")
+    saved = json.loads(path.read_text())
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(saved) - known)
+    if unknown:
+        raise ValueError(f"{path}: unknown config keys {unknown}")
+    return TrainConfig(**saved)
+
+
+def reconstruct_command(config) -> str:
+    """Return a ``python -m training train`` command line that reproduces ``config`` (non-default flags only)."""
+    from training.train import TrainConfig
+
+    default = TrainConfig()
+    parts = ["python", "-m", "training", "train"]
+    for f in fields(TrainConfig):
+        value = getattr(config, f.name)
+        if value == getattr(default, f.name) or f.name == "verbose":
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(value, bool):
+            parts.append(flag if value else "--no-" + f.name.replace("_", "-"))
+        elif isinstance(value, list):
+            parts += [flag, *map(str, value)]
+        else:
+            parts += [flag, str(value)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def training_provenance(run_dir: Path, config) -> dict:
+    """Return the run's training command and duration (seconds), from the best source available.
+
+    Sources in order: ``run.json`` (written by :func:`training.train.train`, durations summed over
+    resumed invocations), the metadata of ``model.keras`` written at the end of training, and
+    finally a command rebuilt from ``config.json`` with no duration.
+    """
+    runs_file = run_dir / "run.json"
+    if runs_file.is_file():
+        runs = json.loads(runs_file.read_text())
+        return {"command": runs[0]["command"], "duration_s": round(sum(r["duration_s"] for r in runs), 1),
+                "invocations": len(runs), "source": "run.json"}
+    model_file = run_dir / "model.keras"
+    if model_file.is_file():
+        training = read_metadata(model_file).get("training", {})
+        if "command" in training:
+            return {"command": training["command"], "duration_s": training.get("duration_s"),
+                    "invocations": 1, "source": "model.keras metadata"}
+    return {"command": reconstruct_command(config), "duration_s": estimated_duration(run_dir), "invocations": None,
+            "source": "command rebuilt from config.json; duration from TensorBoard event file names to history.csv"}
+
+
+def estimated_duration(run_dir: Path) -> float | None:
+    """Estimate a run's wall time in seconds: first TensorBoard event file's start time to ``history.csv``'s mtime.
+
+    TensorBoard names its files ``events.out.tfevents.<unix seconds>.<host>...``; a resumed run adds
+    the time it was stopped. Returns None when either is missing.
+    """
+    starts = []
+    for path in (run_dir / "tensorboard").rglob("events.out.tfevents.*"):
+        field = path.name.split(".")[3]
+        if field.isdigit():
+            starts.append(int(field))
+    history = run_dir / "history.csv"
+    if not starts or not history.is_file():
+        return None
+    return round(history.stat().st_mtime - min(starts), 1)
+
+
+def _summary(metrics: dict) -> dict:
+    return {"accuracy": round(metrics["accuracy"], 4), "macro_f1": round(metrics["macro_f1"], 4), "n": metrics["n"]}
+
+
+def evaluate_run_model(model, config, *, tta: bool = True) -> dict:
+    """Evaluate a model on the run's validation split, with and without the images also in the training split.
+
+    Returns
+    -------
+    dict
+        ``{"all": metrics, "no_overlap": metrics, "all_tta": ..., "no_overlap_tta": ..., "n_overlap": int,
+        "split": name}`` with :func:`training.evaluate.classification_metrics` results.
+    """
+    from training.cleaning import overlap_mask
+    from training.data import load_dataset
+    from training.evaluate import classification_metrics, predict_probabilities
+
+    ferplus = config.ferplus if config.ferplus_mode != "none" else None
+    data = load_dataset(config.data, spec=config.spec(), ferplus=ferplus, ferplus_mode=config.ferplus_mode,
+                        contempt=config.ferplus_contempt, skip_malformed=config.skip_malformed)
+    val = data.split(config.val_split)
+    overlap = overlap_mask(val, data.split(config.train_split))
+    results = {"split": config.val_split, "n_overlap": int(overlap.sum())}
+    for suffix, use_tta in (("", False), ("_tta", True)) if tta else (("", False),):
+        probs = predict_probabilities(model, val.images, tta=use_tta)
+        results["all" + suffix] = classification_metrics(val.labels, probs)
+        results["no_overlap" + suffix] = classification_metrics(val.labels[~overlap], probs[~overlap])
+    return results
+
+
+def export_run(
+    run_dir: str | Path,
+    out: str | Path,
+    *,
+    card: str | Path | None = None,
+    tflite: bool = False,
+    tta: bool = True,
+    command: str | None = None,
+    duration_s: float | None = None,
+) -> dict:
+    """Export a run's best model with metadata, plots and model card (what ``python -m training export`` runs).
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        Training run folder with ``config.json``, ``best.keras`` and ``history.csv``.
+    out : str or Path
+        Model file to write (``.keras``).
+    card : str or Path, optional
+        Markdown model card; default ``out`` with suffix ``.md``. Plots are written beside it.
+    tflite : bool
+        Also write a LiteRT copy (``out`` with suffix ``.tflite``).
+    tta : bool
+        Also report metrics with test-time augmentation.
+    command, duration_s : optional
+        Override the training command and duration found by :func:`training_provenance`.
+
+    Returns
+    -------
+    dict
+        The metadata written into ``out``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the run has no ``config.json`` or ``best.keras``.
+    ModelFileError
+        If the metadata does not pass :func:`fer_core.model_file.check_metadata`.
+    """
+    import keras
+    import tensorflow as tf
+
+    from training.plots import plot_confusion_matrix, plot_history, plot_per_class_recall
+    from training.train import model_metadata
+
+    started = time.time()
+    run_dir, out = Path(run_dir), Path(out)
+    card = Path(card) if card else out.with_suffix(".md")
+    config = load_run_config(run_dir)
+    best_path = run_dir / "best.keras"
+    if not best_path.is_file():
+        raise FileNotFoundError(f"{run_dir}: no best.keras checkpoint (has the run finished an epoch?)")
+    model = keras.models.load_model(best_path, compile=False)
+    evaluation = evaluate_run_model(model, config, tta=tta)
+    provenance = training_provenance(run_dir, config)
+    if command:
+        provenance.update(command=command, source="given to export")
+    if duration_s is not None:
+        provenance.update(duration_s=float(duration_s))
+
+    data_report = run_dir / "data_report.json"
+    cleaning = json.loads(data_report.read_text())["report"].get("cleaning", {}) if data_report.is_file() else {}
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model.save(out)
+    split = evaluation["split"]
+    metrics = {f"{split}_accuracy": round(evaluation["all"]["accuracy"], 4)}
+    for key in ("all", "no_overlap", "all_tta", "no_overlap_tta"):
+        if key in evaluation:
+            metrics[key] = _summary(evaluation[key])
+    metrics["n_overlap_with_" + config.train_split] = evaluation["n_overlap"]
+    metrics["per_class"] = evaluation["all"]["per_class"]
+    metrics["confusion_matrix"] = evaluation["all"]["confusion_matrix"]
+    metadata = model_metadata(
+        config,
+        model,
+        command=provenance["command"],
+        duration_s=provenance["duration_s"],
+        metrics=metrics,
+        val_split=split,
+        training_extra={"cleaning": cleaning, "provenance": provenance["source"]},
+        extra={"tta": TTA_DESCRIPTION, "card": card.name, "exported_from": str(run_dir)},
+    )
+    write_metadata(out, metadata)
+
+    card.parent.mkdir(parents=True, exist_ok=True)
+    stem = out.stem
+    plots = {}
+    if (run_dir / "history.csv").is_file():
+        plots["history"] = plot_history(run_dir / "history.csv", card.parent / f"{stem}_history.png")
+    plots["confusion"] = plot_confusion_matrix(evaluation["all"]["confusion_matrix"],
+                                               card.parent / f"{stem}_confusion.png",
+                                               title=f"confusion matrix ({split}, n={evaluation['all']['n']})")
+    plots["recall"] = plot_per_class_recall(evaluation["all"]["per_class"], card.parent / f"{stem}_recall.png",
+                                            title=f"recall per class ({split})")
+    if tflite:
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        out.with_suffix(".tflite").write_bytes(converter.convert())
+    write_model_card(card, metadata=metadata, evaluation=evaluation, plots=plots, model_file=out,
+                     tflite=out.with_suffix(".tflite") if tflite else None)
+    print(f"exported {out} ({split} accuracy {evaluation['all']['accuracy']:.4f}) and {card} "
+          f"in {time.time() - started:.0f} s", flush=True)
+    return metadata

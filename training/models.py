@@ -1,0 +1,139 @@
+"""Model builders: a compact CNN trained from scratch and EfficientNet for two-phase fine-tuning.
+
+Both take ``uint8``-valued input of shape (S, S, C) as produced by
+:func:`fer_core.preprocessing.preprocess_faces` and rescale inside the network (keras-io's habit
+that removes training/serving skew). Both end in a 7-way softmax in FER2013 order.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from fer_core.emotions import NUM_CLASSES
+
+
+def build_compact_cnn(
+    input_size: int = 48,
+    channels: int = 1,
+    *,
+    widths: tuple[int, ...] = (64, 128, 256, 512),
+    dense_units: int = 256,
+    dropout_rate: float = 0.4,
+    weight_decay: float = 1e-4,
+    num_classes: int = NUM_CLASSES,
+) -> keras.Model:
+    """Build the default VGG-style classifier trained from scratch on FER2013.
+
+    Four blocks of two 3x3 convolutions (BatchNorm, ReLU) and 2x2 max pooling, global average
+    pooling, one dense layer and a softmax; the layout follows the VGG variants that reach about
+    73% on FER2013 (Khaireddin & Chen 2021, arXiv 2105.03588), narrowed to train on a CPU.
+
+    Parameters
+    ----------
+    input_size : int
+        Input side in pixels (48 for FER2013).
+    channels : int
+        1 (grayscale) or 3.
+    widths : tuple of int
+        Filters per block.
+    dense_units : int
+        Width of the dense layer before the classifier.
+    dropout_rate : float
+        Dropout before the dense layer and before the classifier.
+    weight_decay : float
+        L2 penalty on convolution and dense kernels.
+
+    Returns
+    -------
+    keras.Model
+        Input (None, input_size, input_size, channels) float32 with values 0-255; output
+        (None, num_classes) softmax probabilities (float32).
+    """
+    reg = keras.regularizers.l2(weight_decay) if weight_decay else None
+    inputs = keras.Input(shape=(input_size, input_size, channels), name="face")
+    x = layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
+    for block, width in enumerate(widths, start=1):
+        for conv in (1, 2):
+            x = layers.Conv2D(width, 3, padding="same", use_bias=False, kernel_regularizer=reg,
+                              name=f"block{block}_conv{conv}")(x)
+            x = layers.BatchNormalization(name=f"block{block}_bn{conv}")(x)
+            x = layers.ReLU(name=f"block{block}_relu{conv}")(x)
+        x = layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
+        if block >= 3:
+            x = layers.SpatialDropout2D(0.1, name=f"block{block}_drop")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Dropout(dropout_rate, name="head_drop1")(x)
+    x = layers.Dense(dense_units, use_bias=False, kernel_regularizer=reg, name="head_dense")(x)
+    x = layers.BatchNormalization(name="head_bn")(x)
+    x = layers.ReLU(name="head_relu")(x)
+    x = layers.Dropout(dropout_rate, name="head_drop2")(x)
+    x = layers.Dense(num_classes, name="logits")(x)
+    outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="fer_compact_cnn")
+
+
+#: EfficientNet variants and their Keras application constructors' names.
+EFFICIENTNET_VARIANTS: dict[str, str] = {
+    "efficientnet_b0": "EfficientNetB0",
+    "efficientnet_b1": "EfficientNetB1",
+    "efficientnet_b2": "EfficientNetB2",
+}
+
+
+def build_efficientnet(
+    variant: str = "efficientnet_b0",
+    input_size: int = 96,
+    *,
+    weights: str | None = None,
+    dropout_rate: float = 0.2,
+    num_classes: int = NUM_CLASSES,
+) -> keras.Model:
+    """Build an EfficientNet (Tan & Le 2019) classifier for two-phase fine-tuning, as in keras-io's example.
+
+    The Keras application is built on the model's own input tensor (``input_tensor=``), so its
+    layers (``stem_*``, ``block1a_*`` ... ``block7*``, ``top_*``) are layers of the returned model
+    and :func:`training.finetune.set_trainable_phase` can freeze and unfreeze them by block. The
+    application rescales and normalises 0-255 pixels itself, so preprocessing stays inside the
+    model. Head: global average pooling, BatchNorm, dropout, softmax (keras-io's
+    ``image_classification_efficientnet_fine_tuning``).
+
+    Parameters
+    ----------
+    variant : {"efficientnet_b0", "efficientnet_b1", "efficientnet_b2"}
+    input_size : int
+        Input side in pixels (at least 32); 3-channel RGB input.
+    weights : str, optional
+        Path to a local no-top weights file (e.g. ImageNet ``*_notop.h5``); None trains from
+        scratch. Nothing is downloaded.
+    dropout_rate : float
+        Dropout before the classifier.
+
+    Returns
+    -------
+    keras.Model
+        Input (None, input_size, input_size, 3) float32 values 0-255; output (None, num_classes)
+        softmax probabilities (float32).
+
+    Raises
+    ------
+    ValueError
+        If ``variant`` is unknown, ``input_size`` is below 32 or ``weights`` is not an existing file.
+    """
+    from pathlib import Path
+
+    if variant not in EFFICIENTNET_VARIANTS:
+        raise ValueError(f"variant has to be one of {sorted(EFFICIENTNET_VARIANTS)}; got {variant!r}")
+    if input_size < 32:
+        raise ValueError(f"input_size has to be at least 32 pixels for EfficientNet; got {input_size}")
+    if weights and not Path(weights).is_file():
+        raise ValueError(f"weights has to be an existing weights file (nothing is downloaded); got {weights!r}")
+    application = getattr(keras.applications, EFFICIENTNET_VARIANTS[variant])
+    inputs = keras.Input(shape=(input_size, input_size, 3), name="face")
+    base = application(include_top=False, weights=weights or None, input_tensor=inputs)
+    x = layers.GlobalAveragePooling2D(name="head_pool")(base.output)
+    x = layers.BatchNormalization(name="head_bn")(x)
+    x = layers.Dropout(dropout_rate, name="head_drop")(x)
+    x = layers.Dense(num_classes, name="logits")(x)
+    outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=variant)

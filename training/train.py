@@ -1,0 +1,520 @@
+"""Training runs: one config, a fixed seed, a checkpoint every epoch, ``--resume``, logs and an exported model.
+
+Reads top to bottom like the keras-io examples: load the data, build the input pipelines, build the
+model, ``fit``, then export the best checkpoint with its metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fer_core.emotions import EMOTIONS, NUM_CLASSES
+from fer_core.preprocessing import PreprocessSpec
+
+#: Architectures :func:`build_model` builds.
+ARCHITECTURES: tuple[str, ...] = ("compact_cnn", "efficientnet_b0", "efficientnet_b1", "efficientnet_b2")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run; saved as ``config.json`` beside its outputs.
+
+    Attributes
+    ----------
+    data : str
+        Dataset path (Kaggle CSV, FER+ votes are given separately in ``ferplus``).
+    out : str
+        Output folder (checkpoints, logs, plots, ``model.keras``).
+    arch : {"compact_cnn", "efficientnet_b0", "efficientnet_b1", "efficientnet_b2"}
+    train_split, val_split : str
+        ``Usage`` values used for training and validation (never a test split for validation).
+    epochs : int
+        Epochs for ``compact_cnn``; EfficientNet uses ``phases``.
+    batch_size : int
+    learning_rate : float
+        Peak learning rate of the cosine schedule (after a one-epoch linear warm-up).
+    label_smoothing : float
+    mixup_alpha : float
+        0 disables mixup.
+    random_erasing : float
+        Probability of erasing a rectangle per image; 0 disables it.
+    class_weight : {"none", "balanced", "sqrt"}
+        Loss weights for rare classes (Disgust is 1.5% of FER2013).
+    patience : int
+        Early-stopping patience in epochs on validation accuracy.
+    seed : int
+    widths : list of int
+        Filters per block of the compact CNN.
+    input_size, channels, margin : preprocessing (see :class:`fer_core.preprocessing.PreprocessSpec`).
+    limit : int
+        Use only the first ``limit`` training images (0 = all); for smoke tests.
+    ferplus : str
+        ``fer2013new.csv`` aligned with ``data``; used when ``ferplus_mode`` is not ``"none"``.
+    ferplus_mode : {"none", "majority", "soft"}
+        FER+ majority labels or vote distributions as soft targets (:mod:`training.ferplus`).
+    ferplus_contempt : str
+        ``"exclude"`` or the FER2013 class that contempt votes are folded into.
+    val_fraction : float
+        When above 0, validate on this stratified fraction of ``train_split`` (seeded) instead of
+        ``val_split``.
+    weights : str
+        Local no-top weights file for EfficientNet ("" = random initialisation; nothing is downloaded).
+    phases : str
+        EfficientNet schedule, e.g. ``"head:6,top:4"`` (:func:`training.finetune.parse_phases`).
+    phase_repeats : int
+        How many times the schedule runs.
+    finetune_learning_rate : float
+        Learning rate of ``top`` phases (``learning_rate`` is used for ``head`` phases).
+    unfreeze_blocks : int
+        EfficientNet stages (of 7) unfrozen in ``top`` phases.
+    balanced_sampling : bool
+        Draw every class equally often in each batch (instead of, or on top of, ``class_weight``).
+    drop_duplicates, drop_conflicts, drop_overlap : bool
+        Cleaning of the training split (:mod:`training.cleaning`): exact duplicates, duplicates with
+        conflicting labels, images that also appear in the other splits.
+    face_cleaning : str
+        Detector name (``"ssd"``, ``"haar"``, ``"blazeface"``) to drop training images with no
+        detected face; "" disables it.
+    face_upsample : int
+        Side in pixels that small images are enlarged to before face detection.
+    skip_malformed : bool
+        Skip and count malformed rows and unreadable images instead of failing.
+    """
+
+    data: str = "../shared/data/fer2013/fer2013.csv.xz"
+    out: str = "runs/compact"
+    arch: str = "compact_cnn"
+    ferplus: str = ""
+    ferplus_mode: str = "none"
+    train_split: str = "Training"
+    val_split: str = "PublicTest"
+    epochs: int = 40
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    label_smoothing: float = 0.1
+    mixup_alpha: float = 0.0
+    random_erasing: float = 0.5
+    class_weight: str = "none"
+    patience: int = 10
+    seed: int = 1337
+    widths: list = field(default_factory=lambda: [32, 64, 128, 256])
+    dense_units: int = 256
+    dropout_rate: float = 0.4
+    weight_decay: float = 1e-4
+    input_size: int = 48
+    channels: int = 1
+    margin: float = 0.15
+    limit: int = 0
+    verbose: int = 2
+    ferplus_contempt: str = "exclude"
+    val_fraction: float = 0.0
+    weights: str = ""
+    phases: str = "head:6,top:4"
+    phase_repeats: int = 1
+    finetune_learning_rate: float = 1e-5
+    unfreeze_blocks: int = 2
+    balanced_sampling: bool = False
+    drop_duplicates: bool = False
+    drop_conflicts: bool = False
+    drop_overlap: bool = False
+    face_cleaning: str = ""
+    face_upsample: int = 192
+    skip_malformed: bool = False
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"arch has to be one of {ARCHITECTURES}; got {self.arch!r}")
+        if self.arch.startswith("efficientnet") and self.channels != 3:
+            raise ValueError(f"EfficientNet takes RGB input: channels has to be 3; got {self.channels}")
+        if self.ferplus_mode not in ("none", "majority", "soft"):
+            raise ValueError(f"ferplus_mode has to be 'none', 'majority' or 'soft'; got {self.ferplus_mode!r}")
+        if self.ferplus_mode != "none" and not self.ferplus:
+            raise ValueError("ferplus_mode needs the FER+ votes file: pass ferplus (--ferplus PATH)")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction has to be in [0, 1); got {self.val_fraction}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size have to be at least 1; got {self.epochs}, {self.batch_size}")
+        if self.arch.startswith("efficientnet"):
+            from training.finetune import parse_phases
+
+            parse_phases(self.phases, self.phase_repeats)
+
+    def spec(self) -> PreprocessSpec:
+        """Return the preprocessing this run trains with."""
+        return PreprocessSpec(input_size=self.input_size, channels=self.channels, margin=self.margin)
+
+
+def class_weights(labels: np.ndarray, mode: str) -> dict[int, float] | None:
+    """Return per-class loss weights.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (N,), int
+    mode : {"none", "balanced", "sqrt"}
+        ``balanced`` is N / (K * count) as in scikit-learn; ``sqrt`` is its square root, a milder
+        correction that costs less overall accuracy.
+
+    Raises
+    ------
+    ValueError
+        If ``mode`` is unknown.
+    """
+    if mode == "none":
+        return None
+    counts = np.bincount(labels, minlength=NUM_CLASSES).astype(float)
+    weights = len(labels) / (NUM_CLASSES * np.maximum(counts, 1.0))
+    if mode == "sqrt":
+        weights = np.sqrt(weights)
+    elif mode != "balanced":
+        raise ValueError(f"class_weight has to be 'none', 'balanced' or 'sqrt'; got {mode!r}")
+    return {i: float(w) for i, w in enumerate(weights)}
+
+
+def make_dataset(images, targets, *, batch_size, training, config, sample_weights=None):
+    """Build a ``tf.data`` pipeline of (float32 images 0-255, float32 targets (B, 7)).
+
+    Augmentation (flip, rotation, shift, zoom, brightness, contrast, random erasing, optional mixup)
+    is applied only when ``training`` is True.
+    """
+    import tensorflow as tf
+
+    parts = (images, targets) if sample_weights is None else (images, targets, sample_weights)
+    ds = tf.data.Dataset.from_tensor_slices(parts)
+    if training:
+        ds = ds.shuffle(min(len(images), 30000), seed=config.seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=training)
+    if training:
+        return _augment_batches(ds, config)
+
+    def to_float(x, *rest):
+        return (tf.cast(x, tf.float32), *rest)
+
+    return ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _augment_batches(ds, config):
+    """Cast batches to float32 and augment them (flip, rotation, shift, zoom, brightness, contrast,
+    random erasing, optional mixup)."""
+    import tensorflow as tf
+
+    from training.augment import build_augmenter, mixup, random_erasing
+
+    augmenter = build_augmenter(seed=config.seed)
+
+    def augment(x, y, *w):
+        x = augmenter(tf.cast(x, tf.float32), training=True)
+        x = tf.clip_by_value(x, 0.0, 255.0)
+        if config.random_erasing > 0:
+            x = random_erasing(x, config.random_erasing)
+        if config.mixup_alpha > 0:
+            x, y = mixup(x, y, config.mixup_alpha)
+        return (x, y, *w)
+
+    return ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _one_hot(labels: np.ndarray) -> np.ndarray:
+    return np.eye(NUM_CLASSES, dtype=np.float32)[labels]
+
+
+def build_model(config: TrainConfig):
+    """Build the network named by ``config.arch`` (uncompiled).
+
+    Raises
+    ------
+    ValueError
+        If ``config.arch`` is neither ``"compact_cnn"`` nor an ``"efficientnet_*"`` name.
+    """
+    from training.models import build_compact_cnn
+
+    if config.arch == "compact_cnn":
+        return build_compact_cnn(
+            config.input_size,
+            config.channels,
+            widths=tuple(config.widths),
+            dense_units=config.dense_units,
+            dropout_rate=config.dropout_rate,
+            weight_decay=config.weight_decay,
+        )
+    if config.arch.startswith("efficientnet"):
+        from training.models import build_efficientnet
+
+        return build_efficientnet(config.arch, config.input_size, weights=config.weights or None,
+                                  dropout_rate=config.dropout_rate)
+    raise ValueError(f"unknown arch {config.arch!r}; expected 'compact_cnn' or 'efficientnet_b0'..'b2'")
+
+
+def holdout_split(dataset, fraction: float, seed: int):
+    """Split a dataset into (train, validation) with a seeded, per-class (stratified) random fraction.
+
+    Returns
+    -------
+    (FerDataset, FerDataset)
+        The validation part has ``split`` name ``"holdout"``.
+    """
+    rng = np.random.default_rng(seed)
+    val = np.zeros(len(dataset), dtype=bool)
+    for code in range(NUM_CLASSES):
+        rows = np.flatnonzero(dataset.labels == code)
+        val[rng.permutation(rows)[: int(round(fraction * len(rows)))]] = True
+    held = dataset.subset(val)
+    held.splits = np.full(len(held), "holdout", dtype=object)
+    return dataset.subset(~val), held
+
+
+def load_training_data(config: TrainConfig):
+    """Load, clean and split the data named in ``config``.
+
+    Cleaning steps (``drop_conflicts``, ``drop_duplicates``, ``drop_overlap``, ``face_cleaning``)
+    touch only the training split; their counts are in ``train.report["cleaning"]``.
+
+    Returns
+    -------
+    (train, val) : tuple of FerDataset
+    """
+    from training.cleaning import clean_dataset
+    from training.data import load_dataset
+
+    ferplus = config.ferplus if config.ferplus_mode != "none" else None
+    data = load_dataset(config.data, spec=config.spec(), ferplus=ferplus, ferplus_mode=config.ferplus_mode,
+                        contempt=config.ferplus_contempt, skip_malformed=config.skip_malformed)
+    has_face = None
+    if config.face_cleaning:
+        from training.faces import FaceCropper
+
+        has_face = FaceCropper(config.face_cleaning, margin=config.margin, upsample_to=config.face_upsample).has_face_rgb
+    others = sorted(set(map(str, data.splits)) - {config.train_split})
+    data, _ = clean_dataset(data, train_split=config.train_split, holdout_splits=others,
+                            exact_duplicates=config.drop_duplicates, conflicting_duplicates=config.drop_conflicts,
+                            overlap=config.drop_overlap, has_face=has_face, progress=bool(config.verbose))
+    train = data.split(config.train_split)
+    if config.val_fraction > 0:
+        train, val = holdout_split(train, config.val_fraction, config.seed)
+    else:
+        val = data.split(config.val_split)
+    if config.limit:
+        train = train.subset(np.arange(min(config.limit, len(train))))
+        val = val.subset(np.arange(min(max(config.limit // 4, 64), len(val))))
+    return train, val
+
+
+def make_balanced_dataset(images, targets, *, batch_size, config, labels):
+    """Build a ``tf.data`` pipeline that draws every class equally often (balanced sampling).
+
+    Each class is shuffled and repeated on its own and the streams are interleaved with equal
+    weights, so a batch holds about ``batch_size / 7`` images of each class present; augmentation
+    as in :func:`make_dataset`. The pipeline is infinite: pass ``steps_per_epoch`` to ``fit``.
+    """
+    import tensorflow as tf
+
+    present = [c for c in range(NUM_CLASSES) if (labels == c).any()]
+    streams = []
+    for code in present:
+        rows = np.flatnonzero(labels == code)
+        part = tf.data.Dataset.from_tensor_slices((images[rows], targets[rows]))
+        streams.append(part.shuffle(len(rows), seed=config.seed + code, reshuffle_each_iteration=True).repeat())
+    mixed = tf.data.Dataset.sample_from_datasets(streams, weights=[1.0 / len(present)] * len(present),
+                                                 seed=config.seed)
+    return _augment_batches(mixed.batch(batch_size, drop_remainder=True), config)
+
+
+def train(config: TrainConfig, *, resume: bool = False, command: str | None = None) -> Path:
+    """Train a model, checkpointing every epoch, and export the best one with its metadata.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    resume : bool
+        Continue an interrupted run in ``config.out`` from its last epoch (weights, optimizer
+        state and epoch counter come from Keras' ``BackupAndRestore``).
+    command : str, optional
+        The command line recorded in the model's metadata.
+
+    Returns
+    -------
+    Path
+        ``<out>/model.keras``: the best epoch's model, with metadata.
+
+    Raises
+    ------
+    FileExistsError
+        If ``out`` already holds a run and ``resume`` is False.
+    """
+    import keras
+
+    from fer_core.model_file import write_metadata
+
+    out = Path(config.out)
+    if (out / "config.json").exists() and not resume:
+        raise FileExistsError(f"{out} already holds a training run; pass --resume or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    if resume and (out / "config.json").exists():
+        saved = json.loads((out / "config.json").read_text())
+        config = TrainConfig(**{**saved, "out": str(out)})
+    (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
+    keras.utils.set_random_seed(config.seed)
+
+    started = time.time()
+    train_ds, val_ds = load_training_data(config)
+    print(f"training images: {len(train_ds)} {train_ds.class_counts()}", flush=True)
+    print(f"validation images ({config.val_split}): {len(val_ds)}", flush=True)
+
+    (out / "data_report.json").write_text(json.dumps(
+        {"report": train_ds.report, "n_train": len(train_ds), "n_val": len(val_ds),
+         "train_classes": train_ds.class_counts()}, indent=2, default=str))
+
+    weights = class_weights(train_ds.labels, config.class_weight)
+    train_targets = train_ds.soft_labels if train_ds.soft_labels is not None else _one_hot(train_ds.labels)
+    sample_w = None if weights is None else np.array([weights[c] for c in train_ds.labels], np.float32)
+    steps_per_epoch = len(train_ds) // config.batch_size
+    if config.balanced_sampling:
+        if sample_w is not None:
+            raise ValueError("balanced_sampling and class_weight correct the same imbalance; choose one")
+        train_pipe = make_balanced_dataset(train_ds.images, train_targets, batch_size=config.batch_size,
+                                           config=config, labels=train_ds.labels)
+    else:
+        train_pipe = make_dataset(train_ds.images, train_targets, batch_size=config.batch_size, training=True,
+                                  config=config, sample_weights=sample_w)
+    val_pipe = make_dataset(val_ds.images, _one_hot(val_ds.labels), batch_size=256, training=False, config=config)
+
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+    metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
+    model = build_model(config)
+    best_checkpoint = keras.callbacks.ModelCheckpoint(str(out / "best.keras"), monitor="val_accuracy", mode="max",
+                                                      save_best_only=True)
+    if config.arch == "compact_cnn":
+        schedule = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=config.learning_rate / 10,
+            decay_steps=max(1, steps_per_epoch * (config.epochs - 1)),
+            warmup_target=config.learning_rate,
+            warmup_steps=steps_per_epoch,
+            alpha=0.01,
+        )
+        model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=metrics)
+        model.summary(print_fn=lambda line, **_: print(line, flush=True))
+        callbacks = [
+            keras.callbacks.BackupAndRestore(str(out / "backup")),
+            keras.callbacks.ModelCheckpoint(str(out / "last.keras")),
+            best_checkpoint,
+            keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=config.patience),
+            keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
+            keras.callbacks.TensorBoard(str(out / "tensorboard"), write_graph=False),
+        ]
+        model.fit(train_pipe, validation_data=val_pipe, epochs=config.epochs, callbacks=callbacks,
+                  verbose=config.verbose, steps_per_epoch=steps_per_epoch if config.balanced_sampling else None)
+    else:
+        from training.finetune import fit_phases, parse_phases
+
+        def callbacks_for_phase(index):
+            return [
+                keras.callbacks.ModelCheckpoint(str(out / "last.keras")),
+                best_checkpoint,
+                keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=config.patience),
+                keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
+                                                  patience=max(1, config.patience // 3)),
+                keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
+                keras.callbacks.TensorBoard(str(out / "tensorboard"), write_graph=False),
+            ]
+
+        fit_phases(model, parse_phases(config.phases, config.phase_repeats), train_data=train_pipe,
+                   val_data=val_pipe, out=out, learning_rate=config.learning_rate,
+                   finetune_learning_rate=config.finetune_learning_rate, unfreeze_blocks=config.unfreeze_blocks,
+                   compile_kwargs={"loss": loss, "metrics": metrics}, callbacks_for_phase=callbacks_for_phase,
+                   steps_per_epoch=steps_per_epoch if config.balanced_sampling else None, verbose=config.verbose)
+
+    best = keras.models.load_model(out / "best.keras")
+    val_probs = best.predict(val_pipe, verbose=0)
+    val_acc = float((val_probs.argmax(1) == val_ds.labels).mean())
+    model_path = out / "model.keras"
+    best.save(model_path)
+    elapsed = time.time() - started
+    metadata = model_metadata(
+        config,
+        best,
+        command=command or " ".join(shlex.quote(a) for a in sys.argv),
+        duration_s=round(elapsed, 1),
+        metrics={f"{config.val_split}_accuracy": round(val_acc, 4)},
+        training_extra={
+            "n_train": len(train_ds),
+            "n_val": len(val_ds),
+            "cleaning": train_ds.report.get("cleaning", {}),
+        },
+    )
+    write_metadata(model_path, metadata)
+    _record_invocation(out, metadata["training"]["command"], elapsed)
+    print(f"best {config.val_split} accuracy {val_acc:.4f}; model written to {model_path}", flush=True)
+    return model_path
+
+
+def model_metadata(config: TrainConfig, model, *, command: str, duration_s: float, metrics: dict,
+                   val_split: str | None = None, training_extra: dict | None = None, extra: dict | None = None) -> dict:
+    """Build the metadata stored in a model file (the one definition used by ``train`` and ``export``).
+
+    Parameters
+    ----------
+    config : TrainConfig
+        The run's configuration (preprocessing, architecture, data path and splits).
+    model : keras.Model
+        The trained network (for its parameter count).
+    command : str
+        Training command line that reproduces the run.
+    duration_s : float
+        Training wall time in seconds.
+    metrics : dict
+        Evaluation figures (accuracies are fractions in [0, 1]).
+    val_split : str, optional
+        Validation split name; default ``config.val_split``.
+    training_extra, extra : dict, optional
+        More keys for the ``training`` section and for the top level.
+
+    Returns
+    -------
+    dict
+        JSON-serialisable; passes :func:`fer_core.model_file.check_metadata`.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``config.data`` (hashed for the ``data_sha256`` field) does not exist.
+    """
+    import tensorflow as tf
+
+    from training.data import dataset_sha256
+
+    training = {
+        "config": asdict(config),
+        "data_file": Path(config.data).name,
+        "data_sha256": dataset_sha256(config.data),
+        "train_split": config.train_split,
+        "val_split": val_split or config.val_split,
+        **(training_extra or {}),
+        "command": command,
+        "duration_s": duration_s,
+        "tensorflow": tf.__version__,
+        "host_cpus": os.cpu_count(),
+    }
+    return {
+        "classes": list(EMOTIONS),
+        "preprocessing": config.spec().to_dict(),
+        "architecture": config.arch,
+        "parameters": int(model.count_params()),
+        "training": training,
+        "metrics": metrics,
+        **(extra or {}),
+    }
+
+
+def _record_invocation(out: Path, command: str, duration_s: float) -> None:
+    """Append this invocation (command, seconds) to ``out/run.json``; export sums the durations."""
+    path = out / "run.json"
+    runs = json.loads(path.read_text()) if path.exists() else []
+    runs.append({"command": command, "duration_s": round(duration_s, 1), "finished": time.time()})
+    path.write_text(json.dumps(runs, indent=2))
