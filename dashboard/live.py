@@ -13,6 +13,7 @@ Record page is exact.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections import deque
@@ -37,6 +38,22 @@ FPS_WINDOW_S = 5.0
 ABORT_GRACE_S = 5.0
 #: Seconds without a frame after which a started stream counts as gone (tab closed, network lost) and is aborted.
 STALL_S = 15.0
+#: Python's thread switch interval (seconds) while live streams run; CPython's default is 0.005.
+SWITCH_INTERVAL_S = 0.001
+
+
+def shorten_gil_slices(interval_s: float = SWITCH_INTERVAL_S) -> None:
+    """Let threads waiting for the GIL get it sooner (``sys.setswitchinterval``), process-wide.
+
+    A frame's analysis releases and re-takes the GIL at every OpenCV, NumPy and LiteRT call. While a
+    Streamlit script run (pure Python) holds the GIL, each re-take waits up to one switch interval,
+    so with CPython's 5 ms default one frame could wait tens of milliseconds ("convoy effect"); 1 ms
+    cut the dropped frames of two streams in ``benchmarks/bench_live.py``.
+    """
+    if not interval_s > 0:
+        raise ValueError(f"interval_s has to be > 0 seconds; got {interval_s!r}")
+    if sys.getswitchinterval() > interval_s:
+        sys.setswitchinterval(interval_s)
 
 
 class LiveSnapshot(NamedTuple):
@@ -103,13 +120,18 @@ class LiveStream:
         Shared; ``submit`` never blocks.
     frame_width : int
         Frames wider than this (pixels) are scaled down before analysis.
+    preview_width : int
+        Width (pixels) of the annotated video sent back to the browser. Encoding it (VP8, on the server)
+        and decoding it (in every watching browser) costs CPU in proportion to its area; the analysis
+        always sees ``frame_width``.
     """
 
-    def __init__(self, session_id: int, *, analyzer, recorder, frame_width: int = 640):
+    def __init__(self, session_id: int, *, analyzer, recorder, frame_width: int = 640, preview_width: int = 320):
         self.session_id = session_id
         self.analyzer = analyzer
         self.recorder = recorder
         self.frame_width = frame_width
+        self.preview_width = preview_width
         self._lock = threading.Lock()
         self._first: tuple[float, float] | None = None  # (frame.time, wall clock) of the first frame
         # Smallest (arrival wall clock - frame.time) seen: the sender's clock mapped onto ours by the least
@@ -137,7 +159,16 @@ class LiveStream:
         if not self._finishing:
             self.recorder.submit(self.session_id, self._frames, time_s, results)
         self._publish(time_s, results, skipped=len(frames) - 1)
-        return [av.VideoFrame.from_ndarray(draw_results(image, results), format="bgr24")]
+        return [av.VideoFrame.from_ndarray(self._preview(image, results), format="bgr24")]
+
+    def _preview(self, image: np.ndarray, results: list) -> np.ndarray:
+        """The frame scaled to ``preview_width`` with each face's box and emotion drawn on it."""
+        scale = min(1.0, self.preview_width / image.shape[1])
+        if scale >= 1.0:
+            return draw_results(image, results)
+        small = fit_width(image, self.preview_width)
+        scaled = [r._replace(box=tuple(round(v * scale) for v in r.box)) for r in results]
+        return draw_results(small, scaled)
 
     def _session_time(self, frame: av.VideoFrame) -> float:
         """Seconds since the stream's first frame, from the frame's own timestamp (never index / fps)."""

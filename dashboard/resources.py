@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.live import LiveRegistry, LiveStream
+from dashboard.live import LiveRegistry, LiveStream, shorten_gil_slices
 from dashboard.settings import Settings, load_settings
 
 
@@ -56,7 +56,11 @@ def get_recorder():
 
 @st.cache_resource(show_spinner=False)
 def get_live_registry() -> LiveRegistry:
-    """Live streams by session id, shared so the researcher can watch a participant's stream."""
+    """Live streams by session id, shared so the researcher can watch a participant's stream.
+
+    Creating it also shortens the interpreter's GIL slices for the camera threads (:func:`shorten_gil_slices`).
+    """
+    shorten_gil_slices()
     return LiveRegistry()
 
 
@@ -75,6 +79,7 @@ def new_live_stream(session_id: int) -> LiveStream:
     The analyzer comes from this module's ``new_analyzer`` (looked up at call time, so tests can stub it).
     """
     settings = get_settings()
-    stream = LiveStream(session_id, analyzer=new_analyzer(), recorder=get_recorder(), frame_width=settings.frame_width)
+    stream = LiveStream(session_id, analyzer=new_analyzer(), recorder=get_recorder(), frame_width=settings.frame_width,
+                        preview_width=settings.preview_width)
     get_live_registry().add(stream)
     return stream

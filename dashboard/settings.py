@@ -25,6 +25,7 @@ ENV_VARS: dict[str, str] = {
     "model_path": "FER_MODEL_PATH",
     "ice_servers": "FER_ICE_SERVERS",
     "frame_width": "FER_FRAME_WIDTH",
+    "preview_width": "FER_PREVIEW_WIDTH",
     "detect_every": "FER_DETECT_EVERY",
     "researcher_password": "FER_RESEARCHER_PASSWORD",
     "detector": "FER_DETECTOR",
@@ -47,6 +48,9 @@ class Settings:
         Empty by default, which works when browser and server are on one machine or one LAN.
     frame_width : int
         Frames wider than this many pixels are scaled down (aspect kept) before analysis.
+    preview_width : int
+        Width in pixels of the annotated video sent back to the browser (encoding and decoding it costs
+        CPU in proportion to its area; analysis uses ``frame_width``).
     detect_every : int
         Run the face detector on every n-th frame; tracked boxes are reused in between.
     researcher_password : str or None
@@ -59,6 +63,7 @@ class Settings:
     model_path: str | None = None
     ice_servers: list[dict] = field(default_factory=list)
     frame_width: int = 640
+    preview_width: int = 320
     detect_every: int = 1
     researcher_password: str | None = None
     detector: str = DEFAULT_DETECTOR
@@ -68,6 +73,8 @@ class Settings:
             raise ValueError(f"ice_servers has to be a list of objects with 'urls'; got {self.ice_servers!r}")
         if self.frame_width < 64:
             raise ValueError(f"frame_width has to be at least 64 pixels; got {self.frame_width}")
+        if self.preview_width < 64:
+            raise ValueError(f"preview_width has to be at least 64 pixels; got {self.preview_width}")
         if self.detect_every < 1:
             raise ValueError(f"detect_every has to be at least 1; got {self.detect_every}")
 

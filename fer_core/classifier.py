@@ -8,7 +8,9 @@ any per-call ``model.predict``: by default converted once, at load time, to a Li
 flatbuffer with int8 dynamic-range weights (post-training quantization, TF Lite's
 ``Optimize.DEFAULT``) run by the XNNPACK interpreter; or the float flatbuffer; or a ``tf.function`` traced once with a fixed input
 signature ``(None, S, S, C) uint8`` (no retracing as the number of faces changes); or Keras
-``predict_on_batch``. ``benchmarks/bench_core.py`` compares their speed and their agreement
+``predict_on_batch``. A model file exported by ``python -m training export`` carries both LiteRT
+flatbuffers (:func:`embed_litert`), so the LiteRT runners then load without TensorFlow or Keras.
+``benchmarks/bench_core.py`` compares their speed and their agreement
 with the Keras model on real faces.
 
 One loaded classifier serves many threads: the model is never mutated after loading,
@@ -26,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_core.emotions import NUM_CLASSES
-from fer_core.model_file import ModelFileError, check_metadata, read_metadata
+from fer_core.model_file import ModelFileError, check_metadata, read_litert, read_metadata, write_litert
 from fer_core.preprocessing import preprocess_faces
 
 #: Where the shipped default model lives, relative to the package.
@@ -63,10 +65,14 @@ class EmotionClassifier:
         How predictions are computed (see :data:`RUNNERS`).
     num_threads : int, default 1
         Threads of each LiteRT interpreter (LiteRT runners only).
+    flatbuffer : bytes, optional
+        The network already converted for a LiteRT ``runner`` (as stored in the model file by
+        :func:`embed_litert`); ``model`` may then be None and Keras is loaded only if ``model_`` is read.
 
     Attributes
     ----------
     model_ : keras.Model
+        Loaded from ``path_`` on first access when the classifier was built from a flatbuffer.
     metadata_ : dict
         Classes, preprocessing, training and metrics as stored in the file.
     spec_ : PreprocessSpec
@@ -82,21 +88,30 @@ class EmotionClassifier:
         path: Path | None = None,
         runner: str = DEFAULT_RUNNER,
         num_threads: int = 1,
+        flatbuffer: bytes | None = None,
     ):
         if runner not in RUNNERS:
             raise ValueError(f"runner has to be one of {RUNNERS}; got {runner!r}")
         if int(num_threads) < 1:
             raise ValueError(f"num_threads has to be at least 1; got {num_threads}")
-        self.model_ = model
+        if flatbuffer is not None and not runner.startswith("litert"):
+            raise ValueError(f"a flatbuffer serves only the LiteRT runners; got runner {runner!r}")
+        if model is None and (flatbuffer is None or path is None):
+            raise ValueError("model may be None only with a flatbuffer and the path of its model file")
+        self._model = model
         self.metadata_ = metadata
         self.path_ = path
         self.runner = runner
         self.num_threads = int(num_threads)
         self.spec_ = check_metadata(metadata, source=str(path or "model"))
-        self._check_shapes()
-        self._function = self._compile() if runner == "function" else None
-        self._flatbuffer = self._convert(quantize=runner == "litert_int8") if runner.startswith("litert") else None
         self._local = threading.local()
+        if flatbuffer is not None:
+            self._function, self._flatbuffer = None, bytes(flatbuffer)
+            self._check_litert_shapes()
+        else:
+            self._check_shapes()
+            self._function = self._compile() if runner == "function" else None
+            self._flatbuffer = self._convert(quantize=runner == "litert_int8") if runner.startswith("litert") else None
         self.predict(np.zeros((1, self.spec_.input_size, self.spec_.input_size, self.spec_.channels), np.uint8))
 
     @classmethod
@@ -134,6 +149,9 @@ class EmotionClassifier:
             )
             raise ModelFileError(f"{path}: model file not found{hint}")
         metadata = read_metadata(path)
+        flatbuffer = read_litert(path, runner)
+        if flatbuffer is not None:  # converted at export: no TensorFlow or Keras in this process
+            return cls(None, metadata, path=path, runner=runner, num_threads=num_threads, flatbuffer=flatbuffer)
         import keras  # noqa: PLC0415 - TensorFlow is loaded only when a model is
 
         try:
@@ -141,6 +159,26 @@ class EmotionClassifier:
         except Exception as exc:  # Keras raises many types for a damaged archive
             raise ModelFileError(f"{path}: Keras could not load the model ({type(exc).__name__}: {exc})") from exc
         return cls(model, metadata, path=path, runner=runner, num_threads=num_threads)
+
+    @property
+    def model_(self):
+        """The Keras network (loaded from ``path_`` on first access if built from a flatbuffer)."""
+        if self._model is None:
+            import keras  # noqa: PLC0415
+
+            self._model = keras.models.load_model(self.path_, compile=False)
+        return self._model
+
+    def _check_litert_shapes(self) -> None:
+        spec = self.spec_
+        expected = (spec.input_size, spec.input_size, spec.channels)
+        interpreter = self._interpreter()
+        got_in = tuple(int(d) for d in interpreter.get_input_details()[0]["shape"][1:])
+        got_out = tuple(int(d) for d in interpreter.get_output_details()[0]["shape"][1:])
+        if got_in != expected:
+            raise ModelFileError(f"{self.path_}: LiteRT network input {got_in} does not match the metadata's {expected}")
+        if got_out != (NUM_CLASSES,):
+            raise ModelFileError(f"{self.path_}: LiteRT network output {got_out} has to be ({NUM_CLASSES},)")
 
     def _check_shapes(self) -> None:
         spec = self.spec_
@@ -178,19 +216,27 @@ class EmotionClassifier:
         except Exception as exc:  # the converter raises many types
             raise ModelFileError(f"{self.path_}: LiteRT conversion failed ({type(exc).__name__}: {exc})") from exc
 
-    def _run_litert(self, batch: np.ndarray) -> np.ndarray:
-        """Run the LiteRT flatbuffer with this thread's own interpreter (interpreters are not thread-safe)."""
+    def _interpreter(self):
+        """This thread's LiteRT interpreter over the shared flatbuffer (created on first use)."""
         interpreter = getattr(self._local, "interpreter", None)
         if interpreter is None:
             try:
                 from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
             except ImportError:  # pragma: no cover - fallback when LiteRT is absent
                 from tensorflow.lite import Interpreter  # noqa: PLC0415
-            interpreter = Interpreter(model_content=self._flatbuffer, num_threads=self.num_threads)
+            try:
+                interpreter = Interpreter(model_content=self._flatbuffer, num_threads=self.num_threads)
+            except (ValueError, RuntimeError) as exc:
+                raise ModelFileError(f"{self.path_}: LiteRT could not load the network ({exc})") from exc
             self._local.interpreter, self._local.batch = interpreter, -1
             # Tensor indices are fixed for the interpreter's life; look them up once, not per frame.
             self._local.input_index = interpreter.get_input_details()[0]["index"]
             self._local.output_index = interpreter.get_output_details()[0]["index"]
+        return interpreter
+
+    def _run_litert(self, batch: np.ndarray) -> np.ndarray:
+        """Run the LiteRT flatbuffer with this thread's own interpreter (interpreters are not thread-safe)."""
+        interpreter = self._interpreter()
         input_index = self._local.input_index
         if self._local.batch != len(batch):
             interpreter.resize_tensor_input(input_index, batch.shape)
@@ -231,3 +277,37 @@ class EmotionClassifier:
         else:
             probs = self.model_.predict_on_batch(batch.astype(np.float32))
         return np.asarray(probs, dtype=np.float32)
+
+
+def embed_litert(path: str | Path, runners: tuple[str, ...] = (DEFAULT_RUNNER,)) -> dict[str, int]:
+    """Convert a model file's network to LiteRT flatbuffers and store them inside it.
+
+    Afterwards :meth:`EmotionClassifier.load` with a LiteRT runner (the default) needs neither
+    TensorFlow nor Keras: the dashboard and the analysis workers start faster and use less memory,
+    and Streamlit's per-run Keras clean-up (``keras.backend.clear_session``, which runs a full garbage
+    collection) never fires. ``python -m training export`` calls this.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.keras`` model file with metadata.
+    runners : tuple of str, default ("litert_int8",)
+        LiteRT runners to convert for: ``"litert_int8"`` (int8 dynamic-range weights, about a quarter
+        of the float size) and/or ``"litert"`` (float32). Only the default runner is stored by
+        default, to keep model files small.
+
+    Returns
+    -------
+    dict
+        Runner name to flatbuffer size in bytes.
+
+    Raises
+    ------
+    ModelFileError
+        If the file cannot be loaded or converted.
+    """
+    path = Path(path)
+    classifier = EmotionClassifier.load(path, runner="predict_on_batch")  # loads Keras, never a stored flatbuffer
+    flatbuffers = {runner: classifier._convert(quantize=runner == "litert_int8") for runner in runners}
+    write_litert(path, flatbuffers)
+    return {runner: len(data) for runner, data in flatbuffers.items()}

@@ -8,6 +8,7 @@ TensorFlow, and :func:`check_metadata` is what every loader calls before trustin
 
 from __future__ import annotations
 
+import hashlib
 import json
 import zipfile
 from pathlib import Path
@@ -19,6 +20,12 @@ from fer_core.preprocessing import PreprocessSpec
 METADATA_MEMBER = "fer_metadata.json"
 #: Metadata format identifier.
 METADATA_FORMAT = "fer_core.model/v1"
+#: Members holding the network converted to LiteRT flatbuffers, by classifier runner.
+LITERT_MEMBERS = {"litert_int8": "litert/int8.tflite", "litert": "litert/float32.tflite"}
+#: Member recording the SHA-256 of the Keras weights the flatbuffers were converted from.
+LITERT_SOURCE_MEMBER = "litert/weights.sha256"
+#: The Keras weights member of a ``.keras`` archive.
+KERAS_WEIGHTS_MEMBER = "model.weights.h5"
 
 
 class ModelFileError(ValueError):
@@ -53,6 +60,71 @@ def write_metadata(path: str | Path, metadata: dict) -> None:
             dst.writestr(name, data)
         dst.writestr(METADATA_MEMBER, json.dumps(metadata, indent=2, sort_keys=True))
     tmp.replace(path)
+
+
+def write_litert(path: str | Path, flatbuffers: dict[str, bytes]) -> None:
+    """Store LiteRT flatbuffers of the archive's network inside the ``.keras`` archive.
+
+    With them, :meth:`fer_core.classifier.EmotionClassifier.load` serves the LiteRT runners without
+    importing TensorFlow or Keras (a process such as the dashboard then never loads them). The SHA-256
+    of the archive's Keras weights is stored alongside, so flatbuffers of other weights are never used.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.keras`` archive.
+    flatbuffers : dict
+        Runner name (a key of :data:`LITERT_MEMBERS`) to flatbuffer bytes.
+
+    Raises
+    ------
+    ModelFileError
+        If the file is not a zip archive with Keras weights, or a runner name is unknown.
+    """
+    path = Path(path)
+    unknown = set(flatbuffers) - set(LITERT_MEMBERS)
+    if unknown:
+        raise ModelFileError(f"{path}: unknown LiteRT runner(s) {sorted(unknown)}; expected {sorted(LITERT_MEMBERS)}")
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError(f"{path}: not a .keras (zip) model archive")
+    with zipfile.ZipFile(path) as src:
+        members = {name: src.read(name) for name in src.namelist()}
+    if KERAS_WEIGHTS_MEMBER not in members:
+        raise ModelFileError(f"{path}: archive has no {KERAS_WEIGHTS_MEMBER}")
+    members[LITERT_SOURCE_MEMBER] = hashlib.sha256(members[KERAS_WEIGHTS_MEMBER]).hexdigest().encode()
+    for runner, data in flatbuffers.items():
+        members[LITERT_MEMBERS[runner]] = bytes(data)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as dst:
+        for name, data in members.items():
+            dst.writestr(name, data)
+    tmp.replace(path)
+
+
+def read_litert(path: str | Path, runner: str) -> bytes | None:
+    """The archive's LiteRT flatbuffer for ``runner``, or None when absent or stale.
+
+    Stale means the flatbuffer was converted from other weights than the archive's (the recorded
+    SHA-256 of ``model.weights.h5`` differs), e.g. after the Keras model was saved again.
+
+    Raises
+    ------
+    ModelFileError
+        If the file is not a zip archive.
+    """
+    path = Path(path)
+    if runner not in LITERT_MEMBERS:
+        return None
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError(f"{path}: not a .keras (zip) model archive")
+    with zipfile.ZipFile(path) as archive:
+        names = set(archive.namelist())
+        if not {LITERT_MEMBERS[runner], LITERT_SOURCE_MEMBER, KERAS_WEIGHTS_MEMBER} <= names:
+            return None
+        recorded = archive.read(LITERT_SOURCE_MEMBER).decode().strip()
+        if recorded != hashlib.sha256(archive.read(KERAS_WEIGHTS_MEMBER)).hexdigest():
+            return None
+        return archive.read(LITERT_MEMBERS[runner])
 
 
 def read_metadata(path: str | Path) -> dict:

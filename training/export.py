@@ -15,6 +15,7 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
+from fer_core.classifier import embed_litert
 from fer_core.model_file import read_metadata, write_metadata
 from training.card import write_model_card
 
@@ -218,6 +219,8 @@ def export_run(
         extra={"tta": TTA_DESCRIPTION, "card": card.name, "exported_from": str(run_dir)},
     )
     write_metadata(out, metadata)
+    # The core's default LiteRT runner then loads without TensorFlow (fer_core.classifier.embed_litert).
+    embed_litert(out)
 
     card.parent.mkdir(parents=True, exist_ok=True)
     stem = out.stem

@@ -87,6 +87,10 @@ class TrainConfig:
         Side in pixels that small images are enlarged to before face detection.
     skip_malformed : bool
         Skip and count malformed rows and unreadable images instead of failing.
+    init_weights : str
+        Model file (``.keras``) of the same architecture whose weights start the run ("warm start",
+        e.g. continuing the shipped model under a new learning-rate schedule); "" = random
+        initialisation. Ignored on ``--resume`` (the checkpoint wins).
     """
 
     data: str = "../shared/data/fer2013/fer2013.csv.xz"
@@ -128,6 +132,7 @@ class TrainConfig:
     face_cleaning: str = ""
     face_upsample: int = 192
     skip_malformed: bool = False
+    init_weights: str = ""
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHITECTURES:
@@ -223,6 +228,29 @@ def _augment_batches(ds, config):
 
 def _one_hot(labels: np.ndarray) -> np.ndarray:
     return np.eye(NUM_CLASSES, dtype=np.float32)[labels]
+
+
+def _warm_start(model, path: str) -> None:
+    """Copy the weights of the model file ``path`` into ``model`` (same architecture).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file's network does not have the same weight shapes as ``model``.
+    """
+    import keras
+
+    if not Path(path).exists():
+        raise FileNotFoundError(f"init_weights: {path} does not exist")
+    source = keras.models.load_model(path, compile=False)
+    theirs, ours = source.get_weights(), model.get_weights()
+    if [w.shape for w in theirs] != [w.shape for w in ours]:
+        raise ValueError(f"init_weights: {path} is not the same architecture as this run "
+                         f"({len(theirs)} weight arrays vs {len(ours)}, or different shapes)")
+    model.set_weights(theirs)
+    print(f"warm start: weights from {path}", flush=True)
 
 
 def build_model(config: TrainConfig):
@@ -388,6 +416,8 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
     metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
     model = build_model(config)
+    if config.init_weights:
+        _warm_start(model, config.init_weights)
     best_checkpoint = keras.callbacks.ModelCheckpoint(str(out / "best.keras"), monitor="val_accuracy", mode="max",
                                                       save_best_only=True)
     if config.arch == "compact_cnn":

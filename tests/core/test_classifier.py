@@ -115,3 +115,67 @@ def test_non_model_file_is_refused(tmp_path):
         archive.writestr("fer_metadata.json", '{"format": "fer_core.model/v1", "classes": []}')
     with pytest.raises(ModelFileError, match="broken.keras: model classes"):
         EmotionClassifier.load(broken)
+
+
+def test_embedded_litert_loads_without_tensorflow_and_matches_conversion(tmp_path, tiny_model_path):
+    import subprocess
+    import sys
+
+    from fer_core.classifier import embed_litert
+
+    path = tmp_path / "embedded.keras"
+    shutil.copy(tiny_model_path, path)
+    sizes = embed_litert(path)
+    assert list(sizes) == ["litert_int8"] and sizes["litert_int8"] > 1000
+    faces = _faces(4)
+    np.save(tmp_path / "faces.npy", faces)
+    script = (
+        "import sys, numpy as np\n"
+        "from fer_core.classifier import EmotionClassifier\n"
+        f"c = EmotionClassifier.load({str(path)!r})\n"
+        "assert c._model is None, 'built from the stored flatbuffer'\n"
+        f"np.save({str(tmp_path / 'probs.npy')!r}, c.predict(np.load({str(tmp_path / 'faces.npy')!r})))\n"
+        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"  # neither TensorFlow nor Keras was imported
+    converted_now = EmotionClassifier.load(tiny_model_path, runner="litert_int8").predict(faces)
+    np.testing.assert_allclose(np.load(tmp_path / "probs.npy"), converted_now, atol=1e-6)
+
+
+def test_stale_embedded_litert_is_ignored(tmp_path, tiny_model_path):
+    from fer_core.classifier import embed_litert
+    from fer_core.model_file import LITERT_SOURCE_MEMBER, read_litert, write_litert
+
+    path = tmp_path / "stale.keras"
+    shutil.copy(tiny_model_path, path)
+    embed_litert(path)
+    assert read_litert(path, "litert_int8") is not None
+    assert read_litert(path, "litert") is None  # only the default runner is stored
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    members[LITERT_SOURCE_MEMBER] = b"0" * 64  # converted from other weights
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    assert read_litert(path, "litert_int8") is None
+    loaded = EmotionClassifier.load(path)  # falls back to converting the Keras network
+    assert loaded._model is not None and loaded.predict(_faces(2)).shape == (2, 7)
+    with pytest.raises(ModelFileError, match="unknown LiteRT runner"):
+        write_litert(path, {"onnx": b""})
+
+
+def test_embedded_litert_of_another_input_size_is_refused(tmp_path, tiny_model_path):
+    from fer_core.model_file import read_litert, write_litert
+
+    other = build_tiny_model(tmp_path / "other.keras", input_size=64)
+    write_metadata(other, tiny_metadata(PreprocessSpec(input_size=64)))
+    from fer_core.classifier import embed_litert
+
+    embed_litert(other)
+    path = tmp_path / "mixed.keras"
+    shutil.copy(tiny_model_path, path)
+    write_litert(path, {"litert_int8": read_litert(other, "litert_int8")})
+    with pytest.raises(ModelFileError, match="mixed.keras: LiteRT network input"):
+        EmotionClassifier.load(path)

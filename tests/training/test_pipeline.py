@@ -79,6 +79,7 @@ def test_export_writes_model_metadata_card_plots_and_loads_in_the_core(run_dir, 
 
     classifier_module = pytest.importorskip("fer_core.classifier")
     classifier = classifier_module.EmotionClassifier.load(out)
+    assert classifier._model is None  # served from the LiteRT flatbuffer that export stored in the file
     data = load_fer2013_csv(small_real_csv, usage="PublicTest")
     probs = classifier.predict(data.images[:, :, :, 0])
     assert probs.shape == (len(data), 7)
@@ -100,6 +101,10 @@ def test_shipped_model_metadata_matches_core_preprocessing():
     assert spec.name == PREPROCESSING_NAME and metadata["preprocessing"] == spec.to_dict()
     assert metadata["training"]["command"].startswith("python -m training train")
     assert metadata["training"]["data_sha256"] and metadata["training"]["val_split"] == "PublicTest"
+    # export stores the serving flatbuffer, converted from these very weights (the dashboard loads no TensorFlow)
+    from fer_core.model_file import read_litert
+
+    assert read_litert(DEFAULT_MODEL_PATH, "litert_int8") is not None
 
 
 def test_shipped_model_accuracy_is_what_its_metadata_claims(fer2013_csv):
