@@ -82,6 +82,45 @@ def emotion_bars(probs: np.ndarray | None) -> go.Figure:
     return _layout(fig, title="Current emotion" if probs is not None else "Current emotion (no face)", yaxis="", xaxis="probability", height=300)
 
 
+def emotion_bars_html(probs: np.ndarray | None) -> str:
+    """The live panel's "current emotion" bars as a small HTML block (no plotly).
+
+    The Record page redraws these every second for every watching browser; plain HTML bars cost the
+    browser almost nothing, where re-rendering a plotly figure each second slowed the camera streams
+    sharing the machine (``benchmarks/bench_live.py``).
+
+    Parameters
+    ----------
+    probs : ndarray of shape (7,) float or None
+        Probabilities in ``EMOTIONS`` order; None shows "no face" and empty bars.
+
+    Returns
+    -------
+    str
+        HTML: a title, then one labelled bar per emotion (width = probability, ``EMOTION_COLORS``).
+
+    Raises
+    ------
+    ValueError
+        If ``probs`` does not have 7 values.
+    """
+    values = np.zeros(len(EMOTIONS)) if probs is None else np.asarray(probs, dtype=float).ravel()
+    if values.shape != (len(EMOTIONS),):
+        raise ValueError(f"probs has to have {len(EMOTIONS)} values; got shape {values.shape}")
+    title = "Current emotion" if probs is not None else "Current emotion (no face)"
+    rows = []
+    for emotion, value in zip(EMOTIONS, np.clip(values, 0.0, 1.0), strict=True):
+        rows.append(
+            '<div style="display:flex;align-items:center;gap:.5em;margin:2px 0;font-size:.85em">'
+            f'<span style="width:5.5em;text-align:right">{emotion}</span>'
+            '<span style="flex:1;background:rgba(128,128,128,.15);height:1em;border-radius:2px">'
+            f'<span style="display:block;width:{value * 100:.1f}%;height:100%;background:{EMOTION_COLORS[emotion]};'
+            'border-radius:2px"></span></span>'
+            f'<span style="width:3em">{value:.0%}</span></div>'
+        )
+    return f'<div class="fer-emotion-bars"><p style="font-weight:600;margin:0 0 .3em">{title}</p>{"".join(rows)}</div>'
+
+
 def emotion_lines(table: pd.DataFrame, markers: pd.DataFrame | None = None, *, title: str = "Emotions over time") -> go.Figure:
     """One line per emotion over time, markers as labelled vertical lines.
 

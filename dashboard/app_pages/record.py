@@ -25,6 +25,9 @@ from sessions.repository import (
 PRESET_MARKERS: tuple[str, ...] = ("stimulus start", "ad break", "boss fight", "stimulus end")
 #: Seconds between refreshes of the live numbers.
 REFRESH_S = 1.0
+#: Seconds between redraws of the live 60 s line chart: a plotly figure redrawn every second in every
+#: watching browser cost the camera streams frames (benchmarks/bench_live.py); numbers and bars stay at 1 s.
+CHART_REFRESH_S = 3.0
 
 st.title("Record")
 engine = get_engine()
@@ -99,8 +102,19 @@ def live_panel(session_id: int) -> None:
     cols[1].metric("Dropped frames", snap.dropped)
     p50, p90 = snap.latency_p50_ms, snap.latency_p90_ms
     cols[2].metric("Latency p50/p90 (ms)", "-" if math.isnan(p50) else f"{p50:.0f}/{p90:.0f}")
-    st.plotly_chart(charts.emotion_bars(snap.probs), key="rec_live_bars")
-    st.plotly_chart(charts.emotion_lines(snap.history, title="Last 60 s"), key="rec_live_lines")
+    st.html(charts.emotion_bars_html(snap.probs))
+
+
+@st.fragment(run_every=CHART_REFRESH_S)
+def live_chart(session_id: int) -> None:
+    """The last 60 s of the stream's expressions (half-second means), redrawn every ``CHART_REFRESH_S``."""
+    stream = get_live_registry().get(session_id)
+    if stream is None:
+        return
+    history = stream.snapshot().history
+    if not history.empty:
+        history = history.groupby((history["time_s"] // 0.5) * 0.5).mean().drop(columns="time_s").reset_index()
+    st.plotly_chart(charts.emotion_lines(history, title="Last 60 s"), key="rec_live_lines")
 
 
 camera_col, live_col = st.columns([3, 2])
@@ -125,3 +139,4 @@ with camera_col:
         st.toast(f"Marker {label!r} at {stream.time_s:.1f} s")
 with live_col:
     live_panel(session_id)
+    live_chart(session_id)
