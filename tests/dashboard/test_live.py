@@ -69,7 +69,8 @@ def test_stream_ended_without_stop_is_aborted(engine, recording, monkeypatch):
     stream.on_ended()
     deadline = time.monotonic() + 10
     status = "recording"
-    while status == "recording" and time.monotonic() < deadline:
+    # the recorder stores the status before LiveStream.finish returns and sets stream.status: wait for both
+    while (status == "recording" or stream.status is None) and time.monotonic() < deadline:
         time.sleep(0.05)
         with session_scope(engine) as db:
             status = get_session(db, session_id).status
