@@ -331,7 +331,9 @@ def recover_interrupted(engine: Engine, *, stale_after_s: float = 10) -> list[in
     """Mark sessions left ``recording`` whose heartbeat is older than ``stale_after_s`` as ``aborted``.
 
     Run at server start: a session whose recorder was killed keeps the observations written before the kill,
-    reads as ``aborted``, and gets its last heartbeat as end time.
+    reads as ``aborted``, and gets its last heartbeat as end time. A live session whose participant has not
+    given consent yet and that has no observation (e.g. a join link not opened yet) has not started: it is left
+    ``recording`` so that its link still works after the restart.
 
     Parameters
     ----------
@@ -357,6 +359,8 @@ def recover_interrupted(engine: Engine, *, stale_after_s: float = 10) -> list[in
         stale = list(db.execute(
             select(StudySession.id, StudySession.heartbeat_at, StudySession.started_at).where(
                 StudySession.status == "recording",
+                ~((StudySession.source == "live") & StudySession.consent_at.is_(None)  # not started yet
+                  & ~select(Observation.id).where(Observation.session_id == StudySession.id).exists()),
                 or_(StudySession.heartbeat_at < cutoff,
                     StudySession.heartbeat_at.is_(None) & (StudySession.started_at < cutoff)),
             )

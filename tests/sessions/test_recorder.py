@@ -141,13 +141,16 @@ def test_a_new_recorder_marks_stale_recording_sessions_aborted(engine):
     from sessions.models import utc_now
 
     stale, fresh = _new_session(engine, "P-stale"), _new_session(engine, "P-fresh")
+    unopened = _new_session(engine, "P-link")  # created for a join link that nobody has opened yet
     with session_scope(engine) as db:
-        db.execute(update(StudySession).where(StudySession.id == stale)
+        repo.set_consent(db, stale, utc_now() - timedelta(seconds=70))
+        db.execute(update(StudySession).where(StudySession.id.in_([stale, unopened]))
                    .values(heartbeat_at=utc_now() - timedelta(seconds=60)))  # fmt: skip
     with LiveRecorder(engine, batch_interval_s=0.05) as recorder:
         recorder.finish(fresh, "complete")  # the writer has started (and recovered) before it handles this
     assert _row(engine, stale).status == "aborted"
     assert _row(engine, fresh).status == "complete"
+    assert _row(engine, unopened).status == "recording"  # not started: its link still works after a restart
 
 
 def test_invalid_arguments_raise_value_error(engine):
@@ -215,6 +218,8 @@ def test_killed_writer_keeps_earlier_observations_and_reads_as_aborted(engine, d
     lost_s = last_time - obs["time_s"].max()
     assert lost_s <= 1.5, f"lost the last {lost_s:.2f} s of observations"
 
+    with session_scope(engine) as db:  # a join link nobody has opened yet: not started, nothing to recover
+        waiting = repo.create_session(db, study_id=repo.get_or_create_study(db, "kill test").id, participant_code="P-link").id
     time.sleep(0.6)
     fresh = _new_session(engine, "P-live")  # a session recording right now elsewhere is left alone
     assert recover_interrupted(engine, stale_after_s=0.5) == [sid]
@@ -223,5 +228,6 @@ def test_killed_writer_keeps_earlier_observations_and_reads_as_aborted(engine, d
         killed = repo.get_session(db, sid)
         assert killed.status == "aborted" and killed.ended_at is not None
         assert killed.n_frames == len(obs)  # statistics cached at recovery
+        assert repo.get_session(db, waiting).status == "recording"
         assert repo.get_session(db, fresh).status == "recording"
         assert len(repo.load_observations(db, sid)) == len(obs)
