@@ -172,8 +172,10 @@ class LiveStream:
 
     def _session_time(self, frame: av.VideoFrame) -> float:
         """Seconds since the stream's first frame, from the frame's own timestamp (never index / fps)."""
-        stamp = frame.time if frame.time is not None else time.monotonic()
         arrival = time.monotonic()
+        stamp = frame.time
+        if stamp is None:  # no timestamp: place the frame on the sender's clock by its arrival time
+            stamp = arrival if self._first is None else self._first[0] + (arrival - self._first[1])
         if self._first is None:
             self._first = (stamp, arrival)
         offset = arrival - stamp

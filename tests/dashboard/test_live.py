@@ -133,3 +133,24 @@ def test_latency_is_never_negative_when_the_first_frame_arrives_late(engine, rec
         asyncio.run(stream.on_frames([make_frame(90000 * (10 + k))]))
     snap = stream.snapshot()
     assert 0.0 <= snap.latency_p50_ms <= snap.latency_p90_ms < 1000.0
+
+
+def test_frame_without_timestamp_is_placed_by_its_arrival_on_the_sender_clock(engine, recording):
+    recorder, session_id = recording
+    analyzer = StubAnalyzer()
+    stream = LiveStream(session_id, analyzer=analyzer, recorder=recorder, frame_width=160)
+    asyncio.run(stream.on_frames([make_frame(90000 * 100)]))  # sender clock at 100 s
+    time.sleep(0.2)
+    untimed = make_frame(0)
+    untimed.pts = None
+    asyncio.run(stream.on_frames([untimed]))
+    times = [t for _, t in analyzer.calls]
+    assert times[0] == 0.0 and 0.15 <= times[1] < 2.0  # about 0.2 s later, not ~monotonic-clock seconds
+
+
+def test_preview_is_scaled_to_preview_width_with_the_boxes(engine, recording):
+    recorder, session_id = recording
+    stream = LiveStream(session_id, analyzer=StubAnalyzer(), recorder=recorder, frame_width=640, preview_width=160)
+    (out,) = asyncio.run(stream.on_frames([make_frame(0, width=640, height=480)]))
+    image = out.to_ndarray(format="bgr24")
+    assert image.shape == (120, 160, 3) and (image != 90).any()
