@@ -283,7 +283,9 @@ class BlazeFaceDetector:
         pad_x, pad_y = (size - new_w) // 2, (size - new_h) // 2
         small = cv2.resize(frame_bgr, (new_w, new_h), interpolation=cv2.INTER_AREA)
         self.buffer_.fill(0.0)  # 0 is mid-grey in [-1, 1]
-        self.buffer_[0, pad_y : pad_y + new_h, pad_x : pad_x + new_w] = small[:, :, ::-1] / 127.5 - 1.0
+        view = self.buffer_[0, pad_y : pad_y + new_h, pad_x : pad_x + new_w]
+        np.multiply(small[:, :, ::-1], np.float32(1.0 / 127.5), out=view)  # RGB in [0, 2], float32, no temporaries
+        view -= 1.0
         self.interpreter_.set_tensor(self.input_index_, self.buffer_)
         self.interpreter_.invoke()
         raw_boxes = self.interpreter_.get_tensor(self.box_index_)[0]
