@@ -106,6 +106,9 @@ def write_model_card(card: Path, *, metadata: dict, evaluation: dict, plots: dic
         f"- Seed {config['seed']}, batch {config['batch_size']}, learning rate {config['learning_rate']}, "
         f"label smoothing {config['label_smoothing']}, mixup {config['mixup_alpha']}, random erasing "
         f"{config['random_erasing']}, class weights `{config['class_weight']}`.",
+        *([f"- Warm start: the run began from the weights of `{config['init_weights']}` (`--init-weights`), "
+           "a model of the same architecture trained before it; the command above reproduces both stages."]
+          if config.get("init_weights") else []),
         "",
         f"## Evaluation on {split}",
         f"{evaluation['n_overlap']} of the {evaluation['all']['n']} {split} images also appear (identical pixels) in "
