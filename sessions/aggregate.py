@@ -156,6 +156,16 @@ def session_summary(observations: pd.DataFrame, markers: pd.DataFrame | None = N
         face's probability; peak = highest per-bin mean and the start time of that bin, s),
         ``dominant_distribution`` (share of face frames in which each emotion is dominant), ``valence`` and
         ``engagement`` (session means), ``markers`` (list of ``{"time_s", "label", "note"}``).
+        Probabilities and shares are floats in [0, 1] (``valence`` in [-1, 1]); each is None when the
+        session has no face frame (``face_present_rate`` None without frames, ``duration_s`` 0.0 without
+        observations).
+
+    Raises
+    ------
+    ValueError
+        ``observations`` lacks columns needed by :func:`per_bin`, or ``bin_s`` is not a positive number.
+    KeyError
+        ``markers`` has rows but lacks one of the columns ``time_s``, ``label``, ``note``.
     """
     bins = per_bin(observations, bin_s)
     n_frames = int(bins["n_frames"].sum())
@@ -247,7 +257,8 @@ def compare(
     Raises
     ------
     ValueError
-        Empty ``per_session``, a session missing from ``groups`` or ``align``, or invalid numbers.
+        Empty ``per_session``, a session missing from ``groups`` or ``align``, a non-positive ``bin_s``,
+        a ``confidence`` outside (0, 1), or a table lacking the observation or per-bin columns.
     """
     bin_s = _check_bin(bin_s)
     if not per_session:

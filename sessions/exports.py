@@ -100,13 +100,53 @@ def export_observations(df: pd.DataFrame, path: str | os.PathLike, *, fmt: str |
 def export_bins(df: pd.DataFrame, path: str | os.PathLike, *, fmt: str | None = None) -> Path:
     """Write a per-bin table (:func:`sessions.aggregate.per_bin` or :func:`~sessions.aggregate.compare`) to ``path``.
 
-    Same formats, return value and errors as :func:`export_observations`.
+    Same formats, return value and errors as :func:`export_observations`; all columns of ``df`` are
+    written as they are (``time_s`` in seconds, probabilities and rates in [0, 1]), its index is not.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Any table; its columns are not checked.
+    path : str or path-like
+        Target file; the format comes from its suffix (``.csv``, ``.parquet``, ``.json``) unless ``fmt`` is given.
+    fmt : {"csv", "parquet", "json"}, optional
+        Format overriding the suffix. JSON is a list of records, NaN written as null.
+
+    Returns
+    -------
+    pathlib.Path
+        The written file.
+
+    Raises
+    ------
+    ValueError
+        Unknown format.
+    ExportError
+        The file cannot be written (missing folder, no permission...); nothing is left behind.
     """
     return _write_table(df, path, fmt)
 
 
 def json_ready(value):
-    """Return ``value`` with NaN/inf as None, numpy scalars as Python numbers, datetimes as ISO strings."""
+    """Return ``value`` with NaN/inf as None, numpy scalars as Python numbers, datetimes as ISO strings.
+
+    Parameters
+    ----------
+    value : object
+        A scalar, or dicts, lists and tuples of them, nested to any depth.
+
+    Returns
+    -------
+    object
+        A copy in which dict keys are ``str``, tuples are lists, non-finite floats are None, objects with
+        ``.item()`` (numpy scalars) are converted and objects with ``.isoformat()`` (datetimes, dates)
+        become ISO 8601 strings; other values are returned unchanged.
+
+    Raises
+    ------
+    ValueError
+        ``value`` holds a numpy array of more than one element (its ``.item()`` fails).
+    """
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
@@ -123,8 +163,23 @@ def json_ready(value):
 def export_summary(summary: dict, path: str | os.PathLike) -> Path:
     """Write a session summary (:func:`sessions.aggregate.session_summary`) as JSON (NaN as null).
 
+    Parameters
+    ----------
+    summary : dict
+        The summary; passed through :func:`json_ready` and written UTF-8, indented by 2 spaces.
+    path : str or path-like
+        Target file (any suffix).
+
+    Returns
+    -------
+    pathlib.Path
+        The written file.
+
     Raises
     ------
+    TypeError, ValueError
+        ``summary`` holds a value that JSON cannot represent even after :func:`json_ready`
+        (see its errors).
     ExportError
         The file cannot be written; nothing is left behind.
     """

@@ -24,7 +24,14 @@ INSERT_CHUNK = 10_000
 
 
 def new_participant_code() -> str:
-    """Return a random pseudonym such as ``"P-3f9a1c"`` (never derived from a name or a file name)."""
+    """Return a random pseudonym such as ``"P-3f9a1c"`` (never derived from a name or a file name).
+
+    Returns
+    -------
+    str
+        ``"P-"`` followed by 6 lowercase hex digits (``secrets.token_hex(3)``, 3 random bytes); not checked
+        for uniqueness against existing sessions.
+    """
     return f"P-{secrets.token_hex(3)}"
 
 
@@ -41,7 +48,17 @@ def observation_table_rows(session_id: int, observations: pd.DataFrame) -> list[
     Returns
     -------
     list of dict
-        Keyed by ``Observation`` column names.
+        One dict per row, keyed by ``Observation`` column names plus ``session_id``: ``frame``,
+        ``face_id`` as int, ``time_s`` as float (seconds), ``x, y, w, h`` rounded to int pixels, the seven
+        probabilities as float, ``dominant`` as given; a missing (NaN/None) box, probability or
+        ``dominant`` value as None.
+
+    Raises
+    ------
+    KeyError
+        ``observations`` lacks one of the ``OBSERVATION_COLUMNS``.
+    TypeError
+        A ``frame``, ``face_id`` or ``time_s`` value is missing (NaN/None).
     """
     frame = observations[list(OBSERVATION_COLUMNS)].copy()
     frame = frame.astype(object).where(frame.notna(), None)

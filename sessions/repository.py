@@ -39,6 +39,20 @@ def _aware_utc(when: datetime, name: str) -> datetime:
 def create_study(db: Session, name: str, description: str = "") -> Study:
     """Add a study named ``name`` (unique, non-empty after stripping) and return it (flushed, so it has an id).
 
+    Parameters
+    ----------
+    db : sqlalchemy.orm.Session
+        Open ORM session; not committed here.
+    name : str
+        Study name; leading and trailing whitespace is stripped before the checks and storage.
+    description : str, default ""
+        Free text; None is stored as ``""``.
+
+    Returns
+    -------
+    Study
+        The new row, with ``id`` set and ``created_at`` an aware UTC datetime.
+
     Raises
     ------
     ValueError
@@ -56,12 +70,41 @@ def create_study(db: Session, name: str, description: str = "") -> Study:
 
 
 def list_studies(db: Session) -> list[Study]:
-    """Return all studies, ordered by name."""
+    """Return all studies, ordered by name.
+
+    Parameters
+    ----------
+    db : sqlalchemy.orm.Session
+        Open ORM session.
+
+    Returns
+    -------
+    list of Study
+        Every study, sorted by ``name`` (the database's string order); empty when there is none.
+    """
     return list(db.scalars(select(Study).order_by(Study.name)))
 
 
 def get_or_create_study(db: Session, name: str) -> Study:
-    """Return the study named ``name``, creating it (with an empty description) if needed."""
+    """Return the study named ``name``, creating it (with an empty description) if needed.
+
+    Parameters
+    ----------
+    db : sqlalchemy.orm.Session
+        Open ORM session; a new study is flushed, not committed.
+    name : str
+        Study name, matched exactly after stripping leading and trailing whitespace.
+
+    Returns
+    -------
+    Study
+        The existing study, or the new one (flushed, so it has an id) made by :func:`create_study`.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is empty (after stripping) and so cannot name a new study.
+    """
     study = db.scalar(select(Study).where(Study.name == (name or "").strip()))
     return study if study is not None else create_study(db, name)
 
@@ -92,7 +135,13 @@ def create_session(
     source : {"live", "upload"}
         Live webcam or uploaded video.
     consent_at : datetime, optional
-        Aware datetime at which consent was given.
+        Aware datetime at which consent was given (stored in UTC).
+
+    Returns
+    -------
+    StudySession
+        The new row (flushed, so it has an id): ``started_at`` and ``heartbeat_at`` now (aware UTC),
+        ``dropped_frames`` 0, no ``ended_at`` and no cached statistics yet.
 
     Raises
     ------
@@ -122,6 +171,18 @@ def create_session(
 
 def get_session(db: Session, session_id: int) -> StudySession:
     """Return the session with id ``session_id``.
+
+    Parameters
+    ----------
+    db : sqlalchemy.orm.Session
+        Open ORM session.
+    session_id : int
+        Primary key of the session.
+
+    Returns
+    -------
+    StudySession
+        The session row (times are aware UTC datetimes).
 
     Raises
     ------
@@ -167,6 +228,18 @@ def list_sessions(
 ) -> pd.DataFrame:
     """Return one row per session (newest first), optionally restricted to a study or to given ids.
 
+    Statistics are read from those cached by :func:`refresh_session_stats` when a session ended; for
+    sessions without cached statistics (e.g. still recording) they are computed from the observations.
+
+    Parameters
+    ----------
+    db : sqlalchemy.orm.Session
+        Open ORM session.
+    study_id : int, optional
+        Keep only the sessions of this study (an unknown id gives an empty table).
+    session_ids : iterable of int, optional
+        Keep only these session ids (each converted with ``int``); unknown ids are left out silently.
+
     Returns
     -------
     pandas.DataFrame
@@ -175,7 +248,12 @@ def list_sessions(
         ``duration_s`` (float seconds: time of the last observation, else end minus start, else NaN),
         ``face_present_rate`` (share of analysed frames with a face, NaN without observations),
         ``dominant_emotion`` (most frequent per-frame dominant emotion, None without faces),
-        ``dropped_frames`` (int).
+        ``dropped_frames`` (int). Without matching sessions: no rows, every column of dtype object.
+
+    Raises
+    ------
+    ValueError, TypeError
+        If an element of ``session_ids`` cannot be converted to ``int``.
     """
     query = select(StudySession, Study.name).join(Study).order_by(StudySession.id.desc())
     if study_id is not None:
@@ -222,6 +300,21 @@ def refresh_session_stats(db: Session, session_id: int) -> StudySession:
     Called when a session ends (:func:`finish_session`, the recorder, :func:`sessions.recorder.recover_interrupted`),
     so that :func:`list_sessions` reads finished sessions without scanning their observations.
 
+    Parameters
+    ----------
+    db : sqlalchemy.orm.Session
+        Open ORM session; pending changes are flushed first so that they are counted.
+    session_id : int
+        The session.
+
+    Returns
+    -------
+    StudySession
+        The session with ``n_frames`` and ``n_face_frames`` (int, analysed frames and frames with a face),
+        ``duration_s`` (float seconds, time of the last observation) and ``dominant_emotion`` (most
+        frequent ``dominant`` value over the rows with a face, or None) set; 0, 0, None, None without
+        observations.
+
     Raises
     ------
     SessionNotFound
@@ -243,6 +336,24 @@ def refresh_session_stats(db: Session, session_id: int) -> StudySession:
 
 def add_marker(db: Session, session_id: int, time_s: float, label: str, note: str = "") -> Marker:
     """Add a marker ``label`` at ``time_s`` seconds since the session start (>= 0) and return it.
+
+    Parameters
+    ----------
+    db : sqlalchemy.orm.Session
+        Open ORM session; the marker is flushed, not committed.
+    session_id : int
+        The session.
+    time_s : float
+        Seconds since the session start (converted with ``float``).
+    label : str
+        Marker name, e.g. ``"stimulus start"``; stripped of leading and trailing whitespace.
+    note : str, default ""
+        Free text; None is stored as ``""``.
+
+    Returns
+    -------
+    Marker
+        The new row (flushed, so it has an id).
 
     Raises
     ------
@@ -270,6 +381,13 @@ def delete_session(db: Session, session_id: int) -> None:
     The database deletes the children (``ON DELETE CASCADE``); the ORM relationships cascade too,
     without loading the observations.
 
+    Parameters
+    ----------
+    db : sqlalchemy.orm.Session
+        Open ORM session; the deletes are flushed, not committed.
+    session_id : int
+        The session.
+
     Raises
     ------
     SessionNotFound
@@ -285,6 +403,13 @@ def delete_session(db: Session, session_id: int) -> None:
 
 def load_observations(db: Session, session_id: int) -> pd.DataFrame:
     """Return a session's observations ordered by time, frame and face.
+
+    Parameters
+    ----------
+    db : sqlalchemy.orm.Session
+        Open ORM session.
+    session_id : int
+        The session.
 
     Returns
     -------
@@ -317,6 +442,19 @@ def load_observations(db: Session, session_id: int) -> pd.DataFrame:
 def load_markers(db: Session, session_id: int) -> pd.DataFrame:
     """Return a session's markers ordered by time: columns ``time_s`` (float s), ``label``, ``note``.
 
+    Parameters
+    ----------
+    db : sqlalchemy.orm.Session
+        Open ORM session.
+    session_id : int
+        The session.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``MARKER_COLUMNS``: ``time_s`` (float64 seconds since the session start), ``label`` (str),
+        ``note`` (str); one row per marker, no rows when the session has none.
+
     Raises
     ------
     SessionNotFound
@@ -336,6 +474,26 @@ def marker_offsets(db: Session, session_ids: Iterable[int], label: str) -> dict[
 
     Feed the result to :func:`sessions.aggregate.compare` as ``align`` to align sessions on e.g.
     ``"stimulus start"``.
+
+    Parameters
+    ----------
+    db : sqlalchemy.orm.Session
+        Open ORM session.
+    session_ids : iterable of int
+        Sessions to look up (each converted with ``int``); unknown ids are left out, not an error.
+    label : str
+        Marker label, compared with ``=`` in the database (no stripping).
+
+    Returns
+    -------
+    dict of int to float
+        Session id to the earliest ``time_s`` (float seconds since that session's start) of its markers
+        named ``label``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        If an element of ``session_ids`` cannot be converted to ``int``.
     """
     rows = db.execute(
         select(Marker.session_id, func.min(Marker.time_s))
@@ -347,6 +505,15 @@ def marker_offsets(db: Session, session_ids: Iterable[int], label: str) -> dict[
 
 def set_consent(db: Session, session_id: int, when: datetime) -> None:
     """Record that the participant gave consent at ``when`` (aware datetime, stored in UTC).
+
+    Parameters
+    ----------
+    db : sqlalchemy.orm.Session
+        Open ORM session; the change is flushed, not committed.
+    session_id : int
+        The session.
+    when : datetime
+        Timezone-aware time of consent; replaces any earlier ``consent_at``.
 
     Raises
     ------
@@ -362,6 +529,15 @@ def set_consent(db: Session, session_id: int, when: datetime) -> None:
 def finish_session(db: Session, session_id: int, status: str) -> None:
     """Mark a session ``complete`` or ``aborted``, set its end time to now (UTC) unless already ended, and
     cache its statistics (:func:`refresh_session_stats`).
+
+    Parameters
+    ----------
+    db : sqlalchemy.orm.Session
+        Open ORM session; the changes are flushed, not committed.
+    session_id : int
+        The session.
+    status : {"complete", "aborted"}
+        Final status.
 
     Raises
     ------
@@ -384,6 +560,18 @@ def create_join_token(db: Session, session_id: int) -> str:
 
     A participant link carries the token; a new token replaces (invalidates) the previous one.
 
+    Parameters
+    ----------
+    db : sqlalchemy.orm.Session
+        Open ORM session; the token is flushed, not committed.
+    session_id : int
+        The session.
+
+    Returns
+    -------
+    str
+        The token: 32 URL-safe base64 characters (24 random bytes).
+
     Raises
     ------
     SessionNotFound
@@ -397,6 +585,18 @@ def create_join_token(db: Session, session_id: int) -> str:
 
 def session_for_token(db: Session, token: str) -> StudySession:
     """Return the session whose join token is ``token``.
+
+    Parameters
+    ----------
+    db : sqlalchemy.orm.Session
+        Open ORM session.
+    token : str
+        Join token from a participant link (:func:`create_join_token`).
+
+    Returns
+    -------
+    StudySession
+        The session holding this token.
 
     Raises
     ------

@@ -23,21 +23,29 @@ def build_augmenter(
 ) -> keras.Sequential:
     """Return the geometric and photometric augmentation pipeline.
 
+    Keras preprocessing layers, in this order: horizontal flip, rotation, translation, zoom (pixels
+    moved in from outside the image are filled by reflection), brightness, contrast.
+
     Parameters
     ----------
-    rotation_deg : float
+    rotation_deg : float, default 10.0
         Maximum rotation in degrees, either way.
-    shift : float
-        Maximum shift as a fraction of the image side.
-    zoom : float
+    shift : float, default 0.1
+        Maximum shift as a fraction of the image side, vertically and horizontally.
+    zoom : float, default 0.1
         Maximum zoom in or out as a fraction.
-    brightness, contrast : float
-        Maximum brightness change (fraction of the 0-255 range) and contrast factor.
+    brightness, contrast : float, default 0.2
+        Maximum brightness change (fraction of the 0-255 range) and contrast factor (contrast scaled by
+        a random factor in [1 - contrast, 1 + contrast]).
+    seed : int, optional
+        Seed of every layer's random generator; None for unseeded.
 
     Returns
     -------
     keras.Sequential
-        Maps float32 images (B, S, S, C) with values 0-255 to augmented images of the same shape.
+        Maps float32 images (B, S, S, C) with values 0-255 to augmented images of the same shape and
+        dtype when called with ``training=True`` (:func:`training.train.make_dataset` then clips the
+        result to 0-255).
     """
     return keras.Sequential(
         [
@@ -58,15 +66,18 @@ def random_erasing(images: tf.Tensor, probability: float = 0.5, area=(0.02, 0.2)
     Parameters
     ----------
     images : tf.Tensor of shape (B, S, S, C), float32, values 0-255
-    probability : float
-        Chance that an image gets a rectangle.
-    area : (float, float)
-        Range of the rectangle's area as a fraction of the image.
+        Square images (the side is read from axis 1 and used for both axes).
+    probability : float, default 0.5
+        Chance (0-1) that an image gets a rectangle.
+    area : (float, float), default (0.02, 0.2)
+        Range of the rectangle's area as a fraction of the image; the rectangle is a square whose
+        area is drawn uniformly from this range, at a uniformly random position inside the image.
 
     Returns
     -------
     tf.Tensor
-        Same shape and dtype.
+        Same shape and dtype; erased pixels hold uniform noise in [0, 255) drawn independently per
+        pixel and channel.
     """
     shape = tf.shape(images)
     batch, size = shape[0], shape[1]
@@ -87,16 +98,26 @@ def random_erasing(images: tf.Tensor, probability: float = 0.5, area=(0.02, 0.2)
 def mixup(images: tf.Tensor, targets: tf.Tensor, alpha: float = 0.2) -> tuple[tf.Tensor, tf.Tensor]:
     """Mix pairs of images and their one-hot/soft targets (Zhang et al. 2018, "mixup").
 
+    Each image ``i`` is mixed with image ``j = perm(i)`` of a random permutation of the batch:
+    ``lam * x_i + (1 - lam) * x_j`` and the same for the targets, with one ``lam ~ Beta(alpha, alpha)``
+    per image (drawn as ``G1 / (G1 + G2)`` with ``G1, G2 ~ Gamma(alpha)``). Source: Zhang, Cisse,
+    Dauphin & Lopez-Paz (2018), "mixup: Beyond Empirical Risk Minimization", ICLR.
+
     Parameters
     ----------
     images : tf.Tensor of shape (B, S, S, C), float32
+        Pixel values 0-255 (mixing keeps them in range).
     targets : tf.Tensor of shape (B, K), float32
-    alpha : float
-        Beta(alpha, alpha) concentration.
+        Class distributions, rows summing to 1.
+    alpha : float, default 0.2
+        Beta(alpha, alpha) concentration (> 0); values below 1 keep most images close to one original.
 
     Returns
     -------
-    (images, targets) of the same shapes.
+    images : tf.Tensor of shape (B, S, S, C), float32
+        Mixed images.
+    targets : tf.Tensor of shape (B, K), float32
+        Mixed targets, rows still summing to 1.
     """
     batch = tf.shape(images)[0]
     g1 = tf.random.gamma([batch], alpha)

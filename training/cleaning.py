@@ -35,9 +35,17 @@ def image_hashes(images: np.ndarray) -> np.ndarray:
 def overlap_mask(dataset: FerDataset, other: FerDataset) -> np.ndarray:
     """Return which images of ``dataset`` also appear (identical pixels) in ``other``.
 
+    Parameters
+    ----------
+    dataset : FerDataset
+        Images to test, (N, S, S, C) uint8.
+    other : FerDataset
+        Images to look for; compared by :func:`image_hashes`, so both have to share the preprocessing.
+
     Returns
     -------
     ndarray of shape (len(dataset),), bool
+        True where the image's bytes equal those of some image of ``other``.
     """
     seen = set(image_hashes(other.images))
     return np.array([h in seen for h in image_hashes(dataset.images)], dtype=bool)
@@ -55,6 +63,13 @@ def _within_split_groups(dataset: FerDataset, split: str):
 def drop_conflicting_duplicates(dataset: FerDataset, split: str) -> tuple[FerDataset, int]:
     """Drop every copy of an image that appears in ``split`` more than once with different labels.
 
+    Parameters
+    ----------
+    dataset : FerDataset
+        The whole dataset; only rows of ``split`` are compared and dropped.
+    split : str
+        Split to clean, e.g. ``"Training"``.
+
     Returns
     -------
     (FerDataset, int)
@@ -71,6 +86,13 @@ def drop_exact_duplicates(dataset: FerDataset, split: str) -> tuple[FerDataset, 
     """Keep the first of each group of identical images with the same label in ``split``.
 
     Copies with different labels are left for :func:`drop_conflicting_duplicates`.
+
+    Parameters
+    ----------
+    dataset : FerDataset
+        The whole dataset; only rows of ``split`` are compared and dropped.
+    split : str
+        Split to clean, e.g. ``"Training"``.
 
     Returns
     -------
@@ -92,6 +114,15 @@ def drop_exact_duplicates(dataset: FerDataset, split: str) -> tuple[FerDataset, 
 def drop_overlap(dataset: FerDataset, split: str, other_splits: list[str]) -> tuple[FerDataset, int]:
     """Drop images of ``split`` that also appear in any of ``other_splits`` (e.g. PublicTest).
 
+    Parameters
+    ----------
+    dataset : FerDataset
+        The whole dataset; only rows of ``split`` are dropped.
+    split : str
+        Split to clean, e.g. ``"Training"``.
+    other_splits : list of str
+        Splits whose images (identical pixels, :func:`image_hashes`) may not appear in ``split``.
+
     Returns
     -------
     (FerDataset, int)
@@ -111,7 +142,9 @@ def drop_faceless(
     Parameters
     ----------
     dataset : FerDataset
+        The whole dataset; only rows of ``split`` are tested and dropped.
     split : str
+        Split to clean, e.g. ``"Training"``.
     has_face : callable
         Takes one image (S, S, C) uint8 and returns True when it holds a face; see
         :class:`training.faces.FaceCropper`.
@@ -121,6 +154,12 @@ def drop_faceless(
     Returns
     -------
     (FerDataset, int)
+        The dataset without those rows of ``split``, and the number dropped.
+
+    Raises
+    ------
+    Exception
+        Whatever ``has_face`` raises (e.g. ``ValueError`` for an unknown detector name), unchanged.
     """
     rows = np.flatnonzero(dataset.splits == split)
     if progress:
@@ -149,11 +188,33 @@ def clean_dataset(
     Order: conflicting duplicates, exact duplicates, overlap with ``holdout_splits``, face detection.
     Only rows of ``train_split`` are ever dropped; validation and test rows are left as they are.
 
+    Parameters
+    ----------
+    dataset : FerDataset
+        All splits.
+    train_split : str
+        The split to clean, e.g. ``"Training"``.
+    holdout_splits : list of str
+        Splits whose images are removed from ``train_split`` when ``overlap`` is True.
+    exact_duplicates, conflicting_duplicates, overlap : bool, default False
+        Run :func:`drop_exact_duplicates`, :func:`drop_conflicting_duplicates`, :func:`drop_overlap`.
+    has_face : callable, optional
+        Per-image face test for :func:`drop_faceless`; None skips face-detection cleaning.
+    progress : bool, default False
+        Show a progress bar during face-detection cleaning.
+
     Returns
     -------
     (FerDataset, dict)
         The cleaned dataset and ``{step: rows dropped}`` for the steps that ran, also added to the
-        dataset's ``report["cleaning"]``.
+        dataset's ``report["cleaning"]``. Step keys: ``"conflicting_duplicates"``,
+        ``"exact_duplicates"``, ``"overlap_with_<split>+<split>..."``, ``"no_face_detected"``. When no
+        step runs, ``dataset`` itself is returned with ``report["cleaning"] = {}`` set on it.
+
+    Raises
+    ------
+    Exception
+        Whatever ``has_face`` raises, unchanged.
     """
     counts: dict[str, int] = {}
     if conflicting_duplicates:

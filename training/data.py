@@ -21,7 +21,11 @@ from fer_core.preprocessing import PreprocessSpec, preprocess_faces
 
 
 class DatasetError(ValueError):
-    """A dataset file or row is malformed; the message names the file and row."""
+    """A dataset file or row is malformed; the message names the file and row.
+
+    A subclass of ``ValueError``. Raised by :func:`load_fer2013_csv`, :func:`load_dataset`,
+    :func:`training.ferplus.load_ferplus` and :func:`training.folders.load_image_folder`.
+    """
 
 
 @dataclass
@@ -55,7 +59,23 @@ class FerDataset:
         return len(self.labels)
 
     def subset(self, mask) -> FerDataset:
-        """Return the rows selected by a boolean mask or an index array."""
+        """Return the rows selected by a boolean mask or an index array.
+
+        Parameters
+        ----------
+        mask : ndarray of shape (N,), bool, or ndarray of int
+            Boolean mask over the N rows, or row indices (order and repeats are kept).
+
+        Returns
+        -------
+        FerDataset
+            New arrays (numpy fancy indexing copies) with the same dtypes; ``report`` is a shallow copy.
+
+        Raises
+        ------
+        IndexError
+            If a boolean mask does not have length N or an index is out of range.
+        """
         return FerDataset(
             images=self.images[mask],
             labels=self.labels[mask],
@@ -68,6 +88,16 @@ class FerDataset:
     def split(self, name: str) -> FerDataset:
         """Return the rows of one split.
 
+        Parameters
+        ----------
+        name : str
+            Split name, e.g. ``"Training"``, ``"PublicTest"``, ``"PrivateTest"`` or a folder name.
+
+        Returns
+        -------
+        FerDataset
+            The rows whose ``splits`` equal ``name``, in their original order (:meth:`subset`).
+
         Raises
         ------
         KeyError
@@ -79,13 +109,39 @@ class FerDataset:
         return self.subset(mask)
 
     def class_counts(self) -> dict[str, int]:
-        """Return the number of images per class name."""
+        """Return the number of images per class name.
+
+        Returns
+        -------
+        dict of str to int
+            Class name (``EMOTIONS``, FER2013 order) to its image count; all seven classes, 0 when absent.
+        """
         counts = np.bincount(self.labels, minlength=NUM_CLASSES)
         return {name: int(c) for name, c in zip(EMOTIONS, counts, strict=False)}
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Return the hex SHA-256 of a file (recorded in model metadata as the training data hash)."""
+    """Return the hex SHA-256 of a file (recorded in model metadata as the training data hash).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    chunk : int, default 1 MiB
+        Bytes read at a time.
+
+    Returns
+    -------
+    str
+        64 lowercase hex digits.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    OSError
+        If it cannot be read (e.g. no permission, or a folder).
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while block := handle.read(chunk):
@@ -94,8 +150,28 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
 
 
 def dataset_sha256(path: str | Path) -> str:
-    """Return the SHA-256 of a dataset: of the file, or of a folder's sorted relative paths and file contents."""
+    """Return the SHA-256 of a dataset: of the file, or of a folder's sorted relative paths and file contents.
+
+    Parameters
+    ----------
+    path : str or Path
+        A dataset file, or a folder whose files (at any depth) are hashed in sorted path order.
+
+    Returns
+    -------
+    str
+        64 lowercase hex digits; for a file, equal to :func:`file_sha256`.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist (a model's recorded data hash must name real data).
+    OSError
+        If a file cannot be read.
+    """
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: dataset not found (cannot hash it)")
     if path.is_file():
         return file_sha256(path)
     digest = hashlib.sha256()
@@ -156,7 +232,10 @@ def load_fer2013_csv(
     FileNotFoundError
         If ``path`` does not exist.
     DatasetError
-        If a required column is missing, or a row is malformed and ``skip_malformed`` is False.
+        If the file cannot be read as CSV, a required column (``emotion``, ``pixels``) is missing, or a
+        row is malformed and ``skip_malformed`` is False.
+    ValueError
+        If ``transform`` returns an image that :func:`fer_core.preprocessing.preprocess_faces` rejects.
     """
     path = Path(path)
     if not path.is_file():

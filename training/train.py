@@ -39,6 +39,7 @@ class TrainConfig:
     epochs : int
         Epochs for ``compact_cnn``; EfficientNet uses ``phases``.
     batch_size : int
+        Images per training batch (the last incomplete batch of an epoch is dropped).
     learning_rate : float
         Peak learning rate of the cosine schedule (after a one-epoch linear warm-up).
     label_smoothing : float
@@ -53,9 +54,20 @@ class TrainConfig:
     seed : int
     widths : list of int
         Filters per block of the compact CNN.
+    dense_units : int
+        Width of the compact CNN's dense layer before the classifier.
+    dropout_rate : float
+        Dropout rate (fraction of units) in the classifier head, for every architecture.
+    weight_decay : float
+        L2 penalty on the compact CNN's convolution and dense kernels (0 disables it).
     input_size, channels, margin : preprocessing (see :class:`fer_core.preprocessing.PreprocessSpec`).
+        Input side in pixels, 1 (grayscale) or 3 (RGB) channels, and the crop margin as a fraction of
+        the detector's box side (checked when :meth:`spec` is called).
     limit : int
         Use only the first ``limit`` training images (0 = all); for smoke tests.
+    verbose : int
+        Keras ``fit`` verbosity (0 silent, 1 progress bar, 2 one line per epoch); non-zero also shows
+        the face-detection cleaning progress bar.
     ferplus : str
         ``fer2013new.csv`` aligned with ``data``; used when ``ferplus_mode`` is not ``"none"``.
     ferplus_mode : {"none", "majority", "soft"}
@@ -91,6 +103,14 @@ class TrainConfig:
         Model file (``.keras``) of the same architecture whose weights start the run ("warm start",
         e.g. continuing the shipped model under a new learning-rate schedule); "" = random
         initialisation. Ignored on ``--resume`` (the checkpoint wins).
+
+    Raises
+    ------
+    ValueError
+        On construction, if ``arch`` is unknown, an EfficientNet ``arch`` has ``channels`` other than 3,
+        ``ferplus_mode`` is unknown or set without ``ferplus``, ``val_fraction`` is outside [0, 1),
+        ``epochs`` or ``batch_size`` is below 1, or (EfficientNet) ``phases`` / ``phase_repeats`` are
+        invalid (:func:`training.finetune.parse_phases`).
     """
 
     data: str = "../shared/data/fer2013/fer2013.csv.xz"
@@ -153,7 +173,18 @@ class TrainConfig:
             parse_phases(self.phases, self.phase_repeats)
 
     def spec(self) -> PreprocessSpec:
-        """Return the preprocessing this run trains with."""
+        """Return the preprocessing this run trains with.
+
+        Returns
+        -------
+        PreprocessSpec
+            ``input_size`` (pixels), ``channels`` and ``margin`` of this config.
+
+        Raises
+        ------
+        ValueError
+            If ``input_size`` is below 8, ``channels`` is not 1 or 3, or ``margin`` is outside [0, 1].
+        """
         return PreprocessSpec(input_size=self.input_size, channels=self.channels, margin=self.margin)
 
 
@@ -166,6 +197,12 @@ def class_weights(labels: np.ndarray, mode: str) -> dict[int, float] | None:
     mode : {"none", "balanced", "sqrt"}
         ``balanced`` is N / (K * count) as in scikit-learn; ``sqrt`` is its square root, a milder
         correction that costs less overall accuracy.
+
+    Returns
+    -------
+    dict of int to float, or None
+        FER2013 class code (0-6) to its loss weight, for all seven classes (a class absent from
+        ``labels`` is weighted as if it had one image); None when ``mode`` is ``"none"``.
 
     Raises
     ------
@@ -188,6 +225,37 @@ def make_dataset(images, targets, *, batch_size, training, config, sample_weight
 
     Augmentation (flip, rotation, shift, zoom, brightness, contrast, random erasing, optional mixup)
     is applied only when ``training`` is True.
+
+    Parameters
+    ----------
+    images : ndarray of shape (N, S, S, C), dtype uint8
+        Model input (:attr:`training.data.FerDataset.images`), pixel values 0-255.
+    targets : ndarray of shape (N, 7), dtype float32
+        One-hot labels or soft (FER+) target distributions, rows summing to 1.
+    batch_size : int
+        Images per batch.
+    training : bool
+        True: shuffle (buffer ``min(N, 30000)``, seeded with ``config.seed``, reshuffled every epoch),
+        drop the last incomplete batch and augment (:mod:`training.augment`; images clipped to 0-255
+        after the geometric and photometric layers). False: keep the order and every image, no
+        augmentation.
+    config : TrainConfig
+        Supplies ``seed``, ``random_erasing`` and ``mixup_alpha``.
+    sample_weights : ndarray of shape (N,), dtype float32, optional
+        Per-image loss weights, passed through unchanged as a third element.
+
+    Returns
+    -------
+    tf.data.Dataset
+        Finite, prefetched; elements ``(images, targets)`` or ``(images, targets, sample_weights)``:
+        float32 (B, S, S, C) with values 0-255, float32 (B, 7) (mixed when mixup is on) and
+        (B,) weights as given. ``B = batch_size`` except possibly the last batch when not training.
+
+    Raises
+    ------
+    ValueError
+        If ``images``, ``targets`` and ``sample_weights`` do not have the same length (raised by
+        ``tf.data.Dataset.from_tensor_slices``).
     """
     import tensorflow as tf
 
@@ -256,10 +324,24 @@ def _warm_start(model, path: str) -> None:
 def build_model(config: TrainConfig):
     """Build the network named by ``config.arch`` (uncompiled).
 
+    Parameters
+    ----------
+    config : TrainConfig
+        ``arch``, ``input_size``, ``channels``, ``widths``, ``dense_units``, ``dropout_rate`` and
+        ``weight_decay`` (compact CNN) or ``weights`` (EfficientNet) are used.
+
+    Returns
+    -------
+    keras.Model
+        Input (None, input_size, input_size, channels) float32 with values 0-255; output (None, 7)
+        float32 softmax probabilities in FER2013 class order (:func:`training.models.build_compact_cnn`,
+        :func:`training.models.build_efficientnet`).
+
     Raises
     ------
     ValueError
-        If ``config.arch`` is neither ``"compact_cnn"`` nor an ``"efficientnet_*"`` name.
+        If ``config.arch`` is neither ``"compact_cnn"`` nor an ``"efficientnet_*"`` name, or (EfficientNet)
+        the variant is unknown, ``input_size`` is below 32 or ``weights`` is not an existing file.
     """
     from training.models import build_compact_cnn
 
@@ -283,10 +365,21 @@ def build_model(config: TrainConfig):
 def holdout_split(dataset, fraction: float, seed: int):
     """Split a dataset into (train, validation) with a seeded, per-class (stratified) random fraction.
 
+    Parameters
+    ----------
+    dataset : FerDataset
+        Images to split (usually one split, e.g. ``Training``).
+    fraction : float
+        Share of each class's images held out for validation (0-1), rounded per class to a whole
+        number of images.
+    seed : int
+        Seed of ``numpy.random.default_rng``; the same seed gives the same split.
+
     Returns
     -------
     (FerDataset, FerDataset)
-        The validation part has ``split`` name ``"holdout"``.
+        The remaining images (split names unchanged) and the held-out ones, whose ``splits`` are all
+        ``"holdout"``; both keep the original order.
     """
     rng = np.random.default_rng(seed)
     val = np.zeros(len(dataset), dtype=bool)
@@ -304,9 +397,31 @@ def load_training_data(config: TrainConfig):
     Cleaning steps (``drop_conflicts``, ``drop_duplicates``, ``drop_overlap``, ``face_cleaning``)
     touch only the training split; their counts are in ``train.report["cleaning"]``.
 
+    Parameters
+    ----------
+    config : TrainConfig
+        ``data``, ``ferplus``/``ferplus_mode``/``ferplus_contempt``, preprocessing, cleaning flags,
+        ``train_split``, ``val_split`` or ``val_fraction``, ``seed``, ``limit``, ``skip_malformed``
+        and ``verbose`` are used.
+
     Returns
     -------
     (train, val) : tuple of FerDataset
+        Images (N, S, S, C) uint8 with int64 labels 0-6. ``val`` is ``config.val_split``, or a
+        stratified ``val_fraction`` of the training split (:func:`holdout_split`). With ``limit``,
+        ``train`` keeps its first ``limit`` images and ``val`` its first ``max(limit // 4, 64)``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``config.data`` (or the FER+ votes file) does not exist.
+    DatasetError
+        If the dataset is malformed and ``skip_malformed`` is False (:func:`training.data.load_dataset`).
+    ValueError
+        Invalid preprocessing (:meth:`TrainConfig.spec`), FER+ votes given for an image folder, or an
+        invalid ``face_cleaning`` detector or ``face_upsample``.
+    KeyError
+        If ``train_split`` (or ``val_split``, when ``val_fraction`` is 0) holds no image.
     """
     from training.cleaning import clean_dataset
     from training.data import load_dataset
@@ -338,12 +453,38 @@ def make_balanced_dataset(images, targets, *, batch_size, config, labels):
     """Build a ``tf.data`` pipeline that draws every class equally often (balanced sampling).
 
     Each class is shuffled and repeated on its own and the streams are interleaved with equal
-    weights, so a batch holds about ``batch_size / 7`` images of each class present; augmentation
-    as in :func:`make_dataset`. The pipeline is infinite: pass ``steps_per_epoch`` to ``fit``.
+    weights, so a batch holds about ``batch_size / K`` images of each of the K classes present;
+    augmentation as in :func:`make_dataset`. The pipeline is infinite: pass ``steps_per_epoch`` to ``fit``.
+
+    Parameters
+    ----------
+    images : ndarray of shape (N, S, S, C), dtype uint8
+        Model input, pixel values 0-255.
+    targets : ndarray of shape (N, 7), dtype float32
+        One-hot or soft targets.
+    batch_size : int
+        Images per batch (every batch is full).
+    config : TrainConfig
+        Supplies ``seed`` (class ``c`` is shuffled with ``seed + c``), ``random_erasing`` and ``mixup_alpha``.
+    labels : ndarray of shape (N,), int
+        FER2013 codes 0-6 that define the classes to balance.
+
+    Returns
+    -------
+    tf.data.Dataset
+        Infinite; elements ``(images, targets)``: float32 (batch_size, S, S, C) with values 0-255 and
+        float32 (batch_size, 7). No sample weights.
+
+    Raises
+    ------
+    ValueError
+        If ``labels`` holds no code 0-6 (no class to sample from).
     """
     import tensorflow as tf
 
     present = [c for c in range(NUM_CLASSES) if (labels == c).any()]
+    if not present:
+        raise ValueError("balanced sampling needs labels with at least one FER2013 class code 0-6; got none")
     streams = []
     for code in present:
         rows = np.flatnonzero(labels == code)
@@ -360,9 +501,13 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
     Parameters
     ----------
     config : TrainConfig
+        The run; saved as ``<out>/config.json``. Outputs in ``config.out``: ``best.keras``,
+        ``last.keras``, ``backup/``, ``history.csv``, ``tensorboard/``, ``data_report.json``, ``run.json``
+        and ``model.keras``.
     resume : bool
         Continue an interrupted run in ``config.out`` from its last epoch (weights, optimizer
-        state and epoch counter come from Keras' ``BackupAndRestore``).
+        state and epoch counter come from Keras' ``BackupAndRestore``). If ``config.out`` holds a
+        ``config.json``, that saved config replaces ``config`` (except ``out``).
     command : str, optional
         The command line recorded in the model's metadata.
 
@@ -375,6 +520,14 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
     ------
     FileExistsError
         If ``out`` already holds a run and ``resume`` is False.
+    ValueError
+        If ``class_weight`` is unknown, ``balanced_sampling`` is combined with a ``class_weight`` other
+        than ``"none"``, ``init_weights`` is a model of another architecture, or as raised by
+        :func:`load_training_data` and :func:`build_model`.
+    FileNotFoundError
+        If ``init_weights`` or the dataset does not exist.
+    DatasetError, KeyError
+        As raised by :func:`load_training_data`.
     """
     import keras
 
@@ -508,12 +661,15 @@ def model_metadata(config: TrainConfig, model, *, command: str, duration_s: floa
     Returns
     -------
     dict
-        JSON-serialisable; passes :func:`fer_core.model_file.check_metadata`.
+        JSON-serialisable; passes :func:`fer_core.model_file.check_metadata`. ``training.data_sha256``
+        is :func:`training.data.dataset_sha256` of ``config.data``.
 
     Raises
     ------
     FileNotFoundError
-        If ``config.data`` (hashed for the ``data_sha256`` field) does not exist.
+        If ``config.data`` does not exist.
+    OSError
+        If a file under ``config.data`` cannot be read for hashing.
     """
     import tensorflow as tf
 
