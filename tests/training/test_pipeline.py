@@ -143,3 +143,20 @@ def test_evaluate_detect_faces_on_full_photos_counts_images_without_a_face(run_d
     assert result["split"] == "test" and result["n"] == 2 and result["n_no_face"] == 1
     assert sum(s["support"] for s in result["per_class"].values()) == 1
     assert result["accuracy"] == pytest.approx(result["accuracy_detected"] / 2)
+
+
+def test_warm_start_copies_weights_of_the_same_architecture_only(run_dir, tmp_path):
+    import keras
+
+    from training.train import TrainConfig, _warm_start, build_model
+
+    tiny = TrainConfig(widths=[8, 16], dense_units=16)
+    model = build_model(tiny)
+    source = keras.models.load_model(run_dir / "model.keras", compile=False)
+    assert not all(np.array_equal(a, b) for a, b in zip(model.get_weights(), source.get_weights(), strict=True))
+    _warm_start(model, str(run_dir / "model.keras"))
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), source.get_weights(), strict=True))
+    with pytest.raises(ValueError, match="not the same architecture"):
+        _warm_start(build_model(TrainConfig(widths=[8, 16, 32], dense_units=16)), str(run_dir / "model.keras"))
+    with pytest.raises(FileNotFoundError, match="init_weights: .*absent.keras does not exist"):
+        _warm_start(model, str(tmp_path / "absent.keras"))
