@@ -51,6 +51,14 @@ def _rgba(hex_color: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
+def _seven_probs(probs: np.ndarray | None) -> np.ndarray:
+    """(7,) float64 probabilities in ``EMOTIONS`` order (zeros for None); ValueError for another length."""
+    values = np.zeros(len(EMOTIONS)) if probs is None else np.asarray(probs, dtype=float).ravel()
+    if values.shape != (len(EMOTIONS),):
+        raise ValueError(f"probs has to have {len(EMOTIONS)} values; got shape {values.shape}")
+    return values
+
+
 def emotion_bars(probs: np.ndarray | None) -> go.Figure:
     """Horizontal bars of one face's seven probabilities.
 
@@ -64,9 +72,7 @@ def emotion_bars(probs: np.ndarray | None) -> go.Figure:
     ValueError
         If ``probs`` does not have 7 values.
     """
-    values = np.zeros(len(EMOTIONS)) if probs is None else np.asarray(probs, dtype=float).ravel()
-    if values.shape != (len(EMOTIONS),):
-        raise ValueError(f"probs has to have {len(EMOTIONS)} values; got shape {values.shape}")
+    values = _seven_probs(probs)
     fig = go.Figure(
         go.Bar(
             x=values,
@@ -104,9 +110,7 @@ def emotion_bars_html(probs: np.ndarray | None) -> str:
     ValueError
         If ``probs`` does not have 7 values.
     """
-    values = np.zeros(len(EMOTIONS)) if probs is None else np.asarray(probs, dtype=float).ravel()
-    if values.shape != (len(EMOTIONS),):
-        raise ValueError(f"probs has to have {len(EMOTIONS)} values; got shape {values.shape}")
+    values = _seven_probs(probs)
     title = "Current emotion" if probs is not None else "Current emotion (no face)"
     rows = []
     for emotion, value in zip(EMOTIONS, np.clip(values, 0.0, 1.0), strict=True):

@@ -111,3 +111,18 @@ def test_split_metrics_reads_the_training_export_layout():
     assert parts.scalars == {"PublicTest_accuracy": 0.66, "PublicTest_tta/accuracy": 0.68, "PublicTest_tta/macro_f1": 0.6, "PublicTest_tta/n": 3589.0}
     assert parts.per_class["happy"] == {"precision": 0.5, "recall": 0.6, "f1": 0.55}
     assert parts.confusion == np.eye(7, dtype=int).tolist()
+
+
+def test_emotion_bars_html_widths_follow_probabilities_in_emotion_order():
+    import re
+
+    probs = np.array([0.05, 0.0, 0.05, 0.7, 0.1, 0.05, 0.05])
+    html = charts.emotion_bars_html(probs)
+    labels = re.findall(r'text-align:right">(\w+)</span>', html)
+    widths = [float(w) for w in re.findall(r"width:([\d.]+)%", html)]
+    assert labels == list(EMOTIONS)
+    assert widths == pytest.approx(list(probs * 100))
+    assert charts.EMOTION_COLORS["happy"] in html and "Current emotion" in html
+    assert "no face" in charts.emotion_bars_html(None)
+    with pytest.raises(ValueError, match="7 values"):
+        charts.emotion_bars_html(np.ones(3))
