@@ -163,9 +163,9 @@ class LiveStream:
 
     def _preview(self, image: np.ndarray, results: list) -> np.ndarray:
         """The frame scaled to ``preview_width`` with each face's box and emotion drawn on it."""
-        scale = min(1.0, self.preview_width / image.shape[1])
-        if scale >= 1.0:
+        if image.shape[1] <= self.preview_width:
             return draw_results(image, results)
+        scale = self.preview_width / image.shape[1]
         small = fit_width(image, self.preview_width)
         scaled = [r._replace(box=tuple(round(v * scale) for v in r.box)) for r in results]
         return draw_results(small, scaled)

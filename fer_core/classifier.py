@@ -8,8 +8,9 @@ any per-call ``model.predict``: by default converted once, at load time, to a Li
 flatbuffer with int8 dynamic-range weights (post-training quantization, TF Lite's
 ``Optimize.DEFAULT``) run by the XNNPACK interpreter; or the float flatbuffer; or a ``tf.function`` traced once with a fixed input
 signature ``(None, S, S, C) uint8`` (no retracing as the number of faces changes); or Keras
-``predict_on_batch``. A model file exported by ``python -m training export`` carries both LiteRT
-flatbuffers (:func:`embed_litert`), so the LiteRT runners then load without TensorFlow or Keras.
+``predict_on_batch``. A model file exported by ``python -m training export`` carries the int8 LiteRT
+flatbuffer of the default runner (:func:`embed_litert`), so that runner loads without TensorFlow or Keras;
+without it the network is converted at load time, which imports TensorFlow (a warning says so).
 ``benchmarks/bench_core.py`` compares their speed and their agreement
 with the Keras model on real faces.
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import threading
 from pathlib import Path
 
@@ -30,6 +32,8 @@ import numpy as np
 from fer_core.emotions import NUM_CLASSES
 from fer_core.model_file import ModelFileError, check_metadata, read_litert, read_metadata, write_litert
 from fer_core.preprocessing import preprocess_faces
+
+logger = logging.getLogger(__name__)
 
 #: Where the shipped default model lives, relative to the package.
 DEFAULT_MODEL_FILENAME = "fer2013_cnn.keras"
@@ -152,6 +156,10 @@ class EmotionClassifier:
         flatbuffer = read_litert(path, runner)
         if flatbuffer is not None:  # converted at export: no TensorFlow or Keras in this process
             return cls(None, metadata, path=path, runner=runner, num_threads=num_threads, flatbuffer=flatbuffer)
+        if runner.startswith("litert"):
+            logger.warning("%s: no stored LiteRT flatbuffer for %r; converting at load time imports TensorFlow "
+                           "(store it with fer_core.classifier.embed_litert or `python -m training export`)",
+                           path, runner)
         import keras  # noqa: PLC0415 - TensorFlow is loaded only when a model is
 
         try:
@@ -170,25 +178,21 @@ class EmotionClassifier:
         return self._model
 
     def _check_litert_shapes(self) -> None:
-        spec = self.spec_
-        expected = (spec.input_size, spec.input_size, spec.channels)
         interpreter = self._interpreter()
-        got_in = tuple(int(d) for d in interpreter.get_input_details()[0]["shape"][1:])
-        got_out = tuple(int(d) for d in interpreter.get_output_details()[0]["shape"][1:])
-        if got_in != expected:
-            raise ModelFileError(f"{self.path_}: LiteRT network input {got_in} does not match the metadata's {expected}")
-        if got_out != (NUM_CLASSES,):
-            raise ModelFileError(f"{self.path_}: LiteRT network output {got_out} has to be ({NUM_CLASSES},)")
+        self._check_io(tuple(int(d) for d in interpreter.get_input_details()[0]["shape"][1:]),
+                       tuple(int(d) for d in interpreter.get_output_details()[0]["shape"][1:]), what="LiteRT network")
 
     def _check_shapes(self) -> None:
+        self._check_io(tuple(self.model_.input_shape[1:]), tuple(self.model_.output_shape[1:]), what="network")
+
+    def _check_io(self, got_in: tuple, got_out: tuple, *, what: str) -> None:
+        """Raise ModelFileError unless the network maps (S, S, C) of the metadata to (7,) probabilities."""
         spec = self.spec_
         expected = (spec.input_size, spec.input_size, spec.channels)
-        got_in = tuple(self.model_.input_shape[1:])
-        got_out = tuple(self.model_.output_shape[1:])
         if got_in != expected:
-            raise ModelFileError(f"{self.path_}: network input {got_in} does not match the metadata's {expected}")
+            raise ModelFileError(f"{self.path_}: {what} input {got_in} does not match the metadata's {expected}")
         if got_out != (NUM_CLASSES,):
-            raise ModelFileError(f"{self.path_}: network output {got_out} has to be ({NUM_CLASSES},)")
+            raise ModelFileError(f"{self.path_}: {what} output {got_out} has to be ({NUM_CLASSES},)")
 
     def _compile(self):
         import tensorflow as tf  # noqa: PLC0415

@@ -144,7 +144,7 @@ def test_embedded_litert_loads_without_tensorflow_and_matches_conversion(tmp_pat
     np.testing.assert_allclose(np.load(tmp_path / "probs.npy"), converted_now, atol=1e-6)
 
 
-def test_stale_embedded_litert_is_ignored(tmp_path, tiny_model_path):
+def test_stale_embedded_litert_is_ignored(tmp_path, tiny_model_path, caplog):
     from fer_core.classifier import embed_litert
     from fer_core.model_file import LITERT_SOURCE_MEMBER, read_litert, write_litert
 
@@ -160,8 +160,10 @@ def test_stale_embedded_litert_is_ignored(tmp_path, tiny_model_path):
         for name, data in members.items():
             archive.writestr(name, data)
     assert read_litert(path, "litert_int8") is None
-    loaded = EmotionClassifier.load(path)  # falls back to converting the Keras network
+    with caplog.at_level("WARNING", logger="fer_core.classifier"):
+        loaded = EmotionClassifier.load(path)  # falls back to converting the Keras network
     assert loaded._model is not None and loaded.predict(_faces(2)).shape == (2, 7)
+    assert "stale.keras: no stored LiteRT flatbuffer" in caplog.text
     with pytest.raises(ModelFileError, match="unknown LiteRT runner"):
         write_litert(path, {"onnx": b""})
 
