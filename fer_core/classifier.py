@@ -311,7 +311,38 @@ def embed_litert(path: str | Path, runners: tuple[str, ...] = (DEFAULT_RUNNER,))
         If the file cannot be loaded or converted.
     """
     path = Path(path)
-    classifier = EmotionClassifier.load(path, runner="predict_on_batch")  # loads Keras, never a stored flatbuffer
-    flatbuffers = {runner: classifier._convert(quantize=runner == "litert_int8") for runner in runners}
+    flatbuffers = convert_litert(path, runners)
     write_litert(path, flatbuffers)
     return {runner: len(data) for runner, data in flatbuffers.items()}
+
+
+def convert_litert(path: str | Path, runners: tuple[str, ...] = (DEFAULT_RUNNER,)) -> dict[str, bytes]:
+    """Convert a model file's Keras network to LiteRT flatbuffers (the one converter call of the project).
+
+    :func:`embed_litert` stores the result inside the model file; ``python -m training export --tflite``
+    writes the float32 one beside it.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.keras`` model file with metadata.
+    runners : tuple of str, default ("litert_int8",)
+        ``"litert_int8"`` (int8 dynamic-range weights) and/or ``"litert"`` (float32).
+
+    Returns
+    -------
+    dict
+        Runner name to flatbuffer bytes.
+
+    Raises
+    ------
+    ModelFileError
+        If the file cannot be loaded or converted.
+    ValueError
+        If a runner is not a LiteRT runner.
+    """
+    unknown = [runner for runner in runners if runner not in ("litert", "litert_int8")]
+    if unknown:
+        raise ValueError(f"not LiteRT runners: {unknown}; use 'litert' and/or 'litert_int8'")
+    classifier = EmotionClassifier.load(path, runner="predict_on_batch")  # loads Keras, never a stored flatbuffer
+    return {runner: classifier._convert(quantize=runner == "litert_int8") for runner in runners}

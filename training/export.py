@@ -15,7 +15,7 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
-from fer_core.classifier import embed_litert
+from fer_core.classifier import convert_litert, embed_litert
 from fer_core.model_file import read_metadata, write_metadata
 from training.card import write_model_card
 
@@ -175,7 +175,6 @@ def export_run(
         If the metadata does not pass :func:`fer_core.model_file.check_metadata`.
     """
     import keras
-    import tensorflow as tf
 
     from training.plots import plot_confusion_matrix, plot_history, plot_per_class_recall
     from training.train import model_metadata
@@ -233,8 +232,7 @@ def export_run(
     plots["recall"] = plot_per_class_recall(evaluation["all"]["per_class"], card.parent / f"{stem}_recall.png",
                                             title=f"recall per class ({split})")
     if tflite:
-        converter = tf.lite.TFLiteConverter.from_keras_model(model)
-        out.with_suffix(".tflite").write_bytes(converter.convert())
+        out.with_suffix(".tflite").write_bytes(convert_litert(out, ("litert",))["litert"])
     write_model_card(card, metadata=metadata, evaluation=evaluation, plots=plots, model_file=out,
                      tflite=out.with_suffix(".tflite") if tflite else None)
     print(f"exported {out} ({split} accuracy {evaluation['all']['accuracy']:.4f}) and {card} "

@@ -58,7 +58,7 @@ def test_evaluate_without_shipped_model_is_a_clear_error(small_real_csv, tmp_pat
 def test_export_writes_model_metadata_card_plots_and_loads_in_the_core(run_dir, small_real_csv, tmp_path):
     out = tmp_path / "models" / "fer2013_cnn.keras"
     card = tmp_path / "card" / "MODEL_CARD.md"
-    assert main(["export", "--run", str(run_dir), "--out", str(out), "--card", str(card)]) == 0
+    assert main(["export", "--run", str(run_dir), "--out", str(out), "--card", str(card), "--tflite"]) == 0
     metadata = read_metadata(out)
     assert metadata["preprocessing"] == PreprocessSpec().to_dict()
     assert metadata["preprocessing"]["name"] == PREPROCESSING_NAME
@@ -89,6 +89,17 @@ def test_export_writes_model_metadata_card_plots_and_loads_in_the_core(run_dir, 
     direct = keras.models.load_model(run_dir / "best.keras", compile=False).predict(
         data.images.astype("float32"), verbose=0)
     np.testing.assert_allclose(probs, direct, atol=2e-3)  # tf.function vs predict: float32 round-off only
+
+    # --tflite writes the float32 LiteRT copy beside the model file, from the same converter
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=out.with_suffix(".tflite").read_bytes())
+    interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], data.images.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], data.images.astype("float32"))
+    interpreter.invoke()
+    np.testing.assert_allclose(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]), direct,
+                               atol=1e-4)
 
 
 def test_shipped_model_metadata_matches_core_preprocessing():
