@@ -125,6 +125,35 @@ def emotion_bars_html(probs: np.ndarray | None) -> str:
     return f'<div class="fer-emotion-bars"><p style="font-weight:600;margin:0 0 .3em">{title}</p>{"".join(rows)}</div>'
 
 
+def bin_means(table: pd.DataFrame, width_s: float = 0.5) -> pd.DataFrame:
+    """Average per-frame rows into fixed time bins (for a live chart that stays light to redraw).
+
+    Parameters
+    ----------
+    table : DataFrame
+        ``time_s`` (seconds) and numeric columns, e.g. the seven emotion probabilities per frame.
+    width_s : float, default 0.5
+        Bin width in seconds; bin ``k`` holds ``k * width_s <= time_s < (k + 1) * width_s``.
+
+    Returns
+    -------
+    DataFrame
+        One row per non-empty bin, ``time_s`` = the bin's start (seconds), other columns their means.
+
+    Raises
+    ------
+    ValueError
+        If ``width_s`` is not positive or ``time_s`` is missing.
+    """
+    if not width_s > 0:
+        raise ValueError(f"width_s has to be positive seconds; got {width_s}")
+    _require_columns(table, ["time_s"], "table")
+    if table.empty:
+        return table.copy()
+    starts = (table["time_s"] // width_s) * width_s
+    return table.drop(columns="time_s").groupby(starts.rename("time_s")).mean().reset_index()
+
+
 def emotion_lines(table: pd.DataFrame, markers: pd.DataFrame | None = None, *, title: str = "Emotions over time") -> go.Figure:
     """One line per emotion over time, markers as labelled vertical lines.
 

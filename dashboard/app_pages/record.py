@@ -111,9 +111,7 @@ def live_chart(session_id: int) -> None:
     stream = get_live_registry().get(session_id)
     if stream is None:
         return
-    history = stream.snapshot().history
-    if not history.empty:
-        history = history.groupby((history["time_s"] // 0.5) * 0.5).mean().drop(columns="time_s").reset_index()
+    history = charts.bin_means(stream.snapshot().history, width_s=0.5)
     st.plotly_chart(charts.emotion_lines(history, title="Last 60 s"), key="rec_live_lines")
 
 

@@ -126,3 +126,13 @@ def test_emotion_bars_html_widths_follow_probabilities_in_emotion_order():
     assert "no face" in charts.emotion_bars_html(None)
     with pytest.raises(ValueError, match="7 values"):
         charts.emotion_bars_html(np.ones(3))
+
+
+def test_bin_means_averages_frames_into_half_second_bins():
+    frames = pd.DataFrame({"time_s": [0.0, 0.2, 0.49, 0.5, 1.7], "happy": [0.1, 0.2, 0.3, 0.9, 0.4]})
+    binned = charts.bin_means(frames, width_s=0.5)
+    assert binned["time_s"].tolist() == [0.0, 0.5, 1.5]
+    np.testing.assert_allclose(binned["happy"], [0.2, 0.9, 0.4])
+    assert charts.bin_means(frames.iloc[:0]).empty
+    with pytest.raises(ValueError, match="width_s"):
+        charts.bin_means(frames, width_s=0)
