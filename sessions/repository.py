@@ -248,7 +248,8 @@ def list_sessions(
         ``duration_s`` (float seconds: time of the last observation, else end minus start, else NaN),
         ``face_present_rate`` (share of analysed frames with a face, NaN without observations),
         ``dominant_emotion`` (most frequent per-frame dominant emotion, None without faces),
-        ``dropped_frames`` (int). Without matching sessions: no rows, every column of dtype object.
+        ``dropped_frames`` (int). Without matching sessions: no rows, the numeric columns keep their dtypes
+        (int64/float64, so sums and means work), the others are of dtype object.
 
     Raises
     ------
@@ -262,7 +263,9 @@ def list_sessions(
         query = query.where(StudySession.id.in_([int(i) for i in session_ids]))
     rows = db.execute(query).all()
     if not rows:
-        return pd.DataFrame({name: pd.Series(dtype=object) for name in SESSION_LIST_COLUMNS})
+        numeric = {"session_id": "int64", "duration_s": "float64", "face_present_rate": "float64",
+                   "dropped_frames": "int64"}
+        return pd.DataFrame({name: pd.Series(dtype=numeric.get(name, object)) for name in SESSION_LIST_COLUMNS})
     uncached = [s.id for s, _ in rows if s.n_frames is None]
     live = _session_stats(db, uncached) if uncached else None
     records = []

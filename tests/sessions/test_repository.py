@@ -137,7 +137,10 @@ def test_observations_round_trip_and_list_sessions_statistics(engine):
         only_study = repo.list_sessions(db, study_id=repo.get_session(db, other).study_id)
         assert only_study["session_id"].tolist() == [other]
         assert repo.list_sessions(db, session_ids=[sid])["session_id"].tolist() == [sid]
-        assert repo.list_sessions(db, session_ids=[]).empty
+        none = repo.list_sessions(db, session_ids=[])
+        assert none.empty and list(none.columns) == list(table.columns)
+        assert (none.dtypes[["session_id", "duration_s", "dropped_frames"]] == table.dtypes[
+            ["session_id", "duration_s", "dropped_frames"]]).all()  # same dtypes as a filled table
         live = repo.list_sessions(db, session_ids=[sid, other])
         repo.finish_session(db, sid, "complete")
         repo.finish_session(db, other, "aborted")
