@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from fer_core.detection import DEFAULT_DETECTOR
+from fer_core.detection import DEFAULT_DETECTOR, DETECTOR_NAMES
 
 #: Config file read when ``FER_CONFIG`` is not set (relative to the working directory).
 DEFAULT_CONFIG_FILE = "fer-dashboard.toml"
@@ -57,6 +57,13 @@ class Settings:
         When set, every page except the participant link asks for it.
     detector : str
         Face-detector backend name passed to ``fer_core.detection.create_detector``.
+
+    Raises
+    ------
+    ValueError
+        If ``ice_servers`` is not a list of objects, ``frame_width`` or ``preview_width`` is under 64
+        pixels, ``detect_every`` under 1, or ``detector`` not one of
+        :data:`fer_core.detection.DETECTOR_NAMES`.
     """
 
     db_url: str | None = None
@@ -77,6 +84,8 @@ class Settings:
             raise ValueError(f"preview_width has to be at least 64 pixels; got {self.preview_width}")
         if self.detect_every < 1:
             raise ValueError(f"detect_every has to be at least 1; got {self.detect_every}")
+        if self.detector not in DETECTOR_NAMES:
+            raise ValueError(f"detector has to be one of {', '.join(DETECTOR_NAMES)}; got {self.detector!r}")
 
     @property
     def resolved_model_path(self) -> Path:
@@ -100,7 +109,7 @@ def _parse(name: str, raw: object) -> object:
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{ENV_VARS[name]} has to be a JSON list of ICE servers; got {raw!r} ({exc})") from exc
         return raw
-    if name in ("frame_width", "detect_every"):
+    if name in ("frame_width", "preview_width", "detect_every"):
         try:
             return int(raw)
         except (TypeError, ValueError) as exc:

@@ -35,6 +35,12 @@ class FaceCropper:
     ----------
     detector_ : FaceDetector
         Built on first use.
+
+    Raises
+    ------
+    ValueError
+        If ``upsample_to`` is negative; an unknown ``detector`` name raises ``ValueError`` on first use
+        (:func:`fer_core.detection.create_detector`).
     """
 
     def __init__(
@@ -97,6 +103,17 @@ class FaceCropper:
         return self.largest_face(image) is not None
 
     def __call__(self, image: np.ndarray) -> np.ndarray | None:
-        """Return the crop of the largest face (a view of ``image``), or None when there is none."""
+        """Return the crop of the largest face, or None when there is none.
+
+        Parameters
+        ----------
+        image : ndarray of shape (H, W) or (H, W, C), uint8
+            Grayscale or BGR image, any size.
+
+        Returns
+        -------
+        ndarray of shape (h, w) or (h, w, C), uint8, or None
+            A view of ``image``: the largest face's box grown by ``margin`` and clipped to the image.
+        """
         box = self.largest_face(image)
         return None if box is None else crop_face(image, box, self.margin)

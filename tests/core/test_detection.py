@@ -65,10 +65,12 @@ def test_min_face_size_and_confidence_filter(stills):
 
 
 def test_boxes_at_the_border_are_clipped(stills):
-    # Shift the face so that it sticks out of the left edge.
-    frame = np.ascontiguousarray(stills["single_face.jpg"][:, 250:])
+    # Cut the still at x = 300 through the face (x 192-375): the face sticks out of the left edge.
+    frame = np.ascontiguousarray(stills["single_face.jpg"][:, 300:])
     for name in ("ssd", "blazeface"):
         boxes = create_detector(name).detect(frame)
+        assert len(boxes) >= 1, f"{name} lost the face cut by the left edge"
+        assert boxes[:, 0].min() == 0, f"{name}: the cut face's box should be clipped to x = 0"
         _check_boxes(boxes, frame)
 
 

@@ -11,6 +11,9 @@ def test_defaults_work_on_one_machine(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no fer-dashboard.toml here
     settings = load_settings({})
     assert settings == Settings()
+    assert (settings.db_url, settings.model_path, settings.ice_servers) == (None, None, [])
+    assert (settings.frame_width, settings.preview_width, settings.detect_every) == (640, 320, 1)
+    assert settings.detector == "blazeface" and settings.researcher_password is None
     assert settings.rtc_configuration == {"iceServers": []}
     assert settings.resolved_model_path.name == "fer2013_cnn.keras"
 
@@ -21,6 +24,7 @@ def test_environment_overrides_config_file(tmp_path):
     env = {"FER_CONFIG": str(config), "FER_DETECT_EVERY": "3", "FER_RESEARCHER_PASSWORD": "pw", "FER_DB_URL": "sqlite:///x.db"}
     settings = load_settings(env)
     assert settings.frame_width == 480 and settings.detect_every == 3
+    assert load_settings({"FER_PREVIEW_WIDTH": "480"}).preview_width == 480
     assert settings.ice_servers == [{"urls": ["stun:stun.example.org:3478"]}]
     assert settings.researcher_password == "pw" and settings.db_url == "sqlite:///x.db"
 
@@ -38,6 +42,9 @@ def test_ice_servers_from_json_env():
         ({"FER_FRAME_WIDTH": "wide"}, "FER_FRAME_WIDTH has to be an integer"),
         ({"FER_FRAME_WIDTH": "10"}, "frame_width has to be at least 64"),
         ({"FER_DETECT_EVERY": "0"}, "detect_every has to be at least 1"),
+        ({"FER_PREVIEW_WIDTH": "wide"}, "FER_PREVIEW_WIDTH has to be an integer"),
+        ({"FER_PREVIEW_WIDTH": "32"}, "preview_width has to be at least 64"),
+        ({"FER_DETECTOR": "yolo"}, "detector has to be one of blazeface, blazeface_full, ssd, haar; got 'yolo'"),
         ({"FER_CONFIG": "/nonexistent/fer.toml"}, "does not exist"),
     ],
 )

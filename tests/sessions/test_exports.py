@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pandas as pd
@@ -60,21 +59,22 @@ def test_summary_is_strict_json(tmp_path, observations):
     assert loaded["extra"] is None and loaded["n_frames"] == 20
 
 
-def test_unwritable_paths_raise_export_error_and_leave_no_file(tmp_path, observations):
+def test_unwritable_paths_raise_export_error_and_leave_no_file(tmp_path, observations, monkeypatch):
     with pytest.raises(ExportError, match="does not exist"):
         export_observations(observations, tmp_path / "missing" / "obs.csv")
     with pytest.raises(ExportError, match="is a folder"):
         export_observations(observations, tmp_path, fmt="csv")
-    if os.geteuid() != 0:  # root ignores permissions
-        locked = tmp_path / "locked"
-        locked.mkdir()
-        locked.chmod(0o500)
-        try:
-            with pytest.raises(ExportError, match="cannot write"):
-                export_summary({"a": 1}, locked / "summary.json")
-            assert list(locked.iterdir()) == []
-        finally:
-            locked.chmod(0o700)
+    # A folder the process may not write to (simulated: the tests may run as root, which ignores modes).
+    locked = tmp_path / "locked"
+    locked.mkdir()
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("sessions.exports.tempfile.mkstemp", denied)
+    with pytest.raises(ExportError, match="cannot write export .*summary.json.*Permission denied"):
+        export_summary({"a": 1}, locked / "summary.json")
+    assert list(locked.iterdir()) == []
 
 
 def test_failed_export_keeps_the_previous_file(tmp_path, observations, monkeypatch):
