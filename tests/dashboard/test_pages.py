@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zipfile
 
+import numpy as np
 import pytest
 
 from fer_core.emotions import EMOTIONS
@@ -31,13 +32,14 @@ def test_studies_creates_lists_and_deletes(app, engine):
     at.text_area(key="studies_new_description").input("two trailers")
     at.button[0].click().run()  # the form's submit button
     assert not at.exception
-    keep = seed_session(engine, study="ad test", participant="P001", tags={"variant": "A"})
+    keep = seed_session(engine, study="ad test", participant="P001", tags={"variant": "A"},
+                        timeline=(("neutral", 2.0), ("happy", 3.0)))
     doomed = seed_session(engine, study="ad test", participant="P002")
     at.run()
     table = at.dataframe[0].value
     assert sorted(table["session"]) == sorted([keep, doomed])
     assert table.set_index("session").loc[keep, "tags"] == "variant=A"
-    assert table.set_index("session").loc[keep, "dominant emotion"] in ("happy", "neutral")
+    assert table.set_index("session").loc[keep, "dominant emotion"] == "happy"  # 30 happy frames, 20 neutral
     assert "two trailers" in _texts(at)
     at.selectbox(key="studies_delete_id").select(doomed).run()
     assert at.button(key="studies_delete").disabled  # needs the confirmation first
@@ -160,9 +162,25 @@ def test_compare_groups_by_tag_and_aligns_on_marker(app, engine):
     assert at.selectbox(key="compare_tag").value == "variant"
     assert len(at.get("plotly_chart")) == 3
     assert "4 sessions, 2 groups" in _texts(at)
+    assert _first_x(at) == 0.0  # session start: curves begin at 0 s
     at.selectbox(key="compare_align").select("stimulus start").run()
     assert not at.exception
     assert len(at.get("plotly_chart")) == 3
+    assert _first_x(at) == pytest.approx(-2.5, abs=1.0)  # time from each session's marker (1.0 to 2.5 s)
+
+
+def _first_x(at) -> float:
+    """Smallest time (s) on the first plotly chart of the page (plotly sends arrays base64-typed)."""
+    import base64
+    import json
+
+    def values(x):
+        if isinstance(x, dict):
+            return np.frombuffer(base64.b64decode(x["bdata"]), dtype=x["dtype"])
+        return np.asarray(x, dtype=float)
+
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    return float(min(values(trace["x"]).min() for trace in spec["data"] if trace.get("x") is not None))
 
 
 def test_compare_sessions_mode_needs_a_pick(app, engine):

@@ -149,7 +149,9 @@ def test_observations_round_trip_and_list_sessions_statistics(engine):
         cached = repo.list_sessions(db, session_ids=[sid, other]).set_index("session_id")
         columns = ["duration_s", "face_present_rate", "dominant_emotion"]
         pd.testing.assert_series_equal(cached.loc[sid, columns], live.set_index("session_id").loc[sid, columns])
-        assert cached.loc[other, "duration_s"] >= 0  # no observations: end minus start
+        ended = repo.get_session(db, other)
+        assert cached.loc[other, "duration_s"] == pytest.approx(
+            (ended.ended_at - ended.started_at).total_seconds())  # no observations: end minus start
 
 
 def test_delete_session_removes_its_observations_and_markers_only(engine):
