@@ -124,7 +124,8 @@ def evaluate_run_model(model, config, *, tta: bool = True) -> dict:
 
     ferplus = config.ferplus if config.ferplus_mode != "none" else None
     data = load_dataset(config.data, spec=config.spec(), ferplus=ferplus, ferplus_mode=config.ferplus_mode,
-                        contempt=config.ferplus_contempt, skip_malformed=config.skip_malformed)
+                        contempt=config.ferplus_contempt, skip_malformed=config.skip_malformed,
+                        skip_unknown=config.skip_unknown)
     val = data.split(config.val_split)
     overlap = overlap_mask(val, data.split(config.train_split))
     results = {"split": config.val_split, "n_overlap": int(overlap.sum())}

@@ -99,6 +99,9 @@ class TrainConfig:
         Side in pixels that small images are enlarged to before face detection.
     skip_malformed : bool
         Skip and count malformed rows and unreadable images instead of failing.
+    skip_unknown : bool
+        Skip and count image-folder class folders with names outside the seven classes and their
+        synonyms instead of failing (:func:`training.folders.load_image_folder`).
     init_weights : str
         Model file (``.keras``) of the same architecture whose weights start the run ("warm start",
         e.g. continuing the shipped model under a new learning-rate schedule); "" = random
@@ -152,6 +155,7 @@ class TrainConfig:
     face_cleaning: str = ""
     face_upsample: int = 192
     skip_malformed: bool = False
+    skip_unknown: bool = False
     init_weights: str = ""
 
     def __post_init__(self) -> None:
@@ -401,8 +405,8 @@ def load_training_data(config: TrainConfig):
     ----------
     config : TrainConfig
         ``data``, ``ferplus``/``ferplus_mode``/``ferplus_contempt``, preprocessing, cleaning flags,
-        ``train_split``, ``val_split`` or ``val_fraction``, ``seed``, ``limit``, ``skip_malformed``
-        and ``verbose`` are used.
+        ``train_split``, ``val_split`` or ``val_fraction``, ``seed``, ``limit``, ``skip_malformed``,
+        ``skip_unknown`` and ``verbose`` are used.
 
     Returns
     -------
@@ -428,7 +432,8 @@ def load_training_data(config: TrainConfig):
 
     ferplus = config.ferplus if config.ferplus_mode != "none" else None
     data = load_dataset(config.data, spec=config.spec(), ferplus=ferplus, ferplus_mode=config.ferplus_mode,
-                        contempt=config.ferplus_contempt, skip_malformed=config.skip_malformed)
+                        contempt=config.ferplus_contempt, skip_malformed=config.skip_malformed,
+                        skip_unknown=config.skip_unknown)
     has_face = None
     if config.face_cleaning:
         from training.faces import FaceCropper

@@ -206,3 +206,15 @@ def test_ferplus_majority_agrees_with_real_fer2013_labels(fer2013_csv, ferplus_c
     order = [6, 3, 5, 4, 0, 1, 2]  # FER2013 code of FER+ column i
     positional = np.array([order.index(c) for c in plus.labels])
     assert float((original.labels[kept] == positional).mean()) < agreement - 0.3
+
+
+def test_training_config_skips_unknown_class_folders_when_asked(image_folder):
+    from training.train import TrainConfig, load_training_data
+
+    _write_image(image_folder / "train" / "confused" / "q.png", np.zeros((48, 48), np.uint8))
+    config = TrainConfig(data=str(image_folder), train_split="train", val_split="test", verbose=0)
+    with pytest.raises(DatasetError, match="'confused' is not a FER2013 class"):
+        load_training_data(config)
+    train, val = load_training_data(TrainConfig(data=str(image_folder), train_split="train", val_split="test",
+                                                verbose=0, skip_unknown=True))
+    assert (len(train), len(val)) == (4, 1) and train.report["unknown_folders"]
