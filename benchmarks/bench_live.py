@@ -5,8 +5,8 @@ pages whose fake camera plays ``single_face.mp4`` as a 640x480, 15 fps ``.y4m``.
 session, ticks consent and starts its camera; after a warm-up the Record page's own live numbers are
 read twice, ``--seconds`` apart, and per stream it prints: frames analysed per second, frames dropped
 (as a count and a share of the frames the camera sent), and capture-to-result latency p50/p90 (ms, the
-stream's last 300 frames; capture time = the frame's timestamp on the wall clock of the stream's first
-frame).
+stream's last 300 frames; capture time = the frame's timestamp mapped onto the server clock by the least
+delayed frame, so the network's constant delay is left out).
 
 Target on the 2-core reference machine, browsers included: 2 streams analysed at the camera's rate with no
 drops, 4 streams under 5% dropped, p90 latency under 250 ms.

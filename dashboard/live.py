@@ -81,7 +81,6 @@ class LiveSnapshot(NamedTuple):
         Capture-to-result latency percentiles (ms) over the last 300 frames; NaN before any frame. Capture
         times are the frames' own timestamps mapped onto the server clock by the least delayed frame, so the
         figures are lower bounds that exclude the network's constant delay.
-        Capture time is the frame's timestamp mapped to the wall clock at the stream's first frame.
     status : str or None
         None while recording, else ``"complete"`` or ``"aborted"``.
     """
