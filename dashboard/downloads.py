@@ -19,10 +19,17 @@ def export_bytes(export: Callable[[object, Path], object], data: object, suffix:
     suffix : str
         File suffix choosing the format (``".csv"``, ``".json"``, ``".parquet"``).
 
+    Returns
+    -------
+    bytes
+        The exported file's content, for ``st.download_button``.
+
     Raises
     ------
     ValueError
-        If ``suffix`` does not start with a dot.
+        If ``suffix`` does not start with a dot, or names a format the exporter does not write.
+    sessions.exports.ExportError
+        If the temporary file cannot be written.
     """
     if not suffix.startswith("."):
         raise ValueError(f"suffix has to start with a dot, e.g. '.csv'; got {suffix!r}")

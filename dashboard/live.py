@@ -150,7 +150,20 @@ class LiveStream:
 
     # -- worker thread -------------------------------------------------------------------------
     async def on_frames(self, frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
-        """streamlit-webrtc ``queued_video_frames_callback``: analyse the newest frame, drop the rest."""
+        """streamlit-webrtc ``queued_video_frames_callback``: analyse the newest frame, drop the rest.
+
+        Parameters
+        ----------
+        frames : list of av.VideoFrame
+            The frames queued since the last call (any size and pixel format); only the last is
+            analysed (scaled to at most ``frame_width`` pixels wide), the others count as dropped.
+
+        Returns
+        -------
+        list of one av.VideoFrame
+            The analysed frame, BGR, scaled to at most ``preview_width`` pixels wide, with each face's box
+            and expression drawn on it. Session time (seconds) comes from the frame's own timestamp.
+        """
         frame = frames[-1]
         image = fit_width(frame.to_ndarray(format="bgr24"), self.frame_width)
         time_s = self._session_time(frame)
@@ -264,6 +277,9 @@ class LiveStream:
         ------
         ValueError
             If ``status`` is not ``"complete"`` or ``"aborted"``.
+        TimeoutError
+            From :meth:`sessions.recorder.LiveRecorder.finish`, if the writer did not store the end in time
+            (the frames already recorded are kept).
         """
         if status not in ("complete", "aborted"):
             raise ValueError(f"status has to be 'complete' or 'aborted'; got {status!r}")

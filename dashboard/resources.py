@@ -26,7 +26,13 @@ def _engine(url: str | None):
 
 
 def get_engine():
-    """The SQLAlchemy engine of the configured session store (migrated to the current schema)."""
+    """The SQLAlchemy engine of the configured session store (migrated to the current schema).
+
+    Raises
+    ------
+    sessions.errors.DatabaseUnavailable
+        If the database cannot be reached or migrated (:func:`sessions.db.get_engine`).
+    """
     return _engine(get_settings().db_url)
 
 
@@ -38,7 +44,13 @@ def _classifier(path: str | None):
 
 
 def get_classifier():
-    """The one emotion classifier shared by every stream (thread-safe, never mutated)."""
+    """The one emotion classifier shared by every stream (thread-safe, never mutated).
+
+    Raises
+    ------
+    fer_core.model_file.ModelFileError
+        If the configured model file is missing, unreadable or its metadata does not match this code.
+    """
     return _classifier(get_settings().model_path)
 
 

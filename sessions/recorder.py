@@ -108,6 +108,11 @@ class LiveRecorder:
         When the writer starts, sessions left ``recording`` with a heartbeat older than this are marked
         ``aborted`` (:func:`recover_interrupted`): a new recorder is a server (re)start. None: skip.
 
+    Raises
+    ------
+    ValueError
+        If ``batch_interval_s`` is not positive, ``max_queue`` is under 1 or ``recover_stale_s`` is negative.
+
     Notes
     -----
     The writer thread starts in the constructor and runs until :meth:`close`. Sessions must exist (status
@@ -222,7 +227,12 @@ class LiveRecorder:
             return RecorderStats(*self._counts.get(session_id, (0, 0, 0)))
 
     def close(self, *, timeout_s: float = 30.0) -> None:
-        """Flush everything, mark sessions still recording as ``aborted``, and stop the writer thread."""
+        """Flush everything, mark sessions still recording as ``aborted``, and stop the writer thread.
+
+        Waits at most ``timeout_s`` seconds for the writer; if it has not finished by then, ``close``
+        returns anyway (the writer is a daemon thread and keeps flushing until the process exits).
+        Later calls do nothing.
+        """
         with self._lock:
             if self._closed:
                 return

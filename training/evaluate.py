@@ -87,7 +87,7 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray) -> dict:
     dict
         ``accuracy``, ``macro_f1``, ``n``, ``per_class`` (class name -> precision, recall, f1,
         support), ``confusion_matrix`` (7x7 list, rows true class, columns predicted, FER2013 order)
-        and ``classes``.
+        and ``classes``. With no labels (N = 0) ``accuracy`` is NaN and the other figures are 0.
     """
     from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 

@@ -112,11 +112,27 @@ def _summary(metrics: dict) -> dict:
 def evaluate_run_model(model, config, *, tta: bool = True) -> dict:
     """Evaluate a model on the run's validation split, with and without the images also in the training split.
 
+    Parameters
+    ----------
+    model : keras.Model
+        Takes (N, S, S, C) float32 pixel values 0-255, returns (N, 7) probabilities.
+    config : TrainConfig
+        The run's configuration: data path, FER+ options, preprocessing, ``train_split`` and ``val_split``.
+    tta : bool, default True
+        Also evaluate with test-time augmentation (:func:`training.evaluate.tta_views`).
+
     Returns
     -------
     dict
         ``{"all": metrics, "no_overlap": metrics, "all_tta": ..., "no_overlap_tta": ..., "n_overlap": int,
         "split": name}`` with :func:`training.evaluate.classification_metrics` results.
+
+    Raises
+    ------
+    FileNotFoundError, training.data.DatasetError
+        If ``config.data`` is missing or malformed (:func:`training.data.load_dataset`).
+    KeyError
+        If the data has no ``val_split`` or ``train_split`` (:meth:`training.data.FerDataset.split`).
     """
     from training.cleaning import overlap_mask
     from training.data import load_dataset

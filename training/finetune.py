@@ -112,21 +112,36 @@ def fit_phases(model, phases: list[Phase], *, train_data, val_data, out: Path, l
     Parameters
     ----------
     model : keras.Model
+        An EfficientNet classifier from :func:`training.models.build_efficientnet`.
     phases : list of Phase
+        From :func:`parse_phases` (kind ``"head"`` or ``"top"``, epochs).
     train_data, val_data : tf.data.Dataset
+        Batches of (images (B, S, S, C) float32 0-255, targets (B, 7) float32).
     out : Path
         Run folder (``phases.json``, ``phase<i>.weights.h5``, ``backup/phase<i>``).
     learning_rate, finetune_learning_rate : float
         Adam learning rate of ``head`` and ``top`` phases (keras-io: 1e-2 and 1e-5; lower here).
+    unfreeze_blocks : int
+        EfficientNet blocks (from the top) that ``top`` phases unfreeze; BatchNorm stays frozen
+        (:func:`set_trainable_phase`).
     compile_kwargs : dict
         ``loss`` and ``metrics`` for ``model.compile``.
     callbacks_for_phase : callable
         ``(index) -> list of callbacks`` (checkpoints, early stopping, logs) for phase ``index``.
+    steps_per_epoch : int, optional
+        Batches per epoch (needed for an endless dataset, e.g. balanced sampling); None: one pass.
+    verbose : int, default 2
+        Keras ``fit`` verbosity.
 
     Returns
     -------
     int
         Total epochs run (the last epoch index + 1).
+
+    Raises
+    ------
+    ValueError
+        From :func:`set_trainable_phase`, if a phase kind is unknown or ``unfreeze_blocks`` is invalid.
     """
     import keras
 
