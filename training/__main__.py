@@ -28,7 +28,9 @@ def _add_train(sub) -> None:
 def _add_evaluate(sub) -> None:
     parser = sub.add_parser("evaluate", help="score a model file on a dataset split")
     parser.add_argument("--data", required=True, help="FER2013 CSV (.csv, .gz, .xz) or image folder")
-    parser.add_argument("--model", default=None, help="model file (default: the shipped fer_core model)")
+    parser.add_argument("--model", action="append", default=None,
+                        help="model file (default: the shipped fer_core model); repeat it to evaluate an ensemble "
+                             "(mean of the members' probabilities)")
     parser.add_argument("--split", default=None, help="Usage value or split folder (default: PublicTest/test)")
     parser.add_argument("--detect-faces", action="store_true", help="crop the largest face first (full photos)")
     parser.add_argument("--detector", default="ssd", help="face detector backend for --detect-faces")

@@ -8,6 +8,7 @@ ten-crop predictions).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -155,7 +156,7 @@ def default_split(splits) -> str:
 def evaluate(
     data: str | Path,
     *,
-    model_path: str | Path | None = None,
+    model_path: str | Path | Sequence[str | Path] | None = None,
     split: str | None = None,
     detect_faces: bool = False,
     detector: str = "ssd",
@@ -170,8 +171,10 @@ def evaluate(
     ----------
     data : str or Path
         Any format :func:`training.data.load_dataset` reads.
-    model_path : str or Path, optional
-        Default: the shipped model.
+    model_path : str or Path or sequence of them, optional
+        Default: the shipped model. Several files are evaluated as an ensemble: the mean of their
+        probabilities (each member's own figures are in ``members``); they must share one
+        preprocessing spec.
     split : str, optional
         ``Usage`` value or split folder; default :func:`default_split`.
     detect_faces : bool
@@ -189,18 +192,26 @@ def evaluate(
     dict
         :func:`classification_metrics` plus ``model``, ``data``, ``split``, ``tta``,
         ``n_no_face``, ``n_excluded_overlap``, ``accuracy_detected`` (with ``detect_faces``) and
-        the loader's ``report``. With ``detect_faces``, ``per_class`` and ``confusion_matrix``
+        the loader's ``report``; for an ensemble also ``members`` (``model``, ``accuracy``,
+        ``macro_f1`` of each file on the same images). With ``detect_faces``, ``per_class`` and ``confusion_matrix``
         cover the images where a face was found.
 
     Raises
     ------
     ModelFileError, FileNotFoundError, DatasetError, KeyError
-        For a missing or mismatched model, a missing or malformed dataset, or an absent split.
+        For a missing or mismatched model (or ensemble members with different preprocessing), a
+        missing or malformed dataset, or an absent split.
     """
     from training.cleaning import overlap_mask
     from training.data import load_dataset
 
-    model, spec, _ = load_model(model_path)
+    paths = [model_path] if model_path is None or isinstance(model_path, (str, Path)) else list(model_path)
+    loaded = [load_model(path) for path in paths]
+    spec = loaded[0][1]
+    for path, (_, other, _) in zip(paths[1:], loaded[1:], strict=True):
+        if other != spec:
+            raise ModelFileError(f"{path}: preprocessing {other.to_dict()} differs from {paths[0]}'s "
+                                 f"{spec.to_dict()}; ensemble members must share one")
     transform = None
     if detect_faces:
         from training.faces import FaceCropper
@@ -216,7 +227,8 @@ def evaluate(
         mask = overlap_mask(target, dataset.split(exclude_overlap_with))
         n_excluded = int(mask.sum())
         target = target.subset(~mask)
-    probs = predict_probabilities(model, target.images, tta=tta)
+    member_probs = [predict_probabilities(model, target.images, tta=tta) for model, _, _ in loaded]
+    probs = np.mean(member_probs, axis=0)
     result = classification_metrics(target.labels, probs)
     n_no_face = int(dataset.report.get("no_face", 0)) if detect_faces else 0
     if detect_faces:
@@ -224,8 +236,13 @@ def evaluate(
         total = result["n"] + n_no_face
         result["accuracy"] = result["accuracy"] * result["n"] / total if total else float("nan")
         result["n"] = total
+    names = [str(Path(path) if path else DEFAULT_MODEL_PATH) for path in paths]
+    if len(paths) > 1:
+        result["members"] = [{"model": name, **{k: v for k, v in classification_metrics(target.labels, p).items()
+                                                if k in ("accuracy", "macro_f1")}}
+                             for name, p in zip(names, member_probs, strict=True)]
     result.update({
-        "model": str(Path(model_path) if model_path else DEFAULT_MODEL_PATH),
+        "model": " + ".join(names),
         "data": str(data),
         "split": split,
         "tta": tta,
@@ -247,6 +264,8 @@ def format_report(result: dict) -> str:
         + (f", no face {result['n_no_face']}" if result.get("n_no_face") else "")
         + (", TTA" if result.get("tta") else ""),
         f"accuracy {result['accuracy']:.4f}  macro F1 {result['macro_f1']:.4f}",
+        *(f"  member {m['model']}: accuracy {m['accuracy']:.4f}  macro F1 {m['macro_f1']:.4f}"
+          for m in result.get("members", [])),
         f"{'class':<10}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}",
     ]
     for name, s in result["per_class"].items():

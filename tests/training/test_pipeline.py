@@ -48,6 +48,38 @@ def test_evaluate_prints_the_json_fields(run_dir, small_real_csv, capsys):
     matrix = np.array(result["confusion_matrix"])
     assert matrix.shape == (7, 7) and matrix.sum() == 100
     assert [result["per_class"][c]["support"] for c in result["classes"]] == matrix.sum(axis=1).tolist()
+    assert result["accuracy"] == pytest.approx(np.trace(matrix) / 100)  # accuracy agrees with its confusion matrix
+
+
+def test_evaluate_averages_an_ensemble_and_reports_each_member(run_dir, small_real_csv, tmp_path, capsys):
+    import keras
+
+    from fer_core.model_file import write_metadata
+
+    # a second member that always says "happy" with probability ~1: the mean then always picks happy
+    happy = keras.models.load_model(run_dir / "model.keras", compile=False)
+    logits = happy.get_layer("logits")
+    kernel, bias = logits.get_weights()
+    bias[:] = -50.0
+    bias[3] = 50.0
+    logits.set_weights([kernel * 0.0, bias])
+    happy_path = tmp_path / "happy.keras"
+    happy.save(happy_path)
+    metadata = read_metadata(run_dir / "model.keras")
+    write_metadata(happy_path, metadata)
+    args = ["evaluate", "--data", str(small_real_csv), "--json", "--model", str(run_dir / "model.keras")]
+    assert main([*args, "--model", str(happy_path)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    labels = load_fer2013_csv(small_real_csv, usage="PublicTest").labels
+    assert result["accuracy"] == pytest.approx(float(np.mean(labels == 3)))  # every image classed happy
+    assert [m["model"] for m in result["members"]] == [str(run_dir / "model.keras"), str(happy_path)]
+    assert result["members"][1]["accuracy"] == pytest.approx(float(np.mean(labels == 3)))
+    assert result["model"] == f"{run_dir / 'model.keras'} + {happy_path}"
+
+    metadata["preprocessing"]["margin"] = 0.3
+    write_metadata(happy_path, metadata)
+    assert main([*args, "--model", str(happy_path)]) == 2
+    assert "ensemble members must share one" in capsys.readouterr().err
 
 
 def test_evaluate_without_shipped_model_is_a_clear_error(small_real_csv, tmp_path, capsys):
