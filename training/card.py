@@ -107,7 +107,7 @@ def write_model_card(card: Path, *, metadata: dict, evaluation: dict, plots: dic
         f"label smoothing {config['label_smoothing']}, mixup {config['mixup_alpha']}, random erasing "
         f"{config['random_erasing']}, class weights `{config['class_weight']}`.",
         *([f"- Warm start: the run began from the weights of `{config['init_weights']}` (`--init-weights`), "
-           "a model of the same architecture trained before it; the command above reproduces both stages."]
+           "a model of the same architecture trained before it; the command above reproduces every stage."]
           if config.get("init_weights") else []),
         "",
         f"## Evaluation on {split}",
