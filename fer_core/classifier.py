@@ -341,7 +341,7 @@ def convert_litert(path: str | Path, runners: tuple[str, ...] = (DEFAULT_RUNNER,
     ValueError
         If a runner is not a LiteRT runner.
     """
-    unknown = [runner for runner in runners if runner not in ("litert", "litert_int8")]
+    unknown = [runner for runner in runners if runner not in RUNNERS or not runner.startswith("litert")]
     if unknown:
         raise ValueError(f"not LiteRT runners: {unknown}; use 'litert' and/or 'litert_int8'")
     classifier = EmotionClassifier.load(path, runner="predict_on_batch")  # loads Keras, never a stored flatbuffer
