@@ -52,6 +52,9 @@ def _add_export(sub) -> None:
     parser.add_argument("--no-tta", action="store_true", help="skip the test-time augmentation metrics")
     parser.add_argument("--train-command", default=None, help="override the recorded training command")
     parser.add_argument("--duration-s", type=float, default=None, help="override the recorded training duration")
+    parser.add_argument("--ensemble-with", action="append", default=[], metavar="MODEL",
+                        help="exported model file to average with the run's network (repeatable); ships their mean "
+                             "ensemble as one model file")
 
 
 def _add_clean(sub) -> None:
@@ -126,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         from training.export import export_run
 
         export_run(args.run, args.out, card=args.card, tflite=args.tflite, tta=not args.no_tta,
-                   command=args.train_command, duration_s=args.duration_s)
+                   command=args.train_command, duration_s=args.duration_s, ensemble_with=args.ensemble_with)
     elif args.command == "clean":
         print(json.dumps(_clean(args), indent=2))
     return 0

@@ -46,6 +46,20 @@ def _metric_rows(evaluation: dict) -> list[str]:
     return rows
 
 
+def _ensemble_lines(ensemble: dict, split: str) -> list[str]:
+    """Card lines describing an ensemble's members (metadata ``ensemble`` from :func:`training.export.export_run`)."""
+    lines = ["", "### Ensemble members",
+             f"The model's output is the {ensemble['combination']}; each member alone on {split} (no TTA):", "",
+             "| member | parameters | seed | accuracy | trained by |", "|---|---|---|---|---|"]
+    for member in ensemble["members"]:
+        accuracy = member.get(f"{split}_accuracy")
+        lines.append(f"| `{member['file']}` | {member.get('parameters') or 0:,} | {member.get('seed')} | "
+                     f"{accuracy:.4f} | `{member.get('command')}` |" if accuracy is not None else
+                     f"| `{member['file']}` | {member.get('parameters') or 0:,} | {member.get('seed')} | - | "
+                     f"`{member.get('command')}` |")
+    return lines
+
+
 def write_model_card(card: Path, *, metadata: dict, evaluation: dict, plots: dict, model_file: Path,
                      tflite: Path | None = None) -> Path:
     """Write the Markdown model card.
@@ -75,10 +89,14 @@ def write_model_card(card: Path, *, metadata: dict, evaluation: dict, plots: dic
     duration = training.get("duration_s")
     duration_text = f"{duration / 3600:.2f} h ({duration:.0f} s)" if duration else "not recorded"
     per_class = evaluation["all"]["per_class"]
+    ensemble = metadata.get("ensemble")
     lines = [
         f"# Model card: `{model_file.name}`",
         "",
-        f"A {metadata['architecture']} network ({metadata['parameters']:,} parameters) that classifies a face crop "
+        (f"A mean ensemble of {len(ensemble['members'])} {metadata['architecture']} networks "
+         f"({metadata['parameters']:,} parameters in all)" if ensemble else
+         f"A {metadata['architecture']} network ({metadata['parameters']:,} parameters)")
+        + " that classifies a face crop "
         "into the seven FER2013 expression classes (angry, disgust, fear, happy, sad, surprise, neutral), "
         "trained with this repository's `training/` pipeline.",
         "",
@@ -109,6 +127,7 @@ def write_model_card(card: Path, *, metadata: dict, evaluation: dict, plots: dic
         *([f"- Warm start: the run began from the weights of `{config['init_weights']}` (`--init-weights`), "
            "a model of the same architecture trained before it; the command above reproduces every stage."]
           if config.get("init_weights") else []),
+        *(_ensemble_lines(ensemble, split) if ensemble else []),
         "",
         f"## Evaluation on {split}",
         f"{evaluation['n_overlap']} of the {evaluation['all']['n']} {split} images also appear (identical pixels) in "

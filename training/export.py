@@ -5,6 +5,10 @@ reads ``RUNDIR/config.json``, ``best.keras`` and ``history.csv``, evaluates the 
 validation split (with and without the images that also appear in the training split, with and
 without test-time augmentation), and writes the model with its metadata (classes, preprocessing,
 data hash, metrics, training command and duration), the plots and a Markdown model card.
+
+``--ensemble-with MODEL`` (repeatable) ships the mean ensemble of the run's best network and other
+exported model files of the same preprocessing and training data (:func:`training.models.average_ensemble`):
+one ``.keras`` file that the core serves like a single network.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from fer_core.classifier import convert_litert, embed_litert
-from fer_core.model_file import read_metadata, write_metadata
+from fer_core.model_file import ModelFileError, check_metadata, read_metadata, write_metadata
 from training.card import write_model_card
 
 #: Test-time augmentation used for the reported "TTA" metrics (see :func:`training.evaluate.tta_views`).
@@ -109,7 +113,7 @@ def _summary(metrics: dict) -> dict:
     return {"accuracy": round(metrics["accuracy"], 4), "macro_f1": round(metrics["macro_f1"], 4), "n": metrics["n"]}
 
 
-def evaluate_run_model(model, config, *, tta: bool = True) -> dict:
+def evaluate_run_model(model, config, *, tta: bool = True, members: list | None = None) -> dict:
     """Evaluate a model on the run's validation split, with and without the images also in the training split.
 
     Parameters
@@ -120,12 +124,15 @@ def evaluate_run_model(model, config, *, tta: bool = True) -> dict:
         The run's configuration: data path, FER+ options, preprocessing, ``train_split`` and ``val_split``.
     tta : bool, default True
         Also evaluate with test-time augmentation (:func:`training.evaluate.tta_views`).
+    members : list of keras.Model, optional
+        When ``model`` is an ensemble, its members, each scored on its own (no TTA) for comparison.
 
     Returns
     -------
     dict
         ``{"all": metrics, "no_overlap": metrics, "all_tta": ..., "no_overlap_tta": ..., "n_overlap": int,
-        "split": name}`` with :func:`training.evaluate.classification_metrics` results.
+        "split": name}`` with :func:`training.evaluate.classification_metrics` results; with ``members``
+        also ``"members"``: one ``{"accuracy", "macro_f1", "n"}`` summary per member, on all images.
 
     Raises
     ------
@@ -149,7 +156,63 @@ def evaluate_run_model(model, config, *, tta: bool = True) -> dict:
         probs = predict_probabilities(model, val.images, tta=use_tta)
         results["all" + suffix] = classification_metrics(val.labels, probs)
         results["no_overlap" + suffix] = classification_metrics(val.labels[~overlap], probs[~overlap])
+    if members:
+        results["members"] = [_summary(classification_metrics(val.labels, predict_probabilities(m, val.images)))
+                              for m in members]
     return results
+
+
+def load_ensemble_members(paths, config) -> tuple[list, list[dict]]:
+    """Load exported model files that join a run's network in a shipped ensemble, and check them.
+
+    Parameters
+    ----------
+    paths : sequence of str or Path
+        Model files written by ``python -m training train`` (``model.keras``) or ``export``.
+    config : TrainConfig
+        The run's configuration; every member must share its preprocessing and training data.
+
+    Returns
+    -------
+    (models, records)
+        The Keras models, and per member a metadata record (``file``, ``architecture``, ``parameters``,
+        ``command``, ``duration_s``, ``seed``, ``metrics``) stored in the ensemble's metadata.
+
+    Raises
+    ------
+    ModelFileError
+        If a file is missing or has no valid metadata, is itself an ensemble, or its preprocessing
+        or training data hash (``training.data_sha256``) differs from the run's.
+    """
+    import keras
+
+    from training.data import dataset_sha256
+
+    data_hash = dataset_sha256(config.data)
+    models, records = [], []
+    for path in map(Path, paths):
+        metadata = read_metadata(path)
+        spec = check_metadata(metadata, source=str(path))
+        if spec != config.spec():
+            raise ModelFileError(f"{path}: preprocessing {spec.to_dict()} differs from the run's "
+                                 f"{config.spec().to_dict()}; ensemble members must share one")
+        if "ensemble" in metadata:
+            raise ModelFileError(f"{path}: is itself an ensemble; pass its members' model files instead")
+        training = metadata.get("training", {})
+        if training.get("data_sha256") != data_hash:
+            raise ModelFileError(f"{path}: trained on data with SHA-256 {training.get('data_sha256')}, "
+                                 f"not the run's {config.data} ({data_hash}); ensemble members must share it")
+        models.append(keras.models.load_model(path, compile=False))
+        records.append({
+            "file": path.name,
+            "architecture": metadata.get("architecture"),
+            "parameters": metadata.get("parameters"),
+            "command": training.get("command"),
+            "duration_s": training.get("duration_s"),
+            "seed": training.get("config", {}).get("seed"),
+            "metrics": {k: v for k, v in metadata.get("metrics", {}).items() if not isinstance(v, (dict, list))},
+        })
+    return models, records
 
 
 def export_run(
@@ -161,6 +224,7 @@ def export_run(
     tta: bool = True,
     command: str | None = None,
     duration_s: float | None = None,
+    ensemble_with=(),
 ) -> dict:
     """Export a run's best model with metadata, plots and model card (what ``python -m training export`` runs).
 
@@ -177,7 +241,12 @@ def export_run(
     tta : bool
         Also report metrics with test-time augmentation.
     command, duration_s : optional
-        Override the training command and duration found by :func:`training_provenance`.
+        Override the training command and duration found by :func:`training_provenance`. For an
+        ensemble, give the command chain that trains every member and the summed duration.
+    ensemble_with : sequence of str or Path, optional
+        Exported model files to average with the run's best network (:func:`load_ensemble_members`);
+        the file written is then their mean ensemble (:func:`training.models.average_ensemble`) and
+        its metadata lists the members under ``ensemble``.
 
     Returns
     -------
@@ -189,7 +258,8 @@ def export_run(
     FileNotFoundError
         If the run has no ``config.json`` or ``best.keras``.
     ModelFileError
-        If the metadata does not pass :func:`fer_core.model_file.check_metadata`.
+        If the metadata does not pass :func:`fer_core.model_file.check_metadata`, or an
+        ``ensemble_with`` file does not fit (:func:`load_ensemble_members`).
     """
     import keras
 
@@ -204,7 +274,21 @@ def export_run(
     if not best_path.is_file():
         raise FileNotFoundError(f"{run_dir}: no best.keras checkpoint (has the run finished an epoch?)")
     model = keras.models.load_model(best_path, compile=False)
-    evaluation = evaluate_run_model(model, config, tta=tta)
+    members, ensemble = [], None
+    if ensemble_with:
+        from training.models import average_ensemble
+
+        others, records = load_ensemble_members(ensemble_with, config)
+        members = [model, *others]
+        records.insert(0, {"file": f"{run_dir}/best.keras", "architecture": config.arch,
+                           "parameters": int(model.count_params()), "command": reconstruct_command(config),
+                           "seed": config.seed})
+        model = average_ensemble(members)
+        ensemble = {"combination": "mean of the members' softmax probabilities", "members": records}
+    evaluation = evaluate_run_model(model, config, tta=tta, members=members or None)
+    if ensemble:
+        for record, summary in zip(ensemble["members"], evaluation["members"], strict=True):
+            record[f"{evaluation['split']}_accuracy"] = summary["accuracy"]
     provenance = training_provenance(run_dir, config)
     if command:
         provenance.update(command=command, source="given to export")
@@ -232,7 +316,8 @@ def export_run(
         metrics=metrics,
         val_split=split,
         training_extra={"cleaning": cleaning, "provenance": provenance["source"]},
-        extra={"tta": TTA_DESCRIPTION, "card": card.name, "exported_from": str(run_dir)},
+        extra={"tta": TTA_DESCRIPTION, "card": card.name, "exported_from": str(run_dir),
+               **({"ensemble": ensemble} if ensemble else {})},
     )
     write_metadata(out, metadata)
     # The core's default LiteRT runner then loads without TensorFlow (fer_core.classifier.embed_litert).

@@ -137,3 +137,50 @@ def build_efficientnet(
     x = layers.Dense(num_classes, name="logits")(x)
     outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=variant)
+
+
+def average_ensemble(members: list, *, name: str = "fer_ensemble") -> keras.Model:
+    """One network that averages the probabilities of several trained networks (a mean ensemble).
+
+    The result is an ordinary Keras functional model, so it is saved as one ``.keras`` file, carries
+    one metadata record, converts to LiteRT in one piece, and the core serves it like any single
+    network (its cost per face is the sum of the members'). Averaging the softmax outputs of
+    independently or cyclically trained networks is the ensembling used by the FER2013 results in
+    ``../shared/TRAINING-NOTES.md`` (75-77 % for ensembles; Huang et al. 2017, "Snapshot Ensembles").
+
+    Parameters
+    ----------
+    members : list of keras.Model
+        At least two trained networks, each mapping (N, S, S, C) float32 pixel values 0-255 to
+        (N, 7) float32 probabilities, with the same input shape. They are copied (renamed
+        ``member_1``, ``member_2`` ...), never modified.
+    name : str
+        Name of the returned model.
+
+    Returns
+    -------
+    keras.Model
+        Input (N, S, S, C) float32 pixels 0-255; output (N, 7) float32, the mean of the members'
+        probabilities (rows still sum to 1).
+
+    Raises
+    ------
+    ValueError
+        If fewer than two members are given, or their input or output shapes differ.
+    """
+    if len(members) < 2:
+        raise ValueError(f"an ensemble needs at least two members, got {len(members)}")
+    shapes = {(tuple(m.input_shape[1:]), tuple(m.output_shape[1:])) for m in members}
+    if len(shapes) != 1:
+        raise ValueError(f"ensemble members' input/output shapes differ: {sorted(shapes)}")
+    (input_shape, _), = shapes
+    inputs = keras.Input(shape=input_shape, name="face")
+    outputs = []
+    for i, member in enumerate(members, start=1):
+        config = member.get_config()
+        config["name"] = f"member_{i}"
+        copy = keras.Model.from_config(config)
+        copy.set_weights(member.get_weights())
+        outputs.append(copy(inputs))
+    mean = layers.Average(name="mean_probabilities")(outputs)
+    return keras.Model(inputs, mean, name=name)

@@ -319,6 +319,9 @@ def _warm_start(model, path: str) -> None:
     source = keras.models.load_model(path, compile=False)
     theirs, ours = source.get_weights(), model.get_weights()
     if [w.shape for w in theirs] != [w.shape for w in ours]:
+        if any(layer.name == "mean_probabilities" for layer in source.layers):
+            raise ValueError(f"init_weights: {path} is an ensemble (training.models.average_ensemble); "
+                             "warm-start from one of its members' model files instead")
         raise ValueError(f"init_weights: {path} is not the same architecture as this run "
                          f"({len(theirs)} weight arrays vs {len(ours)}, or different shapes)")
     model.set_weights(theirs)

@@ -7,10 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from fer_core.model_file import read_metadata
+from fer_core.model_file import ModelFileError, read_metadata
 from fer_core.preprocessing import PREPROCESSING_NAME, PreprocessSpec
 from training.__main__ import main
 from training.data import load_fer2013_csv
+from training.export import export_run
 
 
 @pytest.fixture(scope="module")
@@ -51,22 +52,30 @@ def test_evaluate_prints_the_json_fields(run_dir, small_real_csv, capsys):
     assert result["accuracy"] == pytest.approx(np.trace(matrix) / 100)  # accuracy agrees with its confusion matrix
 
 
-def test_evaluate_averages_an_ensemble_and_reports_each_member(run_dir, small_real_csv, tmp_path, capsys):
+def _always_happy_member(run_dir, path):
+    """Save a copy of the run's model that says "happy" with probability ~1, with the run's metadata."""
     import keras
 
     from fer_core.model_file import write_metadata
 
-    # a second member that always says "happy" with probability ~1: the mean then always picks happy
     happy = keras.models.load_model(run_dir / "model.keras", compile=False)
     logits = happy.get_layer("logits")
     kernel, bias = logits.get_weights()
     bias[:] = -50.0
     bias[3] = 50.0
     logits.set_weights([kernel * 0.0, bias])
-    happy_path = tmp_path / "happy.keras"
-    happy.save(happy_path)
+    happy.save(path)
     metadata = read_metadata(run_dir / "model.keras")
-    write_metadata(happy_path, metadata)
+    write_metadata(path, metadata)
+    return metadata
+
+
+def test_evaluate_averages_an_ensemble_and_reports_each_member(run_dir, small_real_csv, tmp_path, capsys):
+    from fer_core.model_file import write_metadata
+
+    # a second member that always says "happy" with probability ~1: the mean then always picks happy
+    happy_path = tmp_path / "happy.keras"
+    metadata = _always_happy_member(run_dir, happy_path)
     args = ["evaluate", "--data", str(small_real_csv), "--json", "--model", str(run_dir / "model.keras")]
     assert main([*args, "--model", str(happy_path)]) == 0
     result = json.loads(capsys.readouterr().out)
@@ -203,3 +212,76 @@ def test_warm_start_copies_weights_of_the_same_architecture_only(run_dir, tmp_pa
         _warm_start(build_model(TrainConfig(widths=[8, 16, 32], dense_units=16)), str(run_dir / "model.keras"))
     with pytest.raises(FileNotFoundError, match="init_weights: .*absent.keras does not exist"):
         _warm_start(model, str(tmp_path / "absent.keras"))
+
+
+def test_export_ensemble_ships_one_file_that_averages_its_members(run_dir, small_real_csv, tmp_path):
+    import keras
+
+    happy_path = tmp_path / "happy.keras"
+    _always_happy_member(run_dir, happy_path)
+    out = tmp_path / "models" / "ensemble.keras"
+    chain = "python -m training train --out A && python -m training export --run A --ensemble-with B"
+    assert main(["export", "--run", str(run_dir), "--out", str(out), "--no-tta", "--ensemble-with", str(happy_path),
+                 "--train-command", chain, "--duration-s", "12.5"]) == 0
+    metadata = read_metadata(out)
+    members = metadata["ensemble"]["members"]
+    assert [m["file"] for m in members] == [f"{run_dir}/best.keras", "happy.keras"]
+    labels = load_fer2013_csv(small_real_csv, usage="PublicTest").labels
+    share_happy = float(np.mean(labels == 3))
+    assert members[1]["PublicTest_accuracy"] == pytest.approx(share_happy, abs=1e-4)
+    assert metadata["metrics"]["PublicTest_accuracy"] == pytest.approx(share_happy, abs=1e-4)  # mean picks happy
+    single = keras.models.load_model(run_dir / "best.keras", compile=False)
+    assert metadata["parameters"] == 2 * single.count_params()
+    assert metadata["training"]["command"] == chain and metadata["training"]["duration_s"] == 12.5
+    text = out.with_suffix(".md").read_text()
+    assert "A mean ensemble of 2 compact_cnn networks" in text and "### Ensemble members" in text
+
+    classifier_module = pytest.importorskip("fer_core.classifier")
+    classifier = classifier_module.EmotionClassifier.load(out)
+    images = load_fer2013_csv(small_real_csv, usage="PublicTest").images
+    probs = classifier.predict(images[:, :, :, 0])
+    happy = keras.models.load_model(happy_path, compile=False)
+    batch = images.astype("float32")
+    expected = (single.predict(batch, verbose=0) + happy.predict(batch, verbose=0)) / 2
+    np.testing.assert_allclose(probs, expected, atol=2e-3)
+    assert (probs.argmax(axis=1) == 3).all()
+
+    from training.train import TrainConfig, _warm_start, build_model
+
+    with pytest.raises(ValueError, match="is an ensemble"):
+        _warm_start(build_model(TrainConfig(widths=[8, 16], dense_units=16)), str(out))
+    with pytest.raises(ModelFileError, match="is itself an ensemble"):
+        export_run(run_dir, tmp_path / "x.keras", tta=False, ensemble_with=[out])
+
+
+def test_export_ensemble_refuses_members_of_other_data_or_preprocessing(run_dir, tmp_path):
+    from fer_core.model_file import write_metadata
+
+    member = tmp_path / "member.keras"
+    metadata = _always_happy_member(run_dir, member)
+    metadata["training"]["data_sha256"] = "0" * 64
+    write_metadata(member, metadata)
+    with pytest.raises(ModelFileError, match="member.keras: trained on data with SHA-256 0000"):
+        export_run(run_dir, tmp_path / "x.keras", tta=False, ensemble_with=[member])
+    metadata = read_metadata(run_dir / "model.keras")
+    metadata["preprocessing"]["input_size"] = 64
+    write_metadata(member, metadata)
+    with pytest.raises(ModelFileError, match="ensemble members must share one"):
+        export_run(run_dir, tmp_path / "x.keras", tta=False, ensemble_with=[member])
+    with pytest.raises(ModelFileError, match="absent.keras: model file not found"):
+        export_run(run_dir, tmp_path / "x.keras", tta=False, ensemble_with=[tmp_path / "absent.keras"])
+    assert not (tmp_path / "x.keras").exists()
+
+
+def test_average_ensemble_needs_two_members_of_one_shape():
+    from training.models import average_ensemble, build_compact_cnn
+
+    small = build_compact_cnn(widths=[4, 8], dense_units=8)
+    with pytest.raises(ValueError, match="at least two members"):
+        average_ensemble([small])
+    with pytest.raises(ValueError, match="shapes differ"):
+        average_ensemble([small, build_compact_cnn(input_size=64, widths=[4, 8], dense_units=8)])
+    ensemble = average_ensemble([small, build_compact_cnn(widths=[4, 8], dense_units=8)])
+    x = np.random.default_rng(0).integers(0, 256, (3, 48, 48, 1)).astype("float32")
+    np.testing.assert_allclose(ensemble.predict(x, verbose=0).sum(axis=1), 1.0, rtol=1e-5)
+    assert [layer.name for layer in ensemble.layers] == ["face", "member_1", "member_2", "mean_probabilities"]
