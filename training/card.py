@@ -49,7 +49,9 @@ def _metric_rows(evaluation: dict) -> list[str]:
 def _ensemble_lines(ensemble: dict, split: str) -> list[str]:
     """Card lines describing an ensemble's members (metadata ``ensemble`` from :func:`training.export.export_run`)."""
     lines = ["", "### Ensemble members",
-             f"The model's output is the {ensemble['combination']}; each member alone on {split} (no TTA):", "",
+             f"The model's output is the {ensemble['combination']}. The seed, learning rate and training curves in "
+             "this card are those of member 1, the run exported; each member's own command is below. Each member "
+             f"alone on {split} (no TTA):", "",
              "| member | parameters | seed | accuracy | trained by |", "|---|---|---|---|---|"]
     for member in ensemble["members"]:
         accuracy = member.get(f"{split}_accuracy")

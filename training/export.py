@@ -162,27 +162,52 @@ def evaluate_run_model(model, config, *, tta: bool = True, members: list | None 
     return results
 
 
+def weights_sha256(model) -> str:
+    """SHA-256 (hex) over a network's weight arrays in order: identifies the weights, whatever file holds them.
+
+    Parameters
+    ----------
+    model : keras.Model
+
+    Returns
+    -------
+    str
+        64 hex digits; equal for two models exactly when their weights are equal (shapes, dtypes, values).
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    for array in model.get_weights():
+        digest.update(f"{array.shape}{array.dtype}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
 def load_ensemble_members(paths, config) -> tuple[list, list[dict]]:
-    """Load exported model files that join a run's network in a shipped ensemble, and check them.
+    """Load model files that join a run's network in a shipped ensemble, and check them.
 
     Parameters
     ----------
     paths : sequence of str or Path
-        Model files written by ``python -m training train`` (``model.keras``) or ``export``.
+        Model files with metadata, written by ``python -m training train`` (a run's ``model.keras``)
+        or ``export``.
     config : TrainConfig
-        The run's configuration; every member must share its preprocessing and training data.
+        The run's configuration; every member must share its preprocessing, training data and splits.
 
     Returns
     -------
     (models, records)
-        The Keras models, and per member a metadata record (``file``, ``architecture``, ``parameters``,
-        ``command``, ``duration_s``, ``seed``, ``metrics``) stored in the ensemble's metadata.
+        The Keras models, and per member a metadata record (``file``, ``weights_sha256`` (:func:`weights_sha256`),
+        ``architecture``, ``parameters``, ``command``, ``duration_s``, ``seed``, ``metrics``) stored in
+        the ensemble's metadata.
 
     Raises
     ------
     ModelFileError
-        If a file is missing or has no valid metadata, is itself an ensemble, or its preprocessing
-        or training data hash (``training.data_sha256``) differs from the run's.
+        If a file is missing, unreadable or has no valid metadata, is itself an ensemble, or its
+        preprocessing, training data hash (``training.data_sha256``), training split or validation
+        split differs from the run's (a member trained on the run's validation split would inflate
+        the reported accuracy).
     """
     import keras
 
@@ -202,9 +227,17 @@ def load_ensemble_members(paths, config) -> tuple[list, list[dict]]:
         if training.get("data_sha256") != data_hash:
             raise ModelFileError(f"{path}: trained on data with SHA-256 {training.get('data_sha256')}, "
                                  f"not the run's {config.data} ({data_hash}); ensemble members must share it")
-        models.append(keras.models.load_model(path, compile=False))
+        splits = (training.get("train_split"), training.get("val_split"))
+        if splits != (config.train_split, config.val_split):
+            raise ModelFileError(f"{path}: trained on {splits[0]!r} and selected on {splits[1]!r}, the run on "
+                                 f"{config.train_split!r} and {config.val_split!r}; ensemble members must share them")
+        try:
+            models.append(keras.models.load_model(path, compile=False))
+        except Exception as exc:  # Keras raises many types for a damaged archive
+            raise ModelFileError(f"{path}: cannot load the Keras model ({type(exc).__name__}: {exc})") from exc
         records.append({
-            "file": path.name,
+            "file": str(path),
+            "weights_sha256": weights_sha256(models[-1]),
             "architecture": metadata.get("architecture"),
             "parameters": metadata.get("parameters"),
             "command": training.get("command"),
@@ -242,11 +275,13 @@ def export_run(
         Also report metrics with test-time augmentation.
     command, duration_s : optional
         Override the training command and duration found by :func:`training_provenance`. For an
-        ensemble, give the command chain that trains every member and the summed duration.
+        ensemble they default to the members' commands joined by ``&&`` (the run's last) and their
+        summed durations (None if one is unknown).
     ensemble_with : sequence of str or Path, optional
         Exported model files to average with the run's best network (:func:`load_ensemble_members`);
         the file written is then their mean ensemble (:func:`training.models.average_ensemble`) and
-        its metadata lists the members under ``ensemble``.
+        its metadata lists the members under ``ensemble``. ``out`` may be one of them (e.g. the shipped
+        model): members are loaded first and ``out`` is replaced only once the new file is complete.
 
     Returns
     -------
@@ -258,8 +293,9 @@ def export_run(
     FileNotFoundError
         If the run has no ``config.json`` or ``best.keras``.
     ModelFileError
-        If the metadata does not pass :func:`fer_core.model_file.check_metadata`, or an
-        ``ensemble_with`` file does not fit (:func:`load_ensemble_members`).
+        If the metadata does not pass :func:`fer_core.model_file.check_metadata`, an
+        ``ensemble_with`` file does not fit (:func:`load_ensemble_members`), or two members have the
+        same weights.
     """
     import keras
 
@@ -274,22 +310,34 @@ def export_run(
     if not best_path.is_file():
         raise FileNotFoundError(f"{run_dir}: no best.keras checkpoint (has the run finished an epoch?)")
     model = keras.models.load_model(best_path, compile=False)
+    provenance = training_provenance(run_dir, config)
     members, ensemble = [], None
     if ensemble_with:
         from training.models import average_ensemble
 
         others, records = load_ensemble_members(ensemble_with, config)
-        members = [model, *others]
-        records.insert(0, {"file": f"{run_dir}/best.keras", "architecture": config.arch,
-                           "parameters": int(model.count_params()), "command": reconstruct_command(config),
+        records.insert(0, {"file": str(best_path), "weights_sha256": weights_sha256(model),
+                           "architecture": config.arch, "parameters": int(model.count_params()),
+                           "command": provenance["command"], "duration_s": provenance["duration_s"],
                            "seed": config.seed})
+        seen = {}
+        for record in records:
+            if record["weights_sha256"] in seen:
+                raise ModelFileError(f"{record['file']}: same weights as {seen[record['weights_sha256']]}; "
+                                     "an ensemble member may appear only once")
+            seen[record["weights_sha256"]] = record["file"]
+        members = [model, *others]
         model = average_ensemble(members)
         ensemble = {"combination": "mean of the members' softmax probabilities", "members": records}
+        # by default the training record covers every member: their commands in order, their summed durations
+        provenance.update(command=" && ".join(str(r["command"]) for r in records[1:] + records[:1]),
+                          duration_s=(sum(r["duration_s"] for r in records)
+                                      if all(r["duration_s"] is not None for r in records) else None),
+                          source="the ensemble members' records")
     evaluation = evaluate_run_model(model, config, tta=tta, members=members or None)
     if ensemble:
         for record, summary in zip(ensemble["members"], evaluation["members"], strict=True):
             record[f"{evaluation['split']}_accuracy"] = summary["accuracy"]
-    provenance = training_provenance(run_dir, config)
     if command:
         provenance.update(command=command, source="given to export")
     if duration_s is not None:
@@ -299,29 +347,37 @@ def export_run(
     cleaning = json.loads(data_report.read_text())["report"].get("cleaning", {}) if data_report.is_file() else {}
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    model.save(out)
-    split = evaluation["split"]
-    metrics = {f"{split}_accuracy": round(evaluation["all"]["accuracy"], 4)}
-    for key in ("all", "no_overlap", "all_tta", "no_overlap_tta"):
-        if key in evaluation:
-            metrics[key] = _summary(evaluation[key])
-    metrics["n_overlap_with_" + config.train_split] = evaluation["n_overlap"]
-    metrics["per_class"] = evaluation["all"]["per_class"]
-    metrics["confusion_matrix"] = evaluation["all"]["confusion_matrix"]
-    metadata = model_metadata(
-        config,
-        model,
-        command=provenance["command"],
-        duration_s=provenance["duration_s"],
-        metrics=metrics,
-        val_split=split,
-        training_extra={"cleaning": cleaning, "provenance": provenance["source"]},
-        extra={"tta": TTA_DESCRIPTION, "card": card.name, "exported_from": str(run_dir),
-               **({"ensemble": ensemble} if ensemble else {})},
-    )
-    write_metadata(out, metadata)
-    # The core's default LiteRT runner then loads without TensorFlow (fer_core.classifier.embed_litert).
-    embed_litert(out)
+    # written under a temporary name and moved into place once complete, so a failure never leaves a
+    # half-written model at ``out`` (which may also have been one of the ensemble's members)
+    final_out, out = out, out.with_name(f".{out.stem}.partial.keras")
+    try:
+        model.save(out)
+        split = evaluation["split"]
+        metrics = {f"{split}_accuracy": round(evaluation["all"]["accuracy"], 4)}
+        for key in ("all", "no_overlap", "all_tta", "no_overlap_tta"):
+            if key in evaluation:
+                metrics[key] = _summary(evaluation[key])
+        metrics["n_overlap_with_" + config.train_split] = evaluation["n_overlap"]
+        metrics["per_class"] = evaluation["all"]["per_class"]
+        metrics["confusion_matrix"] = evaluation["all"]["confusion_matrix"]
+        metadata = model_metadata(
+            config,
+            model,
+            command=provenance["command"],
+            duration_s=provenance["duration_s"],
+            metrics=metrics,
+            val_split=split,
+            training_extra={"cleaning": cleaning, "provenance": provenance["source"]},
+            extra={"tta": TTA_DESCRIPTION, "card": card.name, "exported_from": str(run_dir),
+                   **({"ensemble": ensemble} if ensemble else {})},
+        )
+        write_metadata(out, metadata)
+        # The core's default LiteRT runner then loads without TensorFlow (fer_core.classifier.embed_litert).
+        embed_litert(out)
+        out = out.replace(final_out)
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
 
     card.parent.mkdir(parents=True, exist_ok=True)
     stem = out.stem

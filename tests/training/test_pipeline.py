@@ -217,15 +217,20 @@ def test_warm_start_copies_weights_of_the_same_architecture_only(run_dir, tmp_pa
 def test_export_ensemble_ships_one_file_that_averages_its_members(run_dir, small_real_csv, tmp_path):
     import keras
 
-    happy_path = tmp_path / "happy.keras"
-    _always_happy_member(run_dir, happy_path)
-    out = tmp_path / "models" / "ensemble.keras"
+    from training.export import weights_sha256
+
+    # the output replaces one of the members, as when the shipped model joins an ensemble that replaces it
+    out = tmp_path / "happy.keras"
+    _always_happy_member(run_dir, out)
+    happy = keras.models.load_model(out, compile=False)
     chain = "python -m training train --out A && python -m training export --run A --ensemble-with B"
-    assert main(["export", "--run", str(run_dir), "--out", str(out), "--no-tta", "--ensemble-with", str(happy_path),
+    assert main(["export", "--run", str(run_dir), "--out", str(out), "--no-tta", "--ensemble-with", str(out),
                  "--train-command", chain, "--duration-s", "12.5"]) == 0
+    assert sorted(p.name for p in tmp_path.glob("*.keras*")) == ["happy.keras"]  # no partial file left
     metadata = read_metadata(out)
     members = metadata["ensemble"]["members"]
-    assert [m["file"] for m in members] == [f"{run_dir}/best.keras", "happy.keras"]
+    assert [m["file"] for m in members] == [str(run_dir / "best.keras"), str(out)]
+    assert members[1]["weights_sha256"] == weights_sha256(happy) != members[0]["weights_sha256"]
     labels = load_fer2013_csv(small_real_csv, usage="PublicTest").labels
     share_happy = float(np.mean(labels == 3))
     assert members[1]["PublicTest_accuracy"] == pytest.approx(share_happy, abs=1e-4)
@@ -240,7 +245,6 @@ def test_export_ensemble_ships_one_file_that_averages_its_members(run_dir, small
     classifier = classifier_module.EmotionClassifier.load(out)
     images = load_fer2013_csv(small_real_csv, usage="PublicTest").images
     probs = classifier.predict(images[:, :, :, 0])
-    happy = keras.models.load_model(happy_path, compile=False)
     batch = images.astype("float32")
     expected = (single.predict(batch, verbose=0) + happy.predict(batch, verbose=0)) / 2
     np.testing.assert_allclose(probs, expected, atol=2e-3)
@@ -267,6 +271,13 @@ def test_export_ensemble_refuses_members_of_other_data_or_preprocessing(run_dir,
     metadata["preprocessing"]["input_size"] = 64
     write_metadata(member, metadata)
     with pytest.raises(ModelFileError, match="ensemble members must share one"):
+        export_run(run_dir, tmp_path / "x.keras", tta=False, ensemble_with=[member])
+    with pytest.raises(ModelFileError, match="same weights as .*an ensemble member may appear only once"):
+        export_run(run_dir, tmp_path / "x.keras", tta=False, ensemble_with=[run_dir / "model.keras"])
+    metadata = read_metadata(run_dir / "model.keras")
+    metadata["training"]["val_split"] = "PrivateTest"
+    write_metadata(member, metadata)
+    with pytest.raises(ModelFileError, match="selected on 'PrivateTest'.*must share them"):
         export_run(run_dir, tmp_path / "x.keras", tta=False, ensemble_with=[member])
     with pytest.raises(ModelFileError, match="absent.keras: model file not found"):
         export_run(run_dir, tmp_path / "x.keras", tta=False, ensemble_with=[tmp_path / "absent.keras"])
