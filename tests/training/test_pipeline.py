@@ -176,7 +176,7 @@ def test_shipped_model_accuracy_is_what_its_metadata_claims(fer2013_csv):
     recorded = classifier.metadata_["metrics"]["PublicTest_accuracy"]
     assert len(data) == 3579
     assert accuracy == pytest.approx(recorded, abs=0.01)
-    assert accuracy >= 0.66  # the shipped third-cycle model measures 0.669
+    assert accuracy >= 0.665  # the shipped fourth-cycle model measures 0.671 (float network)
 
 
 def test_evaluate_detect_faces_on_full_photos_counts_images_without_a_face(run_dir, video_dir, tmp_path, capsys):
