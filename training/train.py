@@ -41,7 +41,16 @@ class TrainConfig:
     batch_size : int
         Images per training batch (the last incomplete batch of an epoch is dropped).
     learning_rate : float
-        Peak learning rate of the cosine schedule (after a one-epoch linear warm-up).
+        Peak learning rate of the cosine schedule (after a one-epoch linear warm-up), or the
+        learning rate throughout with ``lr_schedule="constant"``.
+    lr_schedule : {"cosine", "constant"}
+        Compact CNN: one-epoch warm-up then cosine decay to 1% of ``learning_rate``, or a constant
+        ``learning_rate`` (the schedule of stochastic weight averaging).
+    swa_start : int
+        Compact CNN: average the weights at the end of every epoch from this one (1-based) on
+        (stochastic weight averaging, :mod:`training.swa`; Izmailov et al. 2018); 0 disables it.
+        The average, with its BatchNorm statistics recomputed, becomes the run's model when its
+        validation accuracy is at least the best epoch's.
     label_smoothing : float
     mixup_alpha : float
         0 disables mixup.
@@ -111,6 +120,7 @@ class TrainConfig:
     ------
     ValueError
         On construction, if ``arch`` is unknown, an EfficientNet ``arch`` has ``channels`` other than 3,
+        ``lr_schedule`` is unknown, ``swa_start`` is outside 0..``epochs`` or set for EfficientNet,
         ``ferplus_mode`` is unknown or set without ``ferplus``, ``val_fraction`` is outside [0, 1),
         ``epochs`` or ``batch_size`` is below 1, or (EfficientNet) ``phases`` / ``phase_repeats`` are
         invalid (:func:`training.finetune.parse_phases`).
@@ -157,6 +167,8 @@ class TrainConfig:
     skip_malformed: bool = False
     skip_unknown: bool = False
     init_weights: str = ""
+    lr_schedule: str = "cosine"
+    swa_start: int = 0
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHITECTURES:
@@ -171,6 +183,12 @@ class TrainConfig:
             raise ValueError(f"val_fraction has to be in [0, 1); got {self.val_fraction}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs and batch_size have to be at least 1; got {self.epochs}, {self.batch_size}")
+        if self.lr_schedule not in ("cosine", "constant"):
+            raise ValueError(f"lr_schedule has to be 'cosine' or 'constant'; got {self.lr_schedule!r}")
+        if not 0 <= self.swa_start <= self.epochs:
+            raise ValueError(f"swa_start has to be 0 (off) or an epoch 1..{self.epochs}; got {self.swa_start}")
+        if self.swa_start and self.arch != "compact_cnn":
+            raise ValueError("swa_start (weight averaging) is implemented for the compact_cnn only")
         if self.arch.startswith("efficientnet"):
             from training.finetune import parse_phases
 
@@ -582,7 +600,7 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
     best_checkpoint = keras.callbacks.ModelCheckpoint(str(out / "best.keras"), monitor="val_accuracy", mode="max",
                                                       save_best_only=True)
     if config.arch == "compact_cnn":
-        schedule = keras.optimizers.schedules.CosineDecay(
+        schedule = config.learning_rate if config.lr_schedule == "constant" else keras.optimizers.schedules.CosineDecay(
             initial_learning_rate=config.learning_rate / 10,
             decay_steps=max(1, steps_per_epoch * (config.epochs - 1)),
             warmup_target=config.learning_rate,
@@ -599,6 +617,11 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
             keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
             keras.callbacks.TensorBoard(str(out / "tensorboard"), write_graph=False),
         ]
+        if config.swa_start:
+            from training.swa import WeightAverager
+
+            # before BackupAndRestore: an epoch re-run after a crash between the two is not averaged twice
+            callbacks.insert(0, WeightAverager(out / "swa_weights.npz", config.swa_start))
         model.fit(train_pipe, validation_data=val_pipe, epochs=config.epochs, callbacks=callbacks,
                   verbose=config.verbose, steps_per_epoch=steps_per_epoch if config.balanced_sampling else None)
     else:
@@ -624,6 +647,14 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
     best = keras.models.load_model(out / "best.keras")
     val_probs = best.predict(val_pipe, verbose=0)
     val_acc = float((val_probs.argmax(1) == val_ds.labels).mean())
+    metrics = {f"{config.val_split}_accuracy": round(val_acc, 4)}
+    if config.swa_start:
+        swa = _finish_swa(config, best, train_pipe, val_pipe, val_ds.labels, steps_per_epoch, best_accuracy=val_acc)
+        if swa is not None:
+            metrics["swa"] = swa["summary"]
+            if swa["summary"]["selected"]:
+                best, val_acc = swa["model"], swa["summary"][f"{config.val_split}_accuracy"]
+                metrics[f"{config.val_split}_accuracy"] = round(val_acc, 4)
     model_path = out / "model.keras"
     best.save(model_path)
     elapsed = time.time() - started
@@ -632,7 +663,7 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
         best,
         command=command or " ".join(shlex.quote(a) for a in sys.argv),
         duration_s=round(elapsed, 1),
-        metrics={f"{config.val_split}_accuracy": round(val_acc, 4)},
+        metrics=metrics,
         training_extra={
             "n_train": len(train_ds),
             "n_val": len(val_ds),
@@ -643,6 +674,41 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
     _record_invocation(out, metadata["training"]["command"], elapsed)
     print(f"best {config.val_split} accuracy {val_acc:.4f}; model written to {model_path}", flush=True)
     return model_path
+
+
+def _finish_swa(config, best, train_pipe, val_pipe, val_labels, steps_per_epoch, *, best_accuracy):
+    """Build the weight-averaged network of an SWA run, recompute its BatchNorm statistics, score it.
+
+    When it scores at least ``best_accuracy`` on the validation split it replaces ``best.keras`` (the
+    best epoch is kept as ``best_epoch.keras``), so that ``export`` ships it; it is always saved as
+    ``swa.keras``. Returns None (and says so) when no epoch was averaged (e.g. early stopping came first).
+    """
+    import keras
+
+    from training.swa import load_average, update_batchnorm
+
+    out = Path(config.out)
+    weights, count, epochs = load_average(out / "swa_weights.npz")
+    if weights is None:
+        print(f"SWA: no epoch reached swa_start={config.swa_start}; the best epoch is the model", flush=True)
+        return None
+    model = keras.models.clone_model(best)
+    model.set_weights([w.astype(np.float32) for w in weights])
+    n_batches = update_batchnorm(model, train_pipe, max_batches=steps_per_epoch)
+    accuracy = float((model.predict(val_pipe, verbose=0).argmax(1) == val_labels).mean())
+    model.save(out / "swa.keras")
+    selected = accuracy >= best_accuracy
+    if selected:
+        if not (out / "best_epoch.keras").exists():
+            (out / "best.keras").replace(out / "best_epoch.keras")
+        model.save(out / "best.keras")
+    print(f"SWA: mean of epochs {epochs[0]}-{epochs[-1]} ({count}), BatchNorm statistics from {n_batches} "
+          f"training batches: {config.val_split} accuracy {accuracy:.4f} against the best epoch's "
+          f"{best_accuracy:.4f}; {'the average' if selected else 'the best epoch'} is the run's model", flush=True)
+    summary = {"epochs_averaged": count, "first_epoch": epochs[0], "last_epoch": epochs[-1],
+               f"{config.val_split}_accuracy": round(accuracy, 4),
+               f"best_epoch_{config.val_split}_accuracy": round(best_accuracy, 4), "selected": selected}
+    return {"model": model, "summary": summary}
 
 
 def model_metadata(config: TrainConfig, model, *, command: str, duration_s: float, metrics: dict,
