@@ -55,6 +55,9 @@ def _add_export(sub) -> None:
     parser.add_argument("--ensemble-with", action="append", default=[], metavar="MODEL",
                         help="exported model file to average with the run's network (repeatable); ships their mean "
                              "ensemble as one model file")
+    parser.add_argument("--mirror-tta", action="store_true",
+                        help="ship the network with flip test-time augmentation inside it (mean over the face and "
+                             "its mirror; twice the cost per face)")
 
 
 def _add_clean(sub) -> None:
@@ -129,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         from training.export import export_run
 
         export_run(args.run, args.out, card=args.card, tflite=args.tflite, tta=not args.no_tta,
-                   command=args.train_command, duration_s=args.duration_s, ensemble_with=args.ensemble_with)
+                   command=args.train_command, duration_s=args.duration_s, ensemble_with=args.ensemble_with,
+                   mirror_tta=args.mirror_tta)
     elif args.command == "clean":
         print(json.dumps(_clean(args), indent=2))
     return 0

@@ -62,6 +62,17 @@ def _ensemble_lines(ensemble: dict, split: str) -> list[str]:
     return lines
 
 
+def _mirror_lines(metadata: dict, evaluation: dict) -> list[str]:
+    """Card lines for a network with flip TTA built in (``export --mirror-tta``): what it is, and the network alone."""
+    lines = [f"As shipped, {metadata['mirror_tta']}; the figures below are the model as shipped."]
+    single = evaluation.get("single_view")
+    if single:
+        lines[0] += (f" The network alone (one view, no mirror): accuracy {single['all']['accuracy']:.4f}, macro F1 "
+                     f"{single['all']['macro_f1']:.4f} on all images; {single['no_overlap']['accuracy']:.4f} / "
+                     f"{single['no_overlap']['macro_f1']:.4f} without the images also in the training split.")
+    return [*lines, ""]
+
+
 def write_model_card(card: Path, *, metadata: dict, evaluation: dict, plots: dict, model_file: Path,
                      tflite: Path | None = None) -> Path:
     """Write the Markdown model card.
@@ -98,6 +109,7 @@ def write_model_card(card: Path, *, metadata: dict, evaluation: dict, plots: dic
         (f"A mean ensemble of {len(ensemble['members'])} {metadata['architecture']} networks "
          f"({metadata['parameters']:,} parameters in all)" if ensemble else
          f"A {metadata['architecture']} network ({metadata['parameters']:,} parameters)")
+        + (" with flip test-time augmentation built in" if metadata.get("mirror_tta") else "")
         + " that classifies a face crop "
         "into the seven FER2013 expression classes (angry, disgust, fear, happy, sad, surprise, neutral), "
         "trained with this repository's `training/` pipeline.",
@@ -123,15 +135,20 @@ def write_model_card(card: Path, *, metadata: dict, evaluation: dict, plots: dic
         f"- Command: `{training['command']}`",
         f"- Duration: {duration_text} on {training.get('host_cpus', '?')} CPU cores "
         f"(TensorFlow {training.get('tensorflow', '?')}); source: {training.get('provenance', 'train')}.",
-        f"- Seed {config['seed']}, batch {config['batch_size']}, learning rate {config['learning_rate']}, "
+        f"- Seed {config['seed']}, batch {config['batch_size']}, learning rate {config['learning_rate']} "
+        f"({config.get('lr_schedule', 'cosine')}), "
         f"label smoothing {config['label_smoothing']}, mixup {config['mixup_alpha']}, random erasing "
         f"{config['random_erasing']}, class weights `{config['class_weight']}`.",
         *([f"- Warm start: the run began from the weights of `{config['init_weights']}` (`--init-weights`), "
            "a model of the same architecture trained before it; the command above reproduces every stage."]
           if config.get("init_weights") else []),
+        *([f"- Stochastic weight averaging (Izmailov et al. 2018): the weights of epochs {config['swa_start']} to "
+           f"the last were averaged and the BatchNorm statistics recomputed (`training/swa.py`)."]
+          if config.get("swa_start") else []),
         *(_ensemble_lines(ensemble, split) if ensemble else []),
         "",
         f"## Evaluation on {split}",
+        *(_mirror_lines(metadata, evaluation) if metadata.get("mirror_tta") else []),
         f"{evaluation['n_overlap']} of the {evaluation['all']['n']} {split} images also appear (identical pixels) in "
         f"{training['train_split']}; the table reports accuracy with and without them, and with test-time "
         f"augmentation ({metadata.get('tta', 'TTA')}).",

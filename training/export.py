@@ -25,6 +25,9 @@ from training.card import write_model_card
 
 #: Test-time augmentation used for the reported "TTA" metrics (see :func:`training.evaluate.tta_views`).
 TTA_DESCRIPTION = "mean of 6 views: image, horizontal mirror, 4 copies shifted by 8% of the side towards the corners"
+#: What ``export --mirror-tta`` builds into the shipped network (:func:`training.models.mirror_average`).
+MIRROR_DESCRIPTION = ("the network's output is the mean of its probabilities for the face and for its horizontal "
+                      "mirror, computed inside the model file (flip test-time augmentation; twice the cost per face)")
 
 
 def load_run_config(run_dir: Path):
@@ -113,7 +116,7 @@ def _summary(metrics: dict) -> dict:
     return {"accuracy": round(metrics["accuracy"], 4), "macro_f1": round(metrics["macro_f1"], 4), "n": metrics["n"]}
 
 
-def evaluate_run_model(model, config, *, tta: bool = True, members: list | None = None) -> dict:
+def evaluate_run_model(model, config, *, tta: bool = True, members: list | None = None, single_view=None) -> dict:
     """Evaluate a model on the run's validation split, with and without the images also in the training split.
 
     Parameters
@@ -126,13 +129,17 @@ def evaluate_run_model(model, config, *, tta: bool = True, members: list | None 
         Also evaluate with test-time augmentation (:func:`training.evaluate.tta_views`).
     members : list of keras.Model, optional
         When ``model`` is an ensemble, its members, each scored on its own (no TTA) for comparison.
+    single_view : keras.Model, optional
+        When ``model`` is wrapped by :func:`training.models.mirror_average`, the unwrapped network,
+        scored on all images and without the overlap (no TTA).
 
     Returns
     -------
     dict
         ``{"all": metrics, "no_overlap": metrics, "all_tta": ..., "no_overlap_tta": ..., "n_overlap": int,
         "split": name}`` with :func:`training.evaluate.classification_metrics` results; with ``members``
-        also ``"members"``: one ``{"accuracy", "macro_f1", "n"}`` summary per member, on all images.
+        also ``"members"``: one ``{"accuracy", "macro_f1", "n"}`` summary per member, on all images; with
+        ``single_view`` also ``"single_view"``: ``{"all": metrics, "no_overlap": metrics}``.
 
     Raises
     ------
@@ -159,6 +166,10 @@ def evaluate_run_model(model, config, *, tta: bool = True, members: list | None 
     if members:
         results["members"] = [_summary(classification_metrics(val.labels, predict_probabilities(m, val.images)))
                               for m in members]
+    if single_view is not None:
+        probs = predict_probabilities(single_view, val.images)
+        results["single_view"] = {"all": classification_metrics(val.labels, probs),
+                                  "no_overlap": classification_metrics(val.labels[~overlap], probs[~overlap])}
     return results
 
 
@@ -258,6 +269,7 @@ def export_run(
     command: str | None = None,
     duration_s: float | None = None,
     ensemble_with=(),
+    mirror_tta: bool = False,
 ) -> dict:
     """Export a run's best model with metadata, plots and model card (what ``python -m training export`` runs).
 
@@ -282,6 +294,11 @@ def export_run(
         the file written is then their mean ensemble (:func:`training.models.average_ensemble`) and
         its metadata lists the members under ``ensemble``. ``out`` may be one of them (e.g. the shipped
         model): members are loaded first and ``out`` is replaced only once the new file is complete.
+    mirror_tta : bool
+        Ship the network (or ensemble) wrapped by :func:`training.models.mirror_average`: its output is
+        the mean over the face and its horizontal mirror (flip test-time augmentation inside the model
+        file, at twice the cost per face). The metadata then also records the unwrapped network's
+        figures under ``metrics.single_view``.
 
     Returns
     -------
@@ -334,7 +351,12 @@ def export_run(
                           duration_s=(sum(r["duration_s"] for r in records)
                                       if all(r["duration_s"] is not None for r in records) else None),
                           source="the ensemble members' records")
-    evaluation = evaluate_run_model(model, config, tta=tta, members=members or None)
+    single_view = None
+    if mirror_tta:
+        from training.models import mirror_average
+
+        single_view, model = model, mirror_average(model)
+    evaluation = evaluate_run_model(model, config, tta=tta, members=members or None, single_view=single_view)
     if ensemble:
         for record, summary in zip(ensemble["members"], evaluation["members"], strict=True):
             record[f"{evaluation['split']}_accuracy"] = summary["accuracy"]
@@ -358,6 +380,8 @@ def export_run(
             if key in evaluation:
                 metrics[key] = _summary(evaluation[key])
         metrics["n_overlap_with_" + config.train_split] = evaluation["n_overlap"]
+        if "single_view" in evaluation:
+            metrics["single_view"] = {key: _summary(value) for key, value in evaluation["single_view"].items()}
         metrics["per_class"] = evaluation["all"]["per_class"]
         metrics["confusion_matrix"] = evaluation["all"]["confusion_matrix"]
         metadata = model_metadata(
@@ -369,7 +393,8 @@ def export_run(
             val_split=split,
             training_extra={"cleaning": cleaning, "provenance": provenance["source"]},
             extra={"tta": TTA_DESCRIPTION, "card": card.name, "exported_from": str(run_dir),
-                   **({"ensemble": ensemble} if ensemble else {})},
+                   **({"ensemble": ensemble} if ensemble else {}),
+                   **({"mirror_tta": MIRROR_DESCRIPTION} if mirror_tta else {})},
         )
         write_metadata(out, metadata)
         # The core's default LiteRT runner then loads without TensorFlow (fer_core.classifier.embed_litert).

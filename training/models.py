@@ -184,3 +184,48 @@ def average_ensemble(members: list, *, name: str = "fer_ensemble") -> keras.Mode
         outputs.append(copy(inputs))
     mean = layers.Average(name="mean_probabilities")(outputs)
     return keras.Model(inputs, mean, name=name)
+
+
+def mirror_average(network: keras.Model, *, name: str = "fer_mirror_tta") -> keras.Model:
+    """Wrap a trained network so that its output is the mean over the face and its horizontal mirror.
+
+    Horizontal-flip test-time augmentation (as in the FER2013 recipes of
+    ``../shared/TRAINING-NOTES.md`` and Khaireddin & Chen 2021) built into the network, so that the
+    exported model file, its LiteRT copy and every runner of the core serve it without code of their
+    own. The mirror is made with standard layers only (``Permute``, a fixed anti-identity ``Dense``
+    over the width axis, ``Permute``), so the file loads without custom objects. The network's weights
+    are shared by both views (it is called twice), and are not copied or modified. Cost per face: twice
+    the network's.
+
+    Parameters
+    ----------
+    network : keras.Model
+        Maps (N, S, S, C) float32 pixel values 0-255 to (N, 7) float32 probabilities.
+    name : str
+        Name of the returned model.
+
+    Returns
+    -------
+    keras.Model
+        Input (N, S, S, C) float32 pixels 0-255 named ``face``; output (N, 7) float32 named
+        ``mirror_mean``: ``(network(x) + network(x[:, :, ::-1])) / 2`` (rows sum to 1).
+
+    Raises
+    ------
+    ValueError
+        If the network's input is not (S, S, C) with known sizes.
+    """
+    import numpy as np
+
+    shape = tuple(network.input_shape[1:])
+    if len(shape) != 3 or any(d is None for d in shape):
+        raise ValueError(f"mirror_average needs a network with input (S, S, C); got {shape}")
+    width = shape[1]
+    inputs = keras.Input(shape=shape, name="face")
+    columns = layers.Permute((1, 3, 2), name="mirror_to_columns")(inputs)  # (H, C, W)
+    anti_identity = np.eye(width, dtype=np.float32)[::-1]
+    mirror = layers.Dense(width, use_bias=False, trainable=False, name="mirror_columns",
+                          kernel_initializer=keras.initializers.Constant(anti_identity))
+    mirrored = layers.Permute((1, 3, 2), name="mirror")(mirror(columns))  # back to (H, W, C), columns reversed
+    mean = layers.Average(name="mirror_mean")([network(inputs), network(mirrored)])
+    return keras.Model(inputs, mean, name=name)

@@ -337,6 +337,9 @@ def _warm_start(model, path: str) -> None:
     source = keras.models.load_model(path, compile=False)
     theirs, ours = source.get_weights(), model.get_weights()
     if [w.shape for w in theirs] != [w.shape for w in ours]:
+        if any(layer.name == "mirror_mean" for layer in source.layers):
+            raise ValueError(f"init_weights: {path} has flip test-time augmentation built in "
+                             "(training.models.mirror_average); warm-start from the run's model.keras instead")
         if any(layer.name == "mean_probabilities" for layer in source.layers):
             raise ValueError(f"init_weights: {path} is an ensemble (training.models.average_ensemble); "
                              "warm-start from one of its members' model files instead")

@@ -296,3 +296,66 @@ def test_average_ensemble_needs_two_members_of_one_shape():
     x = np.random.default_rng(0).integers(0, 256, (3, 48, 48, 1)).astype("float32")
     np.testing.assert_allclose(ensemble.predict(x, verbose=0).sum(axis=1), 1.0, rtol=1e-5)
     assert [layer.name for layer in ensemble.layers] == ["face", "member_1", "member_2", "mean_probabilities"]
+
+
+def test_export_mirror_tta_ships_the_mean_over_face_and_mirror(run_dir, small_real_csv, tmp_path):
+    import keras
+
+    out = tmp_path / "mirror.keras"
+    assert main(["export", "--run", str(run_dir), "--out", str(out), "--no-tta", "--mirror-tta"]) == 0
+    metadata = read_metadata(out)
+    assert "horizontal mirror" in metadata["mirror_tta"]
+    single = keras.models.load_model(run_dir / "best.keras", compile=False)
+    data = load_fer2013_csv(small_real_csv, usage="PublicTest")
+    batch = data.images.astype("float32")
+    one_view = single.predict(batch, verbose=0)
+    expected = (one_view + single.predict(batch[:, :, ::-1], verbose=0)) / 2
+    assert metadata["metrics"]["PublicTest_accuracy"] == pytest.approx(np.mean(expected.argmax(1) == data.labels),
+                                                                        abs=1e-4)
+    assert metadata["metrics"]["single_view"]["all"]["accuracy"] == pytest.approx(
+        np.mean(one_view.argmax(1) == data.labels), abs=1e-4)
+    assert metadata["metrics"]["single_view"]["no_overlap"]["n"] == len(data) - 2
+    text = out.with_suffix(".md").read_text()
+    assert "with flip test-time augmentation built in" in text and "The network alone (one view" in text
+
+    classifier_module = pytest.importorskip("fer_core.classifier")
+    probs = classifier_module.EmotionClassifier.load(out).predict(data.images[:, :, :, 0])  # the core's int8 LiteRT
+    np.testing.assert_allclose(probs, expected, atol=2e-3)
+    shipped = keras.models.load_model(out, compile=False)  # the float network: exactly the two-view mean
+    assert shipped.layers[-1].name == "mirror_mean"
+    np.testing.assert_allclose(shipped.predict(batch, verbose=0), expected, rtol=1e-5, atol=1e-7)
+
+    from training.train import TrainConfig, _warm_start, build_model
+
+    with pytest.raises(ValueError, match="flip test-time augmentation built in"):
+        _warm_start(build_model(TrainConfig(widths=[8, 16], dense_units=16)), str(out))
+
+
+def test_mirror_average_is_exact_and_needs_a_known_input_shape():
+    import keras
+
+    from training.models import build_compact_cnn, mirror_average
+
+    net = build_compact_cnn(widths=[4, 8], dense_units=8)
+    wrapped = mirror_average(net)
+    x = np.random.default_rng(1).integers(0, 256, (3, 48, 48, 1)).astype("float32")
+    expected = (net.predict(x, verbose=0) + net.predict(x[:, :, ::-1], verbose=0)) / 2
+    np.testing.assert_allclose(wrapped.predict(x, verbose=0), expected, rtol=1e-6, atol=1e-7)
+    assert wrapped.count_params() == net.count_params() + 48 * 48  # the fixed mirror kernel, not trainable
+
+    # a network that says "angry" for light left halves and "happy" for light right halves: the mirror
+    # view swaps them, and the mean is exactly one half each
+    inputs = keras.Input(shape=(48, 48, 1))
+    flat = keras.layers.Flatten()(inputs)
+    kernel = np.zeros((48 * 48, 7), np.float32)
+    columns = np.tile(np.arange(48), 48)
+    kernel[columns < 24, 0] = kernel[columns >= 24, 3] = 1.0
+    side = keras.Model(inputs, keras.layers.Dense(
+        7, activation="softmax", kernel_initializer=keras.initializers.Constant(kernel))(flat))
+    left_light = np.zeros((1, 48, 48, 1), np.float32)
+    left_light[:, :, :24] = 1.0
+    assert side.predict(left_light, verbose=0)[0].argmax() == 0
+    np.testing.assert_allclose(mirror_average(side).predict(left_light, verbose=0)[0, [0, 3]], [0.5, 0.5], atol=1e-6)
+    inputs = keras.Input(shape=(None, None, 1))
+    with pytest.raises(ValueError, match="input .S, S, C."):
+        mirror_average(keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(inputs)))
