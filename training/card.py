@@ -35,9 +35,9 @@ LIMITATIONS = """\
   file's metadata records it and the core checks it when loading."""
 
 
-def _metric_rows(evaluation: dict) -> list[str]:
+def _metric_rows(evaluation: dict, *, tta_header: str = "TTA") -> list[str]:
     labels = {"all": "all images", "no_overlap": "without images also in the training split"}
-    rows = ["| images | TTA | n | accuracy | macro F1 |", "|---|---|---|---|---|"]
+    rows = [f"| images | {tta_header} | n | accuracy | macro F1 |", "|---|---|---|---|---|"]
     for key, label in labels.items():
         for suffix, tta in (("", "no"), ("_tta", "yes")):
             if key + suffix in evaluation:
@@ -151,9 +151,10 @@ def write_model_card(card: Path, *, metadata: dict, evaluation: dict, plots: dic
         *(_mirror_lines(metadata, evaluation) if metadata.get("mirror_tta") else []),
         f"{evaluation['n_overlap']} of the {evaluation['all']['n']} {split} images also appear (identical pixels) in "
         f"{training['train_split']}; the table reports accuracy with and without them, and with test-time "
-        f"augmentation ({metadata.get('tta', 'TTA')}).",
+        f"augmentation ({metadata.get('tta', 'TTA')}"
+        + (", applied to the shipped model, mirror included" if metadata.get("mirror_tta") else "") + ").",
         "",
-        *_metric_rows(evaluation),
+        *_metric_rows(evaluation, tta_header="6-view TTA on top" if metadata.get("mirror_tta") else "TTA"),
         "",
         "| class | precision | recall | F1 | support |",
         "|---|---|---|---|---|",

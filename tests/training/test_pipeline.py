@@ -163,7 +163,8 @@ def test_shipped_model_accuracy_is_what_its_metadata_claims(fer2013_csv):
     """Re-evaluate the shipped model through the inference core on the real PublicTest split.
 
     The recorded figure must be reproducible (within the int8 serving runner's rounding), and a floor guards
-    against shipping a worse model. The project's 68% aim is tracked in the model card, not asserted here.
+    against shipping a worse model: the project's 68% aim, which the shipped model (flip test-time
+    augmentation built in) meets.
     """
     from fer_core.classifier import EmotionClassifier, default_model_path
 
@@ -176,7 +177,7 @@ def test_shipped_model_accuracy_is_what_its_metadata_claims(fer2013_csv):
     recorded = classifier.metadata_["metrics"]["PublicTest_accuracy"]
     assert len(data) == 3579
     assert accuracy == pytest.approx(recorded, abs=0.01)
-    assert accuracy >= 0.665  # the shipped fourth-cycle model measures 0.671 (float network)
+    assert accuracy >= 0.68  # the shipped model measures 0.683 (float network), 0.684 (the core's int8 runner)
 
 
 def test_evaluate_detect_faces_on_full_photos_counts_images_without_a_face(run_dir, video_dir, tmp_path, capsys):
