@@ -62,6 +62,18 @@ def _ensemble_lines(ensemble: dict, split: str) -> list[str]:
     return lines
 
 
+def _swa_lines(swa: dict | None, split: str) -> list[str]:
+    """Card line for a run with weight averaging (``--swa-start``), from what the run recorded (``metrics.swa``)."""
+    if not swa:
+        return ["- Stochastic weight averaging was configured (`--swa-start`) but no average was recorded "
+                "(no epoch reached it); the best epoch is the model."]
+    what = (f"- Stochastic weight averaging (Izmailov et al. 2018, `training/swa.py`): the weights of epochs "
+            f"{swa['first_epoch']} to {swa['last_epoch']} ({swa['epochs_averaged']}) were averaged and the BatchNorm "
+            f"statistics recomputed; the average scored {swa[f'{split}_accuracy']:.4f} on {split} against the best "
+            f"epoch's {swa[f'best_epoch_{split}_accuracy']:.4f}, ")
+    return [what + ("so the average is this model." if swa["selected"] else "so the best epoch is this model.")]
+
+
 def _mirror_lines(metadata: dict, evaluation: dict) -> list[str]:
     """Card lines for a network with flip TTA built in (``export --mirror-tta``): what it is, and the network alone."""
     lines = [f"As shipped, {metadata['mirror_tta']}; the figures below are the model as shipped."]
@@ -142,9 +154,7 @@ def write_model_card(card: Path, *, metadata: dict, evaluation: dict, plots: dic
         *([f"- Warm start: the run began from the weights of `{config['init_weights']}` (`--init-weights`), "
            "a model of the same architecture trained before it; the command above reproduces every stage."]
           if config.get("init_weights") else []),
-        *([f"- Stochastic weight averaging (Izmailov et al. 2018): the weights of epochs {config['swa_start']} to "
-           f"the last were averaged and the BatchNorm statistics recomputed (`training/swa.py`)."]
-          if config.get("swa_start") else []),
+        *(_swa_lines(training.get("swa"), split) if config.get("swa_start") else []),
         *(_ensemble_lines(ensemble, split) if ensemble else []),
         "",
         f"## Evaluation on {split}",

@@ -367,6 +367,9 @@ def export_run(
 
     data_report = run_dir / "data_report.json"
     cleaning = json.loads(data_report.read_text())["report"].get("cleaning", {}) if data_report.is_file() else {}
+    # what weight averaging did in this run (training.train._finish_swa), for the card; absent without SWA
+    run_model = run_dir / "model.keras"
+    swa = read_metadata(run_model).get("metrics", {}).get("swa") if config.swa_start and run_model.is_file() else None
 
     out.parent.mkdir(parents=True, exist_ok=True)
     # written under a temporary name and moved into place once complete, so a failure never leaves a
@@ -391,7 +394,7 @@ def export_run(
             duration_s=provenance["duration_s"],
             metrics=metrics,
             val_split=split,
-            training_extra={"cleaning": cleaning, "provenance": provenance["source"]},
+            training_extra={"cleaning": cleaning, "provenance": provenance["source"], **({"swa": swa} if swa else {})},
             extra={"tta": TTA_DESCRIPTION, "card": card.name, "exported_from": str(run_dir),
                    **({"ensemble": ensemble} if ensemble else {}),
                    **({"mirror_tta": MIRROR_DESCRIPTION} if mirror_tta else {})},

@@ -195,31 +195,34 @@ def mirror_average(network: keras.Model, *, name: str = "fer_mirror_tta") -> ker
     own. The mirror is made with standard layers only (``Permute``, a fixed anti-identity ``Dense``
     over the width axis, ``Permute``), so the file loads without custom objects. The network's weights
     are shared by both views (it is called twice), and are not copied or modified. Cost per face: twice
-    the network's.
+    the network's. The mirror is exact in the float network; in the int8 dynamic-range LiteRT copy
+    the core serves by default, the mirror's 48x48 kernel is int8 and its input is quantized on the
+    fly, so mirrored pixels are off by up to half a gray level (0-255 scale).
 
     Parameters
     ----------
     network : keras.Model
-        Maps (N, S, S, C) float32 pixel values 0-255 to (N, 7) float32 probabilities.
+        Maps (N, H, W, C) float32 pixel values 0-255 to (N, 7) float32 probabilities (H = W = 48 for
+        the compact CNN).
     name : str
         Name of the returned model.
 
     Returns
     -------
     keras.Model
-        Input (N, S, S, C) float32 pixels 0-255 named ``face``; output (N, 7) float32 named
+        Input (N, H, W, C) float32 pixels 0-255 named ``face``; output (N, 7) float32 named
         ``mirror_mean``: ``(network(x) + network(x[:, :, ::-1])) / 2`` (rows sum to 1).
 
     Raises
     ------
     ValueError
-        If the network's input is not (S, S, C) with known sizes.
+        If the network's input is not (H, W, C) with known sizes.
     """
     import numpy as np
 
     shape = tuple(network.input_shape[1:])
     if len(shape) != 3 or any(d is None for d in shape):
-        raise ValueError(f"mirror_average needs a network with input (S, S, C); got {shape}")
+        raise ValueError(f"mirror_average needs a network with input (H, W, C) of known sizes; got {shape}")
     width = shape[1]
     inputs = keras.Input(shape=shape, name="face")
     columns = layers.Permute((1, 3, 2), name="mirror_to_columns")(inputs)  # (H, C, W)

@@ -37,6 +37,9 @@ class WeightAverager(keras.callbacks.Callback):
     ------
     ValueError
         If ``start_epoch`` is below 1.
+    RuntimeError
+        At the first epoch, if the file holds epochs after the one training starts at (an ended run
+        restarted from scratch: its average would mix two runs).
     """
 
     def __init__(self, path, start_epoch: int):
@@ -46,6 +49,15 @@ class WeightAverager(keras.callbacks.Callback):
         self.path = Path(path)
         self.start_epoch = int(start_epoch)
         self.mean, self.count, self.epochs = load_average(self.path)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        # After a proper --resume, Keras restarts at the first epoch not backed up; the file may hold that
+        # epoch at most (saved just before a crash). More means the backup is gone (a finished run
+        # resumed with more epochs restarts from its initial weights) and the average would mix two runs.
+        if self.epochs and max(self.epochs) > epoch + 1:
+            raise RuntimeError(f"{self.path} holds epochs up to {max(self.epochs)} but training starts at epoch "
+                               f"{epoch + 1}: the run's backup is gone (a finished run cannot be extended); "
+                               "start a new run (--out) with --init-weights instead")
 
     def on_epoch_end(self, epoch, logs=None):
         number = epoch + 1
@@ -96,10 +108,11 @@ def load_average(path) -> tuple[list[np.ndarray] | None, int, list[int]]:
 def update_batchnorm(model, batches, *, max_batches: int | None = None) -> int:
     """Recompute every BatchNormalization layer's moving mean and variance as the plain average over ``batches``.
 
-    Runs the model in training mode (as :func:`torch.optim.swa_utils.update_bn` does), with each
+    Runs the model eagerly in training mode (as :func:`torch.optim.swa_utils.update_bn` does), with each
     layer's momentum set so that after batch k the moving statistics are the mean of the k batch
-    statistics; momenta are restored afterwards. Other weights are unchanged (the forward passes
-    apply no gradient).
+    statistics (Keras 3 updates ``moving * momentum + batch * (1 - momentum)``; the variance is each
+    batch's biased variance, as Keras computes it); momenta are restored afterwards, also on error.
+    Other weights are unchanged (the forward passes apply no gradient; dropout is active, as in training).
 
     Parameters
     ----------
@@ -118,9 +131,14 @@ def update_batchnorm(model, batches, *, max_batches: int | None = None) -> int:
     Raises
     ------
     ValueError
-        If ``batches`` yields no batch.
+        If ``batches`` yields no batch, or a BatchNormalization layer (or the model) is frozen
+        (``trainable=False``: Keras would not update its statistics, leaving them reset).
     """
     layers = [layer for layer in _all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
+    frozen = [layer.name for layer in layers if not layer.trainable]
+    if frozen:
+        raise ValueError(f"update_batchnorm: BatchNormalization layers {frozen} are frozen (trainable=False); "
+                         "Keras updates the statistics of trainable layers only")
     momenta = [layer.momentum for layer in layers]
     for layer in layers:
         layer.moving_mean.assign(np.zeros(layer.moving_mean.shape, np.float32))
@@ -128,13 +146,13 @@ def update_batchnorm(model, batches, *, max_batches: int | None = None) -> int:
     n = 0
     try:
         for batch in batches:
-            if max_batches is not None and n >= max_batches:
-                break
             x = batch[0] if isinstance(batch, (tuple, list)) else batch
             for layer in layers:
                 layer.momentum = n / (n + 1)  # new = old * n/(n+1) + batch/(n+1): the running mean
             model(x, training=True)
             n += 1
+            if max_batches is not None and n >= max_batches:
+                break
     finally:
         for layer, momentum in zip(layers, momenta, strict=True):
             layer.momentum = momentum

@@ -59,7 +59,8 @@ class TrainConfig:
     class_weight : {"none", "balanced", "sqrt"}
         Loss weights for rare classes (Disgust is 1.5% of FER2013).
     patience : int
-        Early-stopping patience in epochs on validation accuracy.
+        Early-stopping patience in epochs on validation accuracy (no early stopping when ``swa_start``
+        is set: the average takes every epoch up to the last).
     seed : int
     widths : list of int
         Filters per block of the compact CNN.
@@ -120,7 +121,7 @@ class TrainConfig:
     ------
     ValueError
         On construction, if ``arch`` is unknown, an EfficientNet ``arch`` has ``channels`` other than 3,
-        ``lr_schedule`` is unknown, ``swa_start`` is outside 0..``epochs`` or set for EfficientNet,
+        ``lr_schedule`` is unknown, ``swa_start`` is outside 0..``epochs``, either is set for EfficientNet,
         ``ferplus_mode`` is unknown or set without ``ferplus``, ``val_fraction`` is outside [0, 1),
         ``epochs`` or ``batch_size`` is below 1, or (EfficientNet) ``phases`` / ``phase_repeats`` are
         invalid (:func:`training.finetune.parse_phases`).
@@ -187,8 +188,9 @@ class TrainConfig:
             raise ValueError(f"lr_schedule has to be 'cosine' or 'constant'; got {self.lr_schedule!r}")
         if not 0 <= self.swa_start <= self.epochs:
             raise ValueError(f"swa_start has to be 0 (off) or an epoch 1..{self.epochs}; got {self.swa_start}")
-        if self.swa_start and self.arch != "compact_cnn":
-            raise ValueError("swa_start (weight averaging) is implemented for the compact_cnn only")
+        if (self.swa_start or self.lr_schedule != "cosine") and self.arch != "compact_cnn":
+            raise ValueError("swa_start (weight averaging) and lr_schedule are implemented for the compact_cnn only; "
+                             "EfficientNet follows its phases")
         if self.arch.startswith("efficientnet"):
             from training.finetune import parse_phases
 
@@ -616,10 +618,12 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
             keras.callbacks.BackupAndRestore(str(out / "backup")),
             keras.callbacks.ModelCheckpoint(str(out / "last.keras")),
             best_checkpoint,
-            keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=config.patience),
             keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
             keras.callbacks.TensorBoard(str(out / "tensorboard"), write_graph=False),
         ]
+        if not config.swa_start:  # weight averaging needs every epoch up to the last: no early stopping
+            callbacks.insert(3, keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
+                                                              patience=config.patience))
         if config.swa_start:
             from training.swa import WeightAverager
 
@@ -702,9 +706,12 @@ def _finish_swa(config, best, train_pipe, val_pipe, val_labels, steps_per_epoch,
     model.save(out / "swa.keras")
     selected = accuracy >= best_accuracy
     if selected:
+        import shutil
+
         if not (out / "best_epoch.keras").exists():
-            (out / "best.keras").replace(out / "best_epoch.keras")
-        model.save(out / "best.keras")
+            shutil.copyfile(out / "best.keras", out / "best_epoch.keras")
+        model.save(out / "best.partial.keras")  # never a moment without a best.keras
+        os.replace(out / "best.partial.keras", out / "best.keras")
     print(f"SWA: mean of epochs {epochs[0]}-{epochs[-1]} ({count}), BatchNorm statistics from {n_batches} "
           f"training batches: {config.val_split} accuracy {accuracy:.4f} against the best epoch's "
           f"{best_accuracy:.4f}; {'the average' if selected else 'the best epoch'} is the run's model", flush=True)

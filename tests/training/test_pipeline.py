@@ -331,6 +331,17 @@ def test_export_mirror_tta_ships_the_mean_over_face_and_mirror(run_dir, small_re
     with pytest.raises(ValueError, match="flip test-time augmentation built in"):
         _warm_start(build_model(TrainConfig(widths=[8, 16], dense_units=16)), str(out))
 
+    # with an ensemble: the mirror wraps the mean of the members
+    happy_path = tmp_path / "happy.keras"
+    _always_happy_member(run_dir, happy_path)
+    happy = keras.models.load_model(happy_path, compile=False)
+    both = tmp_path / "both.keras"
+    metadata = export_run(run_dir, both, tta=False, ensemble_with=[happy_path], mirror_tta=True)
+    assert len(metadata["ensemble"]["members"]) == 2 and "mirror_tta" in metadata
+    mean = lambda x: (single.predict(x, verbose=0) + happy.predict(x, verbose=0)) / 2  # noqa: E731
+    np.testing.assert_allclose(keras.models.load_model(both, compile=False).predict(batch, verbose=0),
+                               (mean(batch) + mean(batch[:, :, ::-1])) / 2, rtol=1e-5, atol=1e-7)
+
 
 def test_mirror_average_is_exact_and_needs_a_known_input_shape():
     import keras
@@ -358,5 +369,5 @@ def test_mirror_average_is_exact_and_needs_a_known_input_shape():
     assert side.predict(left_light, verbose=0)[0].argmax() == 0
     np.testing.assert_allclose(mirror_average(side).predict(left_light, verbose=0)[0, [0, 3]], [0.5, 0.5], atol=1e-6)
     inputs = keras.Input(shape=(None, None, 1))
-    with pytest.raises(ValueError, match="input .S, S, C."):
+    with pytest.raises(ValueError, match="input .H, W, C. of known sizes"):
         mirror_average(keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(inputs)))

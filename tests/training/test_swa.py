@@ -45,6 +45,13 @@ def test_weight_averager_keeps_the_mean_of_the_epochs_from_start_and_resumes_wit
     weights, count, epochs = load_average(path)
     assert count == 4 and epochs == [2, 3, 4, 5]
     assert np.allclose(weights[0], (2 + 3 + 4 + 100) / 4)
+    resumed.on_epoch_begin(5)  # a proper resume starts after the last epoch averaged: accepted
+
+    # a finished run "resumed" with more epochs restarts at epoch 1 (its backup is gone): refused
+    restarted = WeightAverager(path, start_epoch=2)
+    restarted.set_model(model)
+    with pytest.raises(RuntimeError, match="holds epochs up to 5 but training starts at epoch 1"):
+        restarted.on_epoch_begin(0)
 
 
 def test_weight_averager_and_loader_refuse_bad_input(tmp_path):
@@ -74,6 +81,19 @@ def test_update_batchnorm_sets_the_plain_mean_of_the_batch_statistics():
     with pytest.raises(ValueError, match="yielded nothing"):
         update_batchnorm(model, [])
 
+    # nested models are searched; the momentum comes back even when a batch fails
+    inputs = keras.Input(shape=(3,))
+    outer = keras.Model(inputs, model(inputs))
+    update_batchnorm(outer, [batches[0]])
+    np.testing.assert_allclose(bn.moving_mean.numpy(), batches[0].mean(0), rtol=1e-5)
+    with pytest.raises(ValueError):
+        update_batchnorm(outer, [batches[0], np.zeros((2, 5), np.float32)])
+    assert bn.momentum == momentum
+
+    bn.trainable = False  # Keras would not update a frozen layer: refused rather than left at 0 / 1
+    with pytest.raises(ValueError, match=r"\['bn'\] are frozen"):
+        update_batchnorm(model, batches)
+
 
 def test_config_checks_the_schedule_and_swa_start():
     with pytest.raises(ValueError, match="lr_schedule"):
@@ -82,6 +102,8 @@ def test_config_checks_the_schedule_and_swa_start():
         TrainConfig(epochs=5, swa_start=6)
     with pytest.raises(ValueError, match="compact_cnn only"):
         TrainConfig(arch="efficientnet_b0", channels=3, swa_start=1)
+    with pytest.raises(ValueError, match="compact_cnn only"):
+        TrainConfig(arch="efficientnet_b0", channels=3, lr_schedule="constant")
 
 
 def test_swa_run_averages_its_epochs_and_ships_the_better_of_average_and_best_epoch(small_real_csv, tmp_path):
@@ -111,3 +133,34 @@ def test_swa_run_averages_its_epochs_and_ships_the_better_of_average_and_best_ep
     assert summary["selected"] == (summary["PublicTest_accuracy"] >= summary["best_epoch_PublicTest_accuracy"])
     config = json.loads((out / "config.json").read_text())
     assert config["swa_start"] == 2 and config["lr_schedule"] == "constant"
+    model = keras.models.load_model(out / "model.keras", compile=False)
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), shipped.get_weights(), strict=True))
+    # the BatchNorm statistics were recomputed, not averaged
+    moving = [(v, m) for v, m in zip(swa.weights, weights, strict=True) if "moving_" in v.path]
+    assert moving and all(not np.allclose(v.numpy(), m) for v, m in moving)
+
+
+def test_finish_swa_keeps_the_best_epoch_when_the_average_validates_worse(small_real_csv, tmp_path):
+    from training.__main__ import main
+    from training.train import _finish_swa, _one_hot, load_training_data, make_dataset
+
+    out = tmp_path / "swa"
+    assert main(["train", "--data", str(small_real_csv), "--out", str(out), "--epochs", "2", "--widths", "8", "16",
+                 "--dense-units", "16", "--batch-size", "32", "--verbose", "0", "--lr-schedule", "constant",
+                 "--swa-start", "1"]) == 0
+    config = TrainConfig(**json.loads((out / "config.json").read_text()))
+    (out / "best_epoch.keras").unlink(missing_ok=True)
+    before = (out / "best.keras").read_bytes()
+    train, val = load_training_data(config)
+    pipes = [make_dataset(d.images, _one_hot(d.labels), batch_size=32, training=t, config=config)
+             for d, t in ((train, True), (val, False))]
+    best = keras.models.load_model(out / "best.keras", compile=False)
+    result = _finish_swa(config, best, *pipes, val.labels, len(train) // 32, best_accuracy=1.01)
+    assert result["summary"]["selected"] is False and result["summary"]["epochs_averaged"] == 2
+    assert (out / "best.keras").read_bytes() == before and not (out / "best_epoch.keras").exists()
+    result = _finish_swa(config, best, *pipes, val.labels, len(train) // 32, best_accuracy=0.0)
+    assert result["summary"]["selected"] is True
+    assert (out / "best_epoch.keras").read_bytes() == before
+    replaced = keras.models.load_model(out / "best.keras", compile=False)
+    swa = keras.models.load_model(out / "swa.keras", compile=False)
+    assert all(np.array_equal(a, b) for a, b in zip(replaced.get_weights(), swa.get_weights(), strict=True))
