@@ -654,14 +654,12 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
     best = keras.models.load_model(out / "best.keras")
     val_probs = best.predict(val_pipe, verbose=0)
     val_acc = float((val_probs.argmax(1) == val_ds.labels).mean())
-    metrics = {f"{config.val_split}_accuracy": round(val_acc, 4)}
+    swa = None
     if config.swa_start:
         swa = _finish_swa(config, best, train_pipe, val_pipe, val_ds.labels, steps_per_epoch, best_accuracy=val_acc)
-        if swa is not None:
-            metrics["swa"] = swa["summary"]
-            if swa["summary"]["selected"]:
-                best, val_acc = swa["model"], swa["summary"][f"{config.val_split}_accuracy"]
-                metrics[f"{config.val_split}_accuracy"] = round(val_acc, 4)
+        if swa is not None and swa["summary"]["selected"]:
+            best, val_acc = swa["model"], swa["summary"][f"{config.val_split}_accuracy"]
+    val_metrics = {f"{config.val_split}_accuracy": round(val_acc, 4), **({"swa": swa["summary"]} if swa else {})}
     model_path = out / "model.keras"
     best.save(model_path)
     elapsed = time.time() - started
@@ -670,7 +668,7 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
         best,
         command=command or " ".join(shlex.quote(a) for a in sys.argv),
         duration_s=round(elapsed, 1),
-        metrics=metrics,
+        metrics=val_metrics,
         training_extra={
             "n_train": len(train_ds),
             "n_val": len(val_ds),
