@@ -123,10 +123,19 @@ def get_engine(url: str | None = None) -> Engine:
     try:
         # Alembic's migration context is process-global: one migration at a time in this process,
         # and across processes on PostgreSQL through an advisory lock.
-        with _MIGRATION_LOCK, engine.begin() as connection:
-            if engine.dialect.name == "postgresql":  # servers starting together migrate one after the other
-                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
-            command.upgrade(_alembic_config(connection), "head")
+        with _MIGRATION_LOCK, engine.connect() as connection:
+            if engine.dialect.name == "sqlite":
+                # Rebuilding a parent table (batch migrations) must not fire ON DELETE CASCADE on its children;
+                # the pragma only takes effect outside a transaction, so it is set before BEGIN.
+                connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                connection.commit()  # ends SQLAlchemy's autobegun (empty) transaction
+            with connection.begin():
+                if engine.dialect.name == "postgresql":  # servers starting together migrate one after the other
+                    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                command.upgrade(_alembic_config(connection), "head")
+            if engine.dialect.name == "sqlite":
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
     except DBAPIError as exc:
         engine.dispose()
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)

@@ -40,8 +40,14 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-#: Values of ``StudySession.status``.
-SESSION_STATUSES: tuple[str, ...] = ("recording", "complete", "aborted")
+#: Values of ``StudySession.status``: ``pending`` (created, no camera frame yet), ``recording`` (the camera's
+#: first frame arrived; it stays recording through a resumable disconnect), ``complete`` (ended by Stop or a
+#: finished import), ``aborted`` (ended otherwise: no return within the grace window, server crash, failure).
+SESSION_STATUSES: tuple[str, ...] = ("pending", "recording", "complete", "aborted")
+#: Statuses of a session that has ended: no row can be added to it any more.
+ENDED_STATUSES: tuple[str, ...] = ("complete", "aborted")
+#: Values of ``StudySession.stream_role``: who holds the session's one live stream.
+STREAM_ROLES: tuple[str, ...] = ("participant", "researcher")
 #: Values of ``StudySession.source``.
 SESSION_SOURCES: tuple[str, ...] = ("live", "upload")
 
@@ -80,6 +86,8 @@ class Study(Base):
 
     __tablename__ = "studies"
 
+    __table_args__ = {"sqlite_autoincrement": True}  # ids are never handed out twice, even after a delete
+
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
@@ -94,14 +102,24 @@ class StudySession(Base):
     """One participant run of a study (live webcam or uploaded video).
 
     ``tags`` holds free group/condition labels (``{"variant": "A", "age": "18-24"}``); ``participant_code``
-    is a pseudonym. ``heartbeat_at`` is updated by the live recorder at each flush; a session left
-    ``recording`` with a stale heartbeat was interrupted (see :func:`sessions.recorder.recover_interrupted`).
-    ``dropped_frames`` counts frames the recorder dropped because its queue was full. ``n_frames``,
-    ``n_face_frames``, ``dominant_emotion`` and ``duration_s`` are cached by
-    :func:`sessions.repository.refresh_session_stats` when the session ends.
+    is a pseudonym. ``created_at`` is when the session was created, ``started_at`` the capture time of the
+    camera's (or video's) first frame (None while ``pending``).
+
+    The one live stream of a session is claimed in the store (:func:`sessions.repository.claim_stream`):
+    ``stream_id`` names it (None: nobody streams), ``stream_role`` says who (participant or researcher),
+    ``stream_since`` since when, ``owner_id`` the server process (:class:`LiveOwner`) that serves it; that
+    process's heartbeat tells crash recovery whether the session's writer is gone. ``disconnected_at`` is set
+    when a stream dropped without Stop: the session can be resumed until the grace window runs out.
+
+    Frame counts: ``skipped_frames`` are camera frames not analysed because analysis was busy (the newer frame
+    was analysed instead), ``refused_frames`` analysed frames the recorder's queue refused (full); their sum is
+    the "dropped frames" every page shows. ``n_frames``, ``n_face_frames``, ``dominant_emotion`` and
+    ``duration_s`` are cached by :func:`sessions.repository.refresh_session_stats` when the session ends.
+    ``end_reason`` says in words why it ended.
     """
 
     __tablename__ = "study_sessions"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
@@ -111,11 +129,19 @@ class StudySession(Base):
     stimulus_url: Mapped[str | None] = mapped_column(Text)
     source: Mapped[str] = mapped_column(String(20), default="live")
     consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    status: Mapped[str] = mapped_column(String(20), default="recording", index=True)
+    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    end_reason: Mapped[str | None] = mapped_column(String(200))
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    dropped_frames: Mapped[int] = mapped_column(Integer, default=0)
+    owner_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    stream_id: Mapped[str | None] = mapped_column(String(64))
+    stream_role: Mapped[str | None] = mapped_column(String(20))
+    stream_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    disconnected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    skipped_frames: Mapped[int] = mapped_column(Integer, default=0)
+    refused_frames: Mapped[int] = mapped_column(Integer, default=0)
     join_token: Mapped[str | None] = mapped_column(String(64), unique=True)
     # statistics cached when the session ends (NULL while recording), so listing sessions scans no observations
     n_frames: Mapped[int | None] = mapped_column(Integer)
@@ -130,6 +156,14 @@ class StudySession(Base):
     markers: Mapped[list[Marker]] = relationship(
         back_populates="session", cascade="all, delete-orphan", passive_deletes=True, order_by="Marker.time_s"
     )
+    gaps: Mapped[list[SessionGap]] = relationship(
+        back_populates="session", cascade="all, delete-orphan", passive_deletes=True, order_by="SessionGap.start_s"
+    )
+
+    @property
+    def dropped_frames(self) -> int:
+        """Camera frames not stored: skipped (analysis busy) plus refused (recorder queue full)."""
+        return int(self.skipped_frames or 0) + int(self.refused_frames or 0)
 
 
 class Observation(Base):
@@ -167,6 +201,7 @@ class Marker(Base):
     """A labelled instant of a session (``time_s`` seconds since its start), e.g. ``"stimulus start"``."""
 
     __tablename__ = "markers"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     session_id: Mapped[int] = mapped_column(ForeignKey("study_sessions.id", ondelete="CASCADE"), index=True)
@@ -176,3 +211,39 @@ class Marker(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
 
     session: Mapped[StudySession] = relationship(back_populates="markers")
+
+
+class SessionGap(Base):
+    """A stretch of a session without camera frames that the session survived (reload, network drop).
+
+    ``start_s`` is the session time of the last frame before the drop, ``end_s`` that of the first frame after
+    the participant came back (seconds since ``started_at``).
+    """
+
+    __tablename__ = "session_gaps"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("study_sessions.id", ondelete="CASCADE"), index=True)
+    start_s: Mapped[float] = mapped_column(Float)
+    end_s: Mapped[float] = mapped_column(Float)
+
+    session: Mapped[StudySession] = relationship(back_populates="gaps")
+
+
+class LiveOwner(Base):
+    """A dashboard server process that serves live sessions (one row per process start).
+
+    ``heartbeat_at`` is refreshed every second or so while the process lives; sessions whose ``owner_id`` names
+    an owner with a stale heartbeat lost their writer and are ended as ``aborted`` by whichever process notices
+    (:func:`sessions.repository.abort_orphaned`). ``host`` and ``pid`` let a restart on the same machine see at
+    once that the previous process is gone.
+    """
+
+    __tablename__ = "live_owners"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)

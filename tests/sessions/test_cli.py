@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import insert
 
+from sessions import lifecycle
 from sessions import repository as repo
 from sessions.__main__ import main
 from sessions.db import get_engine, session_scope
@@ -33,7 +34,7 @@ def stored(sqlite_url) -> tuple[str, int]:
             rows += observation_records(sid, index, index / 30, [] if index < 6 else [face(happy=0.7)])
         db.execute(insert(Observation), rows)
         repo.add_marker(db, sid, 0.5, "stimulus start")
-        repo.finish_session(db, sid, "complete")
+        lifecycle.end_session(db, sid, "complete")
     engine.dispose()
     return sqlite_url, sid
 

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from sessions import repository as repo
 from sessions.db import session_scope
-from sessions.models import Observation, StudySession
+from sessions.models import LiveOwner, Observation, StudySession, utc_now
 from sessions.recorder import LiveRecorder, RecorderStats, recover_interrupted
 from tests.sessions.conftest import face
 
@@ -41,9 +41,10 @@ def test_finish_writes_every_frame_with_raw_probabilities_and_marks_complete(eng
             results = [] if index % 3 == 0 else [face(7, box=(1, 2, 30, 40), happy=0.6, surprise=0.3)]
             assert recorder.submit(sid, index, index / 30, results)
         stats = recorder.finish(sid, "complete")
-    assert stats == RecorderStats(submitted=45, written=45, dropped=0)
+    assert stats == RecorderStats(submitted=45, written=45, refused=0)
     session = _row(engine, sid)
     assert session.status == "complete" and session.ended_at is not None and session.dropped_frames == 0
+    assert (session.skipped_frames, session.refused_frames) == (0, 0)
     assert (session.n_frames, session.n_face_frames, session.dominant_emotion) == (45, 30, "happy")
     with session_scope(engine) as db:
         obs = repo.load_observations(db, sid)
@@ -98,24 +99,35 @@ def test_full_queue_drops_without_blocking_and_the_count_is_stored(engine):
     assert time.perf_counter() - started < 0.5  # never blocks the video thread
     assert accepted == [True] * 3 + [False] * 7
     gate.set()
-    assert recorder.finish(sid) == RecorderStats(submitted=10, written=3, dropped=7)
+    recorder.skip(sid, 4)  # frames the analysis skipped are counted apart from those the queue refused
+    assert recorder.finish(sid) == RecorderStats(submitted=10, written=3, refused=7, skipped=4)
     recorder.close()
-    assert _row(engine, sid).dropped_frames == 7
+    row = _row(engine, sid)
+    assert (row.refused_frames, row.skipped_frames, row.dropped_frames) == (7, 4, 11)
     with session_scope(engine) as db:
         assert len(repo.load_observations(db, sid)) == 3
 
 
-def test_heartbeat_advances_while_registered_and_close_aborts_unfinished_sessions(engine):
+def test_heartbeat_advances_while_frames_arrive_and_close_aborts_unfinished_sessions(engine):
     sid = _new_session(engine)
     recorder = LiveRecorder(engine, batch_interval_s=0.05)
-    recorder.register(sid)
-    first = _row(engine, sid).heartbeat_at
-    time.sleep(0.3)
+    claim = recorder.claim(sid, stream_id="s1", role="researcher", capture_at=utc_now())
+    assert (claim.next_frame, claim.resumed) == (0, False)
+    row = _row(engine, sid)
+    assert row.status == "recording" and row.owner_id == recorder.owner_id and row.stream_role == "researcher"
+    first = row.heartbeat_at
+    for index in range(5):
+        recorder.submit(sid, index, index / 10, [face(happy=0.5)], stream_id="s1")
+        time.sleep(0.1)
     assert _row(engine, sid).heartbeat_at > first
+    with session_scope(engine) as db:
+        owner = db.get(LiveOwner, recorder.owner_id)
+        assert owner is not None and owner.heartbeat_at > first
     recorder.close()
-    assert _row(engine, sid).status == "aborted"
+    row = _row(engine, sid)
+    assert row.status == "aborted" and row.end_reason and "server stopped" in row.end_reason
     assert recorder.submit(sid, 0, 0.0, []) is False
-    assert recorder.stats(sid).dropped == 1
+    assert recorder.stats(sid).refused == 1
 
 
 def test_session_deleted_while_recording_does_not_lose_the_other_sessions_rows(engine, caplog):
@@ -126,31 +138,107 @@ def test_session_deleted_while_recording_does_not_lose_the_other_sessions_rows(e
         for index in range(10):
             recorder.submit(deleted, index, index / 30, [face(happy=0.5)])
             recorder.submit(kept, index, index / 30, [face(happy=0.5)])
-        assert recorder.finish(kept) == RecorderStats(submitted=10, written=10, dropped=0)
+        assert recorder.finish(kept) == RecorderStats(submitted=10, written=10, refused=0)
         assert recorder.stats(deleted).written == 0
     with session_scope(engine) as db:
         assert len(repo.load_observations(db, kept)) == 10
         assert db.scalar(select(func.count()).select_from(Observation).where(Observation.session_id == deleted)) == 0
 
 
-def test_a_new_recorder_marks_stale_recording_sessions_aborted(engine):
+def test_a_new_recorder_aborts_only_sessions_whose_writer_is_gone(engine):
     from datetime import timedelta
 
     from sqlalchemy import update
 
-    from sessions.models import utc_now
-
-    stale, fresh = _new_session(engine, "P-stale"), _new_session(engine, "P-fresh")
+    gone, alive, legacy = _new_session(engine, "P-gone"), _new_session(engine, "P-alive"), _new_session(engine, "P-old")
     unopened = _new_session(engine, "P-link")  # created for a join link that nobody has opened yet
     with session_scope(engine) as db:
-        repo.set_consent(db, stale, utc_now() - timedelta(seconds=70))
-        db.execute(update(StudySession).where(StudySession.id.in_([stale, unopened]))
-                   .values(heartbeat_at=utc_now() - timedelta(seconds=60)))  # fmt: skip
+        db.add(LiveOwner(id="remote-crashed", host="another-machine", pid=1, started_at=utc_now() - timedelta(hours=1),
+                         heartbeat_at=utc_now() - timedelta(seconds=60)))  # fmt: skip
+        db.add(LiveOwner(id="remote-alive", host="another-machine", pid=1, started_at=utc_now(), heartbeat_at=utc_now()))
+        db.flush()
+        for sid, owner in ((gone, "remote-crashed"), (alive, "remote-alive")):
+            db.execute(update(StudySession).where(StudySession.id == sid).values(
+                status="recording", started_at=utc_now(), owner_id=owner, heartbeat_at=utc_now()))  # fmt: skip
+        db.execute(update(StudySession).where(StudySession.id == legacy).values(  # a session of the old schema
+            status="recording", started_at=utc_now(), heartbeat_at=utc_now() - timedelta(seconds=60)))  # fmt: skip
     with LiveRecorder(engine, batch_interval_s=0.05) as recorder:
-        recorder.finish(fresh, "complete")  # the writer has started (and recovered) before it handles this
-    assert _row(engine, stale).status == "aborted"
-    assert _row(engine, fresh).status == "complete"
-    assert _row(engine, unopened).status == "recording"  # not started: its link still works after a restart
+        recorder.finish(_new_session(engine, "P-x"), "complete")  # the writer has started (and recovered)
+    assert _row(engine, gone).status == "aborted" and "server process" in _row(engine, gone).end_reason
+    assert _row(engine, legacy).status == "aborted"
+    assert _row(engine, alive).status == "recording"  # another server that is alive: never touched
+    assert _row(engine, unopened).status == "pending"  # not started: its link still works after a restart
+
+
+def test_one_stream_per_session_takeover_after_silence_and_no_row_after_the_end(engine):
+    from sessions.errors import SessionEnded, StreamRefused
+
+    sid = _new_session(engine)
+    with LiveRecorder(engine, batch_interval_s=0.05) as recorder:
+        recorder.claim(sid, stream_id="tab-1", role="participant", capture_at=utc_now())
+        for index in range(3):
+            recorder.submit(sid, index, index / 10, [face(happy=0.5)], stream_id="tab-1")
+        time.sleep(0.2)
+        with pytest.raises(StreamRefused, match="participant"):  # the same link in a second tab, or the researcher
+            recorder.claim(sid, stream_id="tab-2", role="researcher", capture_at=utc_now())
+        recorder.submit(sid, 0, 0.5, [face(sad=0.5)], stream_id="tab-2")  # a refused stream's rows are never stored
+        recorder.submit(sid, 3, 0.3, [face(happy=0.5)], stream_id="tab-1")
+        time.sleep(0.2)
+        assert not recorder.holds("tab-2") and recorder.holds("tab-1")
+        assert recorder.finish(sid, "complete").written == 4
+        recorder.submit(sid, 4, 0.4, [face(happy=0.5)], stream_id="tab-1")  # a late frame after STOP
+        recorder.finish(sid, "aborted")  # a late abort (tab closed after STOP) changes nothing
+        time.sleep(0.2)
+        with pytest.raises(SessionEnded):
+            recorder.claim(sid, stream_id="tab-3", role="participant", capture_at=utc_now())
+    row = _row(engine, sid)
+    assert row.status == "complete" and row.stream_id is None
+    with session_scope(engine) as db:
+        frames = repo.load_observations(db, sid)["frame"].tolist()
+    assert frames == [0, 1, 2, 3]  # unique, and nothing after the end
+
+
+def test_a_released_session_resumes_on_its_own_clock_with_its_gap_stored(engine):
+    from datetime import timedelta
+
+    sid = _new_session(engine)
+    start = utc_now()
+    with LiveRecorder(engine, batch_interval_s=0.05) as recorder:
+        first = recorder.claim(sid, stream_id="before", role="participant", capture_at=start)
+        assert first.first_time_s == 0.0 and first.started_at == start
+        for index in range(5):
+            recorder.submit(sid, index, index * 0.1, [face(happy=0.5)], stream_id="before")
+        recorder.skip(sid, 2)
+        recorder.release(sid, "before")  # reload: the stream ended without STOP
+        time.sleep(0.2)
+        row = _row(engine, sid)
+        assert row.status == "recording" and row.stream_id is None and row.disconnected_at is not None
+        again = recorder.claim(sid, stream_id="after", role="participant", capture_at=start + timedelta(seconds=3))
+        assert again.resumed and again.next_frame == 5 and again.first_time_s == pytest.approx(3.0)
+        assert again.gap == pytest.approx((0.4, 3.0)) and again.skipped_frames == 2
+        recorder.submit(sid, 5, 3.0, [face(sad=0.5)], stream_id="after")
+        recorder.finish(sid, "complete")
+    with session_scope(engine) as db:
+        obs = repo.load_observations(db, sid)
+        gaps = [(g.start_s, g.end_s) for g in repo.get_session(db, sid).gaps]
+    assert obs["frame"].tolist() == list(range(6)) and obs["time_s"].is_monotonic_increasing
+    assert gaps == [pytest.approx((0.4, 3.0))]
+    assert _row(engine, sid).status == "complete"
+
+
+def test_a_session_nobody_comes_back_to_ends_aborted_after_the_grace_window(engine):
+    sid = _new_session(engine)
+    with LiveRecorder(engine, batch_interval_s=0.05, resume_grace_s=0.3, maintenance_interval_s=0.1) as recorder:
+        recorder.claim(sid, stream_id="s", role="participant", capture_at=utc_now())
+        recorder.submit(sid, 0, 0.0, [face(happy=0.5)], stream_id="s")
+        recorder.release(sid, "s")
+        deadline = time.monotonic() + 5
+        while _row(engine, sid).status == "recording" and time.monotonic() < deadline:
+            time.sleep(0.05)
+    row = _row(engine, sid)
+    assert row.status == "aborted" and "did not come back" in row.end_reason
+    with session_scope(engine) as db:
+        assert len(repo.load_observations(db, sid)) == 1  # everything recorded is kept
 
 
 def test_invalid_arguments_raise_value_error(engine):
@@ -169,6 +257,7 @@ WRITER = textwrap.dedent(
     import sys, time
     from sessions import repository as repo
     from sessions.db import get_engine, session_scope
+    from sessions.models import utc_now
     from sessions.recorder import LiveRecorder
     from tests.sessions.conftest import face
 
@@ -177,11 +266,12 @@ WRITER = textwrap.dedent(
         study = repo.get_or_create_study(db, "kill test")
         sid = repo.create_session(db, study_id=study.id, participant_code="P-kill").id
     recorder = LiveRecorder(engine, batch_interval_s=0.5)
+    recorder.claim(sid, stream_id="camera", role="participant", capture_at=utc_now())
     print(sid, flush=True)
     start, index = time.monotonic(), 0
     while True:
         time_s = time.monotonic() - start
-        recorder.submit(sid, index, time_s, [face(happy=0.7)])
+        recorder.submit(sid, index, time_s, [face(happy=0.7)], stream_id="camera")
         print(index, time_s, flush=True)
         index += 1
         time.sleep(1 / 30)
@@ -220,14 +310,15 @@ def test_killed_writer_keeps_earlier_observations_and_reads_as_aborted(engine, d
 
     with session_scope(engine) as db:  # a join link nobody has opened yet: not started, nothing to recover
         waiting = repo.create_session(db, study_id=repo.get_or_create_study(db, "kill test").id, participant_code="P-link").id
-    time.sleep(0.6)
-    fresh = _new_session(engine, "P-live")  # a session recording right now elsewhere is left alone
-    assert recover_interrupted(engine, stale_after_s=0.5) == [sid]
-    assert recover_interrupted(engine, stale_after_s=0.5) == []
+    started = time.monotonic()
+    # A restart a second later: the killed process is gone from this machine, so its session is aborted at once,
+    # without waiting for its heartbeat to go stale.
+    assert recover_interrupted(engine, stale_after_s=3600) == [sid]
+    assert recover_interrupted(engine, stale_after_s=3600) == []
+    assert time.monotonic() - started < 5
     with session_scope(engine) as db:
         killed = repo.get_session(db, sid)
-        assert killed.status == "aborted" and killed.ended_at is not None
+        assert killed.status == "aborted" and killed.ended_at is not None and "server process" in killed.end_reason
         assert killed.n_frames == len(obs)  # statistics cached at recovery
-        assert repo.get_session(db, waiting).status == "recording"
-        assert repo.get_session(db, fresh).status == "recording"
+        assert repo.get_session(db, waiting).status == "pending"
         assert len(repo.load_observations(db, sid)) == len(obs)

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from fer_core.emotions import OBSERVATION_COLUMNS
+from sessions import lifecycle
 from sessions import repository as repo
 from sessions.db import session_scope
 from sessions.errors import SessionNotFound
@@ -51,11 +52,11 @@ def test_session_fields_round_trip_with_utc_times(engine):
     with session_scope(engine) as db:
         session = repo.get_session(db, sid)
         assert session.tags == {"variant": "A", "age": "18-24"}
-        assert session.status == "recording" and session.source == "live"
+        assert session.status == "pending" and session.source == "live"  # it starts with its first camera frame
         assert session.consent_at == consent and session.consent_at.tzinfo == UTC
         assert session.consent_at.hour == 10
-        assert session.started_at.tzinfo == UTC
-        assert abs(session.started_at - datetime.now(UTC)) < timedelta(minutes=1)
+        assert session.started_at is None and session.created_at.tzinfo == UTC
+        assert abs(session.created_at - datetime.now(UTC)) < timedelta(minutes=1)
 
 
 def test_create_session_rejects_bad_input(engine):
@@ -75,7 +76,7 @@ def test_unknown_session_id_raises_everywhere(engine):
     with session_scope(engine) as db:
         for call in (lambda: repo.get_session(db, 999), lambda: repo.load_observations(db, 999),
                      lambda: repo.load_markers(db, 999), lambda: repo.add_marker(db, 999, 1.0, "x"),
-                     lambda: repo.delete_session(db, 999), lambda: repo.finish_session(db, 999, "complete"),
+                     lambda: repo.delete_session(db, 999), lambda: lifecycle.end_session(db, 999, "complete"),
                      lambda: repo.set_consent(db, 999, datetime.now(UTC))):  # fmt: skip
             with pytest.raises(SessionNotFound, match="999"):
                 call()
@@ -89,9 +90,9 @@ def test_markers_consent_finish_and_tokens(engine):
         with pytest.raises(ValueError, match="time_s"):
             repo.add_marker(db, sid, -1, "before")
         repo.set_consent(db, sid, datetime(2026, 1, 1, 9, tzinfo=UTC))
-        repo.finish_session(db, sid, "complete")
+        lifecycle.end_session(db, sid, "complete")
         with pytest.raises(ValueError, match="status"):
-            repo.finish_session(db, sid, "done")
+            lifecycle.end_session(db, sid, "done")
         token = repo.create_join_token(db, sid)
     assert len(token) >= 32
     with session_scope(engine) as db:
@@ -142,16 +143,15 @@ def test_observations_round_trip_and_list_sessions_statistics(engine):
         assert (none.dtypes[["session_id", "duration_s", "dropped_frames"]] == table.dtypes[
             ["session_id", "duration_s", "dropped_frames"]]).all()  # same dtypes as a filled table
         live = repo.list_sessions(db, session_ids=[sid, other])
-        repo.finish_session(db, sid, "complete")
-        repo.finish_session(db, other, "aborted")
+        lifecycle.end_session(db, sid, "complete")
+        lifecycle.end_session(db, other, "aborted")
         session = repo.get_session(db, sid)
         assert (session.n_frames, session.n_face_frames, session.dominant_emotion) == (4, 3, "happy")
         cached = repo.list_sessions(db, session_ids=[sid, other]).set_index("session_id")
         columns = ["duration_s", "face_present_rate", "dominant_emotion"]
         pd.testing.assert_series_equal(cached.loc[sid, columns], live.set_index("session_id").loc[sid, columns])
-        ended = repo.get_session(db, other)
-        assert cached.loc[other, "duration_s"] == pytest.approx(
-            (ended.ended_at - ended.started_at).total_seconds())  # no observations: end minus start
+        assert np.isnan(cached.loc[other, "duration_s"])  # never started: no duration
+        assert cached.loc[other, "end_reason"] is None and cached.loc[other, "status"] == "aborted"
 
 
 def test_delete_session_removes_its_observations_and_markers_only(engine):
@@ -186,3 +186,35 @@ def test_database_cascade_deletes_children_without_the_orm(engine):
 def test_observation_model_columns_are_the_shared_observation_columns():
     columns = [c.name for c in Observation.__table__.columns if c.name not in ("id", "session_id")]
     assert columns == list(OBSERVATION_COLUMNS)
+
+
+def test_ids_are_never_handed_out_twice_after_a_delete(engine):
+    """SQLite reuses the largest rowid after a delete unless the table is AUTOINCREMENT; PostgreSQL never does."""
+    first = _session(engine)
+    with session_scope(engine) as db:
+        study_id = repo.get_session(db, first).study_id
+        marker_id = repo.add_marker(db, first, 1.0, "x").id
+        repo.delete_session(db, first)
+        study = repo.create_study(db, "gone soon")
+        gone_study = study.id
+        db.delete(study)
+    with session_scope(engine) as db:
+        again = repo.create_session(db, study_id=study_id, participant_code="P-new")
+        assert again.id > first
+        assert repo.add_marker(db, again.id, 1.0, "y").id > marker_id
+        assert repo.create_study(db, "new study").id > gone_study
+
+
+def test_a_session_cannot_be_deleted_while_it_records(engine):
+    from sessions.errors import SessionBusy
+    from sessions.models import utc_now
+
+    sid = _session(engine)
+    with session_scope(engine) as db:
+        lifecycle.claim_stream(db, sid, stream_id="s", owner_id="o", role="participant", capture_at=utc_now())
+    with session_scope(engine) as db, pytest.raises(SessionBusy, match="recording"):
+        repo.delete_session(db, sid)
+    with session_scope(engine) as db:
+        assert lifecycle.end_session(db, sid, "complete", reason="stopped")
+        assert not lifecycle.end_session(db, sid, "aborted")  # an ended session never changes status again
+        repo.delete_session(db, sid)
