@@ -1,8 +1,10 @@
-"""Consent box and camera of one session, shared by the Record page and the participant link.
+"""Consent and camera of one session, shared by the Record page and the participant link.
 
-The camera is not rendered until the consent box is ticked; the consent time is stored once. The
-session is finished as ``complete`` when the stream stops from the page (Stop), and as ``aborted``
-by the stream itself when it ends without a Stop (tab closed, see :meth:`LiveStream.on_ended`).
+The camera is not rendered until consent is stored on the session (once; a participant who reloads or comes
+back after a network drop is not asked again). The first camera frame claims the session in the store: a
+second camera (another tab, the same link twice, the researcher's page while the participant streams) is
+refused and says who holds it. STOP on the page ends the session as ``complete``; a stream that ends without
+STOP only releases the session, which waits for a resume (``resume_grace_s``).
 """
 
 from __future__ import annotations
@@ -13,19 +15,38 @@ import streamlit as st
 
 from dashboard import live
 from dashboard.resources import get_engine, get_live_registry, get_settings, new_live_stream
+from dashboard.text import escape_markdown
 from fer_core.model_file import ModelFileError
+from sessions.db import session_scope
+from sessions.models import ENDED_STATUSES
+from sessions.repository import get_session, set_consent
 
 #: What the participant agrees to before the camera starts.
 CONSENT_TEXT = (
     "This session analyses your facial expressions with your webcam while you watch or play. "
-    "The video is analysed on the fly and **never stored**: only per-frame emotion estimates "
+    "The video is analysed on the fly and **never stored**: only per-frame expression estimates "
     "(probabilities of seven expressions and the face's position) are kept, under a pseudonymous "
     "participant code. You can stop at any time with the STOP button."
 )
+#: The consent checkbox's label.
+CONSENT_LABEL = "I have read this and I agree to take part."
 
 
-def consent_and_camera(session_id: int, prefix: str) -> live.LiveStream | None:
-    """Render the consent box, then the camera; return the session's live stream once consented.
+class SessionView(dict):
+    """The stored facts about a session a page needs (a plain dict, read in one transaction)."""
+
+
+def read_session(session_id: int) -> SessionView:
+    """Read ``status``, ``consent_at``, ``stream_role``, ``stream_since``, ``disconnected_at``, ``end_reason``."""
+    with session_scope(get_engine()) as db:
+        s = get_session(db, session_id)
+        return SessionView(status=s.status, consent_at=s.consent_at, stream_role=s.stream_role,
+                           stream_since=s.stream_since, disconnected_at=s.disconnected_at, end_reason=s.end_reason,
+                           started_at=s.started_at)  # fmt: skip
+
+
+def consent_and_camera(session_id: int, prefix: str, role: str) -> live.LiveStream | None:
+    """Render consent (if not given yet), then the camera; return this page's live stream once consented.
 
     Parameters
     ----------
@@ -33,38 +54,48 @@ def consent_and_camera(session_id: int, prefix: str) -> live.LiveStream | None:
         Session being recorded.
     prefix : str
         Page key prefix (``"rec"``, ``"part"``) so two pages never share widget state.
-    """
-    from sessions.db import session_scope
-    from sessions.repository import set_consent
+    role : {"participant", "researcher"}
+        Who streams from this page; a participant's preview shows no result.
 
-    st.markdown(CONSENT_TEXT)
-    consented = st.checkbox("I have read this and I agree to take part.", key=f"{prefix}_consent_{session_id}")
-    consent_key = f"{prefix}_consent_at_{session_id}"
-    if not consented:
-        st.info("The camera starts once the consent box is ticked.")
+    Returns
+    -------
+    dashboard.live.LiveStream or None
+        None while consent is missing, the session has ended, or the model cannot be loaded.
+    """
+    view = read_session(session_id)
+    if view["status"] in ENDED_STATUSES:
         return None
-    if consent_key not in st.session_state:
-        when = datetime.now(UTC)
+    if view["consent_at"] is None:
+        st.markdown(CONSENT_TEXT)
+        if not st.checkbox(CONSENT_LABEL, key=f"{prefix}_consent_{session_id}"):
+            st.info("The camera starts once the consent box is ticked.")
+            return None
         with session_scope(get_engine()) as db:
-            set_consent(db, session_id, when)
-        st.session_state[consent_key] = when
+            if get_session(db, session_id).consent_at is None:  # stored once: a second tab does not overwrite it
+                set_consent(db, session_id, datetime.now(UTC))
+    elif view["started_at"] is not None and f"{prefix}_stream_{session_id}" not in st.session_state:
+        st.info("Welcome back: your session continues where it stopped. Press START to turn the camera on again.")
     stream_key = f"{prefix}_stream_{session_id}"
-    stream = st.session_state.get(stream_key)
-    if stream is None:
-        try:
-            stream = new_live_stream(session_id)
+    playing_key = f"{prefix}_playing_{session_id}"
+    stream: live.LiveStream | None = st.session_state.get(stream_key)
+    if stream is None or (not st.session_state.get(playing_key) and stream.session.state != "waiting"):
+        try:  # a fresh stream for each START: the old one may have been refused or released
+            stream = new_live_stream(session_id, role)
         except ModelFileError as exc:
-            st.error(f"The emotion model cannot be loaded: {exc}. Set FER_MODEL_PATH (docs/SETTINGS.md) or train one.")
+            if role == "researcher":
+                st.error(f"The emotion model cannot be loaded: {escape_markdown(exc)}. Set FER_MODEL_PATH "
+                         "(docs/SETTINGS.md) or train one.")  # fmt: skip
+            else:  # a participant sees no server path or setting
+                st.error("The session cannot start right now (the analysis is not available). Please tell the researcher.")
             return None
         st.session_state[stream_key] = stream
-        stream.recorder.register(session_id)
     ctx = live.open_camera(f"{prefix}_webrtc_{session_id}", stream, get_settings().rtc_configuration)
-    playing_key = f"{prefix}_playing_{session_id}"
     if ctx.state.playing:
         st.session_state[playing_key] = True
-    elif st.session_state.get(playing_key) and stream.status is None:
-        stream.finish("complete")  # Stop pressed: the stream ended from this page
-        get_live_registry().remove(session_id)
-    if stream.status is not None:
-        st.success(f"Session finished ({stream.status}). Thank you!")
+    elif st.session_state.get(playing_key):
+        st.session_state[playing_key] = False
+        if stream.session.state in ("waiting", "streaming"):  # STOP pressed on this page
+            stream.session.finish("complete", reason=f"stopped on the {role}'s page")
+            get_live_registry().remove(stream)
+            st.rerun()
     return stream

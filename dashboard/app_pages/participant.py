@@ -1,26 +1,39 @@
-"""Participant link (``?join=TOKEN``): the consent text and the camera for one session, nothing else."""
+"""Participant link (``?join=TOKEN``): the consent text and the camera for one session, nothing else.
+
+The participant never sees a result: their preview is their plain camera image. A participant whose page
+reloads or whose network drops comes back to the same session from the same link, without consenting again,
+within the resume window; after the session has ended the link only says so.
+"""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.camera import consent_and_camera
+from dashboard.camera import consent_and_camera, read_session
 from dashboard.resources import get_engine
 from sessions.db import session_scope
 from sessions.errors import SessionNotFound
+from sessions.models import ENDED_STATUSES
 from sessions.repository import session_for_token
 
 st.title("Welcome")
 token = st.query_params.get("join", "")
 try:
     with session_scope(get_engine()) as db:
-        session = session_for_token(db, token)
-        session_id, status = session.id, session.status
+        session_id = session_for_token(db, token).id
 except SessionNotFound:
     st.error("This link is not valid (it is unknown or was replaced). Please ask the researcher for a new one.")
     st.stop()
 
-if status != "recording":
+if read_session(session_id)["status"] in ENDED_STATUSES:
     st.info("This session has ended. Thank you for taking part!")
     st.stop()
-consent_and_camera(session_id, "part")
+stream = consent_and_camera(session_id, "part", "participant")
+if stream is not None:
+    snap = stream.snapshot()
+    if snap.state == "refused" and snap.message:
+        st.warning("This session is already open in another window or tab; close it there to continue here.")
+    elif snap.state == "streaming":
+        st.caption("Your camera is on. Thank you! Press STOP when the researcher tells you to.")
+if read_session(session_id)["status"] in ENDED_STATUSES:
+    st.success("Session finished. Thank you!")

@@ -1,18 +1,27 @@
-"""Record: create a session, take consent, stream the webcam, stamp markers, watch live numbers."""
+"""Record: create a session, take consent, stream the webcam, stamp markers, watch live numbers.
+
+The session this page records into is the one it created or the one picked in the "Session" box, and the
+program sets that box's state itself whenever it picks (a widget with a key keeps its old value otherwise: a new
+session once recorded into another participant's). Who is connected to the session (the participant's link or
+this page) comes from the store, so a second camera is never offered while one streams.
+"""
 
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 
 import streamlit as st
 
 from dashboard import charts
-from dashboard.camera import consent_and_camera
-from dashboard.resources import get_engine, get_live_registry
+from dashboard.camera import consent_and_camera, read_session
+from dashboard.marker_bar import marker_bar
+from dashboard.resources import get_engine, get_live_registry, get_settings
 from dashboard.tags import format_tags, parse_tags
+from dashboard.text import escape_markdown
 from sessions.db import session_scope
+from sessions.models import ENDED_STATUSES
 from sessions.repository import (
-    add_marker,
     create_join_token,
     create_session,
     get_or_create_study,
@@ -21,22 +30,34 @@ from sessions.repository import (
     list_studies,
 )
 
-#: Marker buttons offered on the page (free text is offered beside them).
-PRESET_MARKERS: tuple[str, ...] = ("stimulus start", "ad break", "boss fight", "stimulus end")
 #: Seconds between refreshes of the live numbers.
 REFRESH_S = 1.0
 #: Seconds between redraws of the live 60 s line chart: a plotly figure redrawn every second in every
 #: watching browser cost the camera streams frames (benchmarks/bench_live.py); numbers and bars stay at 1 s.
 CHART_REFRESH_S = 3.0
+#: Key of the session this browser session records into.
+SESSION_KEY = "rec_session_id"
+#: Key of the "Session" select box.
+PICK_KEY = "rec_session_pick"
+
+
+def _pick(session_id: int) -> None:
+    """Make ``session_id`` this page's session: the program sets the select box's state too."""
+    st.session_state[SESSION_KEY] = session_id
+    st.session_state[PICK_KEY] = session_id
+
+
+def _clock(when: datetime | None) -> str:
+    return "-" if when is None else when.astimezone(UTC).strftime("%H:%M:%S UTC")
+
 
 st.title("Record")
 engine = get_engine()
-registry = get_live_registry()
 
-with st.expander("New session", expanded="rec_session_id" not in st.session_state):
+with st.expander("New session", expanded=SESSION_KEY not in st.session_state):
     with session_scope(engine) as db:
         study_names = [s.name for s in list_studies(db)]
-    with st.form("rec_new"):
+    with st.form("rec_new", clear_on_submit=True):
         study = st.selectbox("Study", study_names or ["pilot"], accept_new_options=True, key="rec_new_study")
         participant = st.text_input("Participant code (a pseudonym)", key="rec_new_participant")
         tags_text = st.text_input("Tags", placeholder="variant=A, age=18-24", key="rec_new_tags")
@@ -47,37 +68,43 @@ with st.expander("New session", expanded="rec_session_id" not in st.session_stat
         try:
             with session_scope(engine) as db:
                 study_id = get_or_create_study(db, (study or "pilot").strip()).id
-                session = create_session(
+                new_id = create_session(
                     db,
                     study_id=study_id,
                     participant_code=participant,
                     tags=parse_tags(tags_text),
                     stimulus_name=stimulus_name.strip() or None,
                     stimulus_url=stimulus_url.strip() or None,
-                )
-                st.session_state["rec_session_id"] = session.id
+                ).id
+            _pick(new_id)
         except ValueError as exc:
-            st.error(str(exc))
+            st.error(escape_markdown(exc))
 
 with session_scope(engine) as db:
-    recording = list_sessions(db)
-recording = recording[recording["status"] == "recording"]
-if "rec_session_id" not in st.session_state and recording.empty:
+    sessions = list_sessions(db)
+open_sessions = sessions[~sessions["status"].isin(ENDED_STATUSES)]
+current = st.session_state.get(SESSION_KEY)
+if current is None and open_sessions.empty:
     st.info("Create a session to start recording.")
     st.stop()
-choices = list(dict.fromkeys([*([st.session_state["rec_session_id"]] if "rec_session_id" in st.session_state else []), *recording["session_id"].astype(int)]))
-labels = {int(r.session_id): f"#{r.session_id} {r.participant_code} ({r.study})" for r in recording.itertuples()}
-session_id = st.selectbox("Session", choices, format_func=lambda i: labels.get(i, f"#{i}"), key="rec_session_pick")
-st.session_state["rec_session_id"] = session_id
+choices = list(dict.fromkeys([*([current] if current is not None else []), *open_sessions["session_id"].astype(int)]))
+labels = {int(r.session_id): f"#{r.session_id} {r.participant_code} ({r.study}, {r.status})" for r in sessions.itertuples()}
+if st.session_state.get(PICK_KEY) not in choices:
+    st.session_state[PICK_KEY] = choices[0]
+session_id = st.selectbox("Session", choices, format_func=lambda i: labels.get(i, f"#{i}"), key=PICK_KEY)
+st.session_state[SESSION_KEY] = session_id
 
 with session_scope(engine) as db:
     session = get_session(db, session_id)
-    info = dict(participant=session.participant_code, tags=format_tags(session.tags), stimulus=session.stimulus_name, status=session.status, token=session.join_token)
-st.caption(f"Participant **{info['participant']}** · tags {info['tags'] or '-'} · stimulus {info['stimulus'] or '-'} · status **{info['status']}**")
+    info = dict(participant=session.participant_code, tags=format_tags(session.tags), stimulus=session.stimulus_name,
+                token=session.join_token)  # fmt: skip
+view = read_session(session_id)
+st.caption(f"Participant **{escape_markdown(info['participant'])}** · tags {escape_markdown(info['tags'] or '-')} · "
+           f"stimulus {escape_markdown(info['stimulus'] or '-')} · status **{view['status']}**")  # fmt: skip
 
 with st.expander("Participant link"):
     st.write("Send this link to a remote participant: it opens only the consent text and the camera for this session.")
-    if st.button("Create participant link", key="rec_link"):
+    if st.button("Create participant link", key="rec_link", disabled=view["status"] in ENDED_STATUSES):
         with session_scope(engine) as db:
             info["token"] = create_join_token(db, session_id)
     if info["token"]:
@@ -85,12 +112,32 @@ with st.expander("Participant link"):
         st.code(f"{base}/?join={info['token']}", language=None)
 
 
+def connection_line(session_id: int) -> str:
+    """Who is connected to the session, from the store (plain text)."""
+    view = read_session(session_id)
+    if view["status"] in ENDED_STATUSES:
+        reason = f": {view['end_reason']}" if view["end_reason"] else ""
+        return f"Session ended ({view['status']}{reason})."
+    if view["stream_role"]:
+        stream = get_live_registry().get(session_id)
+        fps = f", {stream.snapshot().fps:.1f} fps" if stream is not None and stream.session.state == "streaming" else ""
+        return f"Connected: the {view['stream_role']}, since {_clock(view['stream_since'])}{fps}."
+    if view["disconnected_at"] is not None:
+        grace = get_settings().resume_grace_s
+        left = grace - (datetime.now(UTC) - view["disconnected_at"]).total_seconds()
+        return (f"Disconnected at {_clock(view['disconnected_at'])}: the session continues if the camera comes back "
+                f"from the same link within {max(0, left):.0f} s.")  # fmt: skip
+    if view["status"] == "pending":
+        return "Nobody connected yet." + (" The participant gave consent." if view["consent_at"] else "")
+    return "Nobody connected."
+
+
 @st.fragment(run_every=REFRESH_S)
 def live_panel(session_id: int) -> None:
-    """Live numbers of the session's stream (this page's or a participant's), refreshed every second."""
+    """Who is connected and the live numbers of the session's stream in this process, refreshed every second."""
+    st.text(connection_line(session_id))
     stream = get_live_registry().get(session_id)
-    if stream is None:
-        st.caption("Not streaming.")
+    if stream is None or stream.session.state != "streaming":
         return
     snap = stream.snapshot()
     cols = st.columns(3)
@@ -99,7 +146,8 @@ def live_panel(session_id: int) -> None:
     cols[2].metric("Analysed fps", f"{snap.fps:.1f}")
     cols = st.columns(3)
     cols[0].metric("Frames analysed", snap.frames)
-    cols[1].metric("Dropped frames", snap.dropped)
+    cols[1].metric("Dropped frames", snap.dropped, help=f"{snap.skipped} skipped (analysis busy), "
+                   f"{snap.refused} refused (recorder queue full)")  # fmt: skip
     p50, p90 = snap.latency_p50_ms, snap.latency_p90_ms
     cols[2].metric("Latency p50/p90 (ms)", "-" if math.isnan(p50) else f"{p50:.0f}/{p90:.0f}")
     st.html(charts.emotion_bars_html(snap.probs))
@@ -109,7 +157,7 @@ def live_panel(session_id: int) -> None:
 def live_chart(session_id: int) -> None:
     """The last 60 s of the stream's expressions (half-second means), redrawn every ``CHART_REFRESH_S``."""
     stream = get_live_registry().get(session_id)
-    if stream is None:
+    if stream is None or stream.session.state != "streaming":
         return
     history = charts.bin_means(stream.snapshot().history, width_s=0.5)
     st.plotly_chart(charts.emotion_lines(history, title="Last 60 s"), key="rec_live_lines")
@@ -117,24 +165,20 @@ def live_chart(session_id: int) -> None:
 
 camera_col, live_col = st.columns([3, 2])
 with camera_col:
-    if info["status"] == "recording":
-        consent_and_camera(session_id, "rec")
+    mine = st.session_state.get(f"rec_stream_{session_id}")
+    streaming_here = mine is not None and mine.session.state in ("waiting", "streaming") and st.session_state.get(
+        f"rec_playing_{session_id}")
+    if view["status"] in ENDED_STATUSES:
+        st.info(f"This session has ended ({view['status']}). Open it on the Review page.")
+    elif view["stream_role"] and not streaming_here:
+        st.info(f"The {view['stream_role']} is streaming this session (since {_clock(view['stream_since'])}); "
+                "a session takes one camera at a time. Watch the live numbers here.")  # fmt: skip
     else:
-        st.info(f"This session has ended ({info['status']}). Open it on the Review page.")
-    st.subheader("Markers")
-    free_text = st.text_input("Free-text marker", key="rec_marker_text")
-    buttons = st.columns(len(PRESET_MARKERS) + 1)
-    pressed = [label for column, label in zip(buttons, PRESET_MARKERS, strict=False) if column.button(label, key=f"rec_marker_{label}")]
-    if buttons[-1].button("Add marker", key="rec_marker_add", disabled=not free_text.strip()):
-        pressed.append(free_text.strip())
-    for label in pressed:
-        stream = registry.get(session_id)
-        if stream is None or stream.status is not None:
-            st.warning("Markers stamp the stream's time: start the camera first.")
-            break
-        with session_scope(engine) as db:
-            add_marker(db, session_id, stream.time_s, label)
-        st.toast(f"Marker {label!r} at {stream.time_s:.1f} s")
+        consent_and_camera(session_id, "rec", "researcher")
+        stream = st.session_state.get(f"rec_stream_{session_id}")
+        if stream is not None and stream.session.state == "refused" and stream.session.snapshot().message:
+            st.warning(stream.session.snapshot().message)
+    marker_bar(session_id)
 with live_col:
     live_panel(session_id)
     live_chart(session_id)

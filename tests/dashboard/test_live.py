@@ -1,4 +1,5 @@
-"""The webrtc callback glue: newest-frame analysis, exact drop counts, frame time, recording, finishing."""
+"""The webrtc callback glue and the live session: newest-frame analysis, exact drop counts, frame time,
+recording, one stream per session, resume, participants' plain preview."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import av
 import numpy as np
 import pytest
 
-from dashboard import live
 from dashboard.live import LiveRegistry, LiveStream, fit_width
 from sessions.db import session_scope
+from sessions.live import LiveSession
 from sessions.recorder import LiveRecorder
 from sessions.repository import create_session, get_or_create_study, get_session, load_observations
 from tests.dashboard.conftest import StubAnalyzer
@@ -25,6 +26,18 @@ def make_frame(pts: int, *, width: int = 320, height: int = 240, rate: int = 900
     return frame
 
 
+def new_stream(recorder, session_id, *, analyzer=None, role="researcher", **kwargs) -> LiveStream:
+    session = LiveSession(session_id, analyzer=analyzer or StubAnalyzer(), recorder=recorder, role=role)
+    return LiveStream(session, annotate=role == "researcher", **kwargs)
+
+
+def wait_until(condition, timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return condition()
+
+
 @pytest.fixture
 def recording(engine):
     recorder = LiveRecorder(engine, batch_interval_s=0.05)
@@ -32,6 +45,11 @@ def recording(engine):
         session_id = create_session(db, study_id=get_or_create_study(db, "live").id, participant_code="P1").id
     yield recorder, session_id
     recorder.close()
+
+
+def status_of(engine, session_id) -> str:
+    with session_scope(engine) as db:
+        return get_session(db, session_id).status
 
 
 def test_fit_width_keeps_aspect_and_small_frames():
@@ -43,7 +61,7 @@ def test_fit_width_keeps_aspect_and_small_frames():
 def test_callback_analyses_newest_frame_counts_drops_and_records(engine, recording):
     recorder, session_id = recording
     analyzer = StubAnalyzer()
-    stream = LiveStream(session_id, analyzer=analyzer, recorder=recorder, frame_width=160)
+    stream = new_stream(recorder, session_id, analyzer=analyzer, frame_width=160)
     first = asyncio.run(stream.on_frames([make_frame(90000 * 10)]))  # stream clocks do not start at 0
     out = asyncio.run(stream.on_frames([make_frame(90000 * 10 + 6000 * k) for k in (1, 2, 3)]))
     assert len(first) == len(out) == 1
@@ -52,65 +70,83 @@ def test_callback_analyses_newest_frame_counts_drops_and_records(engine, recordi
     image = out[0].to_ndarray(format="bgr24")
     assert image.shape == (120, 160, 3) and (image != 90).any()  # the box and label are drawn
     snap = stream.snapshot()
-    assert snap.frames == 2 and snap.dropped == 2 and snap.faces == 1
+    assert snap.frames == 2 and snap.dropped == 2 and (snap.skipped, snap.refused) == (2, 0) and snap.faces == 1
     assert snap.probs.argmax() == 3  # happy
     assert list(snap.history.columns)[:2] == ["time_s", "angry"] and len(snap.history) == 2
-    assert stream.finish("complete") and not stream.finish("aborted")
+    assert stream.session.finish("complete") and not stream.session.finish("aborted")
     with session_scope(engine) as db:
-        assert get_session(db, session_id).status == "complete"
+        session = get_session(db, session_id)
+        assert session.status == "complete" and session.started_at is not None
         assert len(load_observations(db, session_id)) == 2
+        assert session.dropped_frames == snap.dropped  # the store says what the live panel said
 
 
-def test_stream_ended_without_stop_is_aborted(engine, recording, monkeypatch):
+def test_stream_ended_without_stop_releases_the_session_for_a_resume(engine, recording):
     recorder, session_id = recording
-    monkeypatch.setattr(live, "ABORT_GRACE_S", 0.05)
-    stream = LiveStream(session_id, analyzer=StubAnalyzer(), recorder=recorder)
+    stream = new_stream(recorder, session_id, role="participant")
     asyncio.run(stream.on_frames([make_frame(0)]))
-    stream.on_ended()
-    deadline = time.monotonic() + 10
-    status = "recording"
-    # the recorder stores the status before LiveStream.finish returns and sets stream.status: wait for both
-    while (status == "recording" or stream.status is None) and time.monotonic() < deadline:
-        time.sleep(0.05)
-        with session_scope(engine) as db:
-            status = get_session(db, session_id).status
-    assert status == "aborted" and stream.status == "aborted"
+    stream.on_ended()  # reload or network drop: not the end of the session
+    assert wait_until(lambda: _row(engine, session_id).stream_id is None)
+    assert status_of(engine, session_id) == "recording"
+    again = new_stream(recorder, session_id, role="participant")  # the same link, reloaded
+    asyncio.run(again.on_frames([make_frame(90000 * 50)]))  # another sender clock: time continues on the session's
+    assert again.session.state == "streaming" and again.snapshot().time_s > 0
+    again.session.finish("complete")
     with session_scope(engine) as db:
-        assert len(load_observations(db, session_id)) == 1
+        obs = load_observations(db, session_id)
+        assert obs["frame"].tolist() == [0, 1] and len(get_session(db, session_id).gaps) == 1
+    assert status_of(engine, session_id) == "complete"
+
+
+def _row(engine, session_id):
+    with session_scope(engine) as db:
+        return get_session(db, session_id)
+
+
+def test_a_second_camera_on_the_same_session_is_refused(engine, recording):
+    recorder, session_id = recording
+    participant = new_stream(recorder, session_id, role="participant")
+    researcher = new_stream(recorder, session_id, role="researcher")
+    asyncio.run(participant.on_frames([make_frame(0)]))
+    asyncio.run(researcher.on_frames([make_frame(0)]))
+    assert participant.session.state == "streaming" and researcher.session.state == "refused"
+    assert "participant" in researcher.snapshot().message
+    assert not researcher.session.finish("complete")  # a refused page cannot end the participant's session
+    asyncio.run(participant.on_frames([make_frame(9000)]))
+    participant.session.finish("complete")
+    with session_scope(engine) as db:
+        assert load_observations(db, session_id)["frame"].tolist() == [0, 1]
 
 
 def test_finish_rejects_unknown_status(recording):
     recorder, session_id = recording
     with pytest.raises(ValueError, match="has to be 'complete' or 'aborted'"):
-        LiveStream(session_id, analyzer=StubAnalyzer(), recorder=recorder).finish("done")
+        new_stream(recorder, session_id).session.finish("done")
 
 
 def test_registry_forgets_finished_streams(recording):
     recorder, session_id = recording
     registry = LiveRegistry()
-    stream = LiveStream(session_id, analyzer=StubAnalyzer(), recorder=recorder)
+    stream = new_stream(recorder, session_id)
     registry.add(stream)
     assert registry.get(session_id) is stream
-    stream.finish("complete")
-    other = LiveStream(session_id + 1, analyzer=StubAnalyzer(), recorder=recorder)
+    stream.session.finish("complete")
+    other = new_stream(recorder, session_id + 1)
     registry.add(other)
     assert registry.get(session_id) is None and registry.get(session_id + 1) is other
 
 
-def test_watchdog_aborts_a_started_stream_that_went_silent(engine, recording):
+def test_watchdog_releases_a_started_stream_that_went_silent(engine, recording):
     recorder, session_id = recording
     registry = LiveRegistry(stall_s=0.2)
-    silent = LiveStream(session_id, analyzer=StubAnalyzer(), recorder=recorder)
+    silent = new_stream(recorder, session_id, role="participant")
     registry.add(silent)
-    assert registry.abort_stalled() == []  # not started yet: waiting for the participant is not a stall
+    assert registry.release_stalled() == []  # not started yet: waiting for the participant is not a stall
     asyncio.run(silent.on_frames([make_frame(0)]))
-    assert registry.abort_stalled() == []
-    deadline = time.monotonic() + 10
-    while silent.status is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert silent.status == "aborted"  # finished by the registry's watchdog thread
-    with session_scope(engine) as db:
-        assert get_session(db, session_id).status == "aborted"
+    assert registry.release_stalled() == []
+    assert wait_until(lambda: silent.session.state == "finished")  # released by the registry's watchdog thread
+    assert wait_until(lambda: _row(engine, session_id).disconnected_at is not None)
+    assert status_of(engine, session_id) == "recording"  # waits for the participant to come back
     with pytest.raises(ValueError, match="stall_s has to be > 0"):
         LiveRegistry(stall_s=0)
 
@@ -118,7 +154,7 @@ def test_watchdog_aborts_a_started_stream_that_went_silent(engine, recording):
 def test_session_time_never_goes_back_when_the_sender_clock_restarts(engine, recording):
     recorder, session_id = recording
     analyzer = StubAnalyzer()
-    stream = LiveStream(session_id, analyzer=analyzer, recorder=recorder, frame_width=160)
+    stream = new_stream(recorder, session_id, analyzer=analyzer, frame_width=160)
     for pts in (90000 * 5, 90000 * 7, 90000 * 1, 90000 * 8):  # the third frame comes from a restarted clock
         asyncio.run(stream.on_frames([make_frame(pts)]))
     times = [t for _, t in analyzer.calls]
@@ -128,7 +164,7 @@ def test_session_time_never_goes_back_when_the_sender_clock_restarts(engine, rec
 
 def test_latency_is_never_negative_when_the_first_frame_arrives_late(engine, recording):
     recorder, session_id = recording
-    stream = LiveStream(session_id, analyzer=StubAnalyzer(), recorder=recorder, frame_width=160)
+    stream = new_stream(recorder, session_id, frame_width=160)
     for k in range(4):  # stamps 1 s apart delivered at once: the first frame was the late one
         asyncio.run(stream.on_frames([make_frame(90000 * (10 + k))]))
     snap = stream.snapshot()
@@ -138,7 +174,7 @@ def test_latency_is_never_negative_when_the_first_frame_arrives_late(engine, rec
 def test_frame_without_timestamp_is_placed_by_its_arrival_on_the_sender_clock(engine, recording):
     recorder, session_id = recording
     analyzer = StubAnalyzer()
-    stream = LiveStream(session_id, analyzer=analyzer, recorder=recorder, frame_width=160)
+    stream = new_stream(recorder, session_id, analyzer=analyzer, frame_width=160)
     asyncio.run(stream.on_frames([make_frame(90000 * 100)]))  # sender clock at 100 s
     time.sleep(0.2)
     untimed = make_frame(0)
@@ -150,7 +186,16 @@ def test_frame_without_timestamp_is_placed_by_its_arrival_on_the_sender_clock(en
 
 def test_preview_is_scaled_to_preview_width_with_the_boxes(engine, recording):
     recorder, session_id = recording
-    stream = LiveStream(session_id, analyzer=StubAnalyzer(), recorder=recorder, frame_width=640, preview_width=160)
+    stream = new_stream(recorder, session_id, frame_width=640, preview_width=160)
     (out,) = asyncio.run(stream.on_frames([make_frame(0, width=640, height=480)]))
     image = out.to_ndarray(format="bgr24")
     assert image.shape == (120, 160, 3) and (image != 90).any()
+
+
+def test_a_participants_preview_is_the_plain_camera_image(engine, recording):
+    recorder, session_id = recording
+    stream = new_stream(recorder, session_id, role="participant", frame_width=640, preview_width=160)
+    (out,) = asyncio.run(stream.on_frames([make_frame(0, width=640, height=480)]))
+    image = out.to_ndarray(format="bgr24")
+    assert image.shape == (120, 160, 3) and (image == 90).all()  # no box, no label, no probability
+    assert stream.snapshot().faces == 1  # it was analysed and recorded all the same
