@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from dashboard.text import escape_chart_text
 from fer_core.emotions import EMOTIONS
 
 #: One colour per emotion, used by every chart so an emotion always looks the same.
@@ -187,7 +188,7 @@ def add_markers(fig: go.Figure, markers: pd.DataFrame | None) -> go.Figure:
         return fig
     _require_columns(markers, ["time_s", "label"], "markers")
     for time_s, label in zip(markers["time_s"], markers["label"], strict=True):
-        fig.add_vline(x=float(time_s), line_dash="dash", line_color="black", annotation_text=str(label), annotation_position="top")
+        fig.add_vline(x=float(time_s), line_dash="dash", line_color="black", annotation_text=escape_chart_text(label), annotation_position="top")
     return fig
 
 
@@ -280,7 +281,7 @@ def compare_curves(comparison: pd.DataFrame, metric: str) -> go.Figure:
         fig.add_trace(
             go.Scatter(x=band_x, y=band_y, fill="toself", fillcolor=_rgba(color, 0.2), line_color="rgba(0,0,0,0)", hoverinfo="skip", showlegend=False, name=f"{group} 95% CI")
         )
-        fig.add_trace(go.Scatter(x=part["time_s"], y=part["mean"], mode="lines", name=str(group), line_color=color))
+        fig.add_trace(go.Scatter(x=part["time_s"], y=part["mean"], mode="lines", name=escape_chart_text(group), line_color=color))
     return _layout(fig, title=f"Mean {metric} (95% band)", yaxis=metric)
 
 
@@ -307,7 +308,7 @@ def share_expressing(comparison: pd.DataFrame, emotion: str) -> go.Figure:
     for i, group in enumerate(_groups(rows)):
         part = rows[rows["group"].astype(str) == group].sort_values("time_s")
         fig.add_trace(
-            go.Scatter(x=part["time_s"], y=part["share_expressing"], mode="lines", name=str(group), line_color=GROUP_COLORS[i % len(GROUP_COLORS)], line_shape="hv")
+            go.Scatter(x=part["time_s"], y=part["share_expressing"], mode="lines", name=escape_chart_text(group), line_color=GROUP_COLORS[i % len(GROUP_COLORS)], line_shape="hv")
         )
     fig.update_yaxes(range=[0, 1.05], tickformat=".0%")
     return _layout(fig, title=f"Share of participants expressing {emotion}", yaxis="share")
@@ -327,7 +328,7 @@ def emotion_means(comparison: pd.DataFrame) -> go.Figure:
     fig = go.Figure()
     for i, group in enumerate(means.index):
         values = [means.loc[group].get(e, np.nan) for e in EMOTIONS]
-        fig.add_trace(go.Bar(x=list(EMOTIONS), y=values, name=str(group), marker_color=GROUP_COLORS[i % len(GROUP_COLORS)]))
+        fig.add_trace(go.Bar(x=list(EMOTIONS), y=values, name=escape_chart_text(group), marker_color=GROUP_COLORS[i % len(GROUP_COLORS)]))
     fig.update_layout(barmode="group")
     fig.update_yaxes(tickformat=".0%")
     return _layout(fig, title="Mean probability per emotion", yaxis="mean probability", xaxis="emotion")

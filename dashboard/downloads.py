@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def export_bytes(export: Callable[[object, Path], object], data: object, suffix: str) -> bytes:
+def export_bytes(export: Callable[..., object], data: object, suffix: str, **options) -> bytes:
     """Run a ``sessions.exports`` function into a temporary file and return the file's bytes.
 
     Parameters
@@ -18,11 +18,14 @@ def export_bytes(export: Callable[[object, Path], object], data: object, suffix:
         What to export.
     suffix : str
         File suffix choosing the format (``".csv"``, ``".json"``, ``".parquet"``).
+    **options
+        Passed on to ``export``, e.g. ``identity=SessionIdentity(...)`` for the per-session tables.
 
     Returns
     -------
     bytes
-        The exported file's content, for ``st.download_button``.
+        The exported file's content, for ``st.download_button``. CSV text cells that a spreadsheet would
+        run as a formula are neutralised by the exporter (:func:`sessions.exports.neutralize_csv_cells`).
 
     Raises
     ------
@@ -35,5 +38,5 @@ def export_bytes(export: Callable[[object, Path], object], data: object, suffix:
         raise ValueError(f"suffix has to start with a dot, e.g. '.csv'; got {suffix!r}")
     with tempfile.TemporaryDirectory(prefix="fer-export-") as folder:
         path = Path(folder) / f"export{suffix}"
-        export(data, path)
+        export(data, path, **options)
         return path.read_bytes()

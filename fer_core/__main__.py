@@ -84,14 +84,15 @@ def run_analyze(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; errors in the input or model file end with a one-line message and status 2."""
+    """Entry point; errors in the input, the model file or the output file (unwritable folder, no permission,
+    a full disk) end with a one-line message and status 2, without a traceback."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.out.suffix not in OUTPUT_SUFFIXES:
         parser.error(f"--out has to end in one of {OUTPUT_SUFFIXES}; got {str(args.out)!r}")
     try:
         return run_analyze(args)
-    except (ValueError, FileNotFoundError) as exc:  # ModelFileError, VideoDecodeError, ImageDecodeError are ValueErrors
+    except (ValueError, OSError) as exc:  # ModelFileError, VideoDecodeError, ImageDecodeError are ValueErrors
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

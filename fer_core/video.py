@@ -115,9 +115,11 @@ def analyze_video(
     pandas.DataFrame
         Columns :data:`OBSERVATION_COLUMNS` (see :func:`observations_frame`), one no-face row
         (``face_id`` = -1, NaN box and probabilities, ``dominant`` = ``"none"``) per analysed frame
-        without a face. ``df.attrs["source"]`` holds the path; when decoding stopped early
-        (truncated or corrupt file), ``df.attrs["decode_error"]`` says where and a
-        ``RuntimeWarning`` is issued.
+        without a face. ``df.attrs["source"]`` holds the path; ``df.attrs["decoded_s"]`` the
+        seconds decoded (end of the last decoded frame: its time plus its duration) and
+        ``df.attrs["duration_s"]`` the duration the file declares (None when it declares none);
+        when decoding stopped early (truncated or corrupt file), ``df.attrs["decode_error"]``
+        says where and a ``RuntimeWarning`` is issued.
 
     Raises
     ------
@@ -143,7 +145,7 @@ def analyze_video(
     rows: list[dict] = []
     error = None
     index = analysed = in_range = 0
-    time_s = math.nan
+    time_s = span_s = math.nan
     roi_box = None
     bar = tqdm(
         total=stream.frames or None, unit="frame", desc=path.name, disable=not show_progress or None, leave=False
@@ -162,6 +164,7 @@ def analyze_video(
             if frame.time is None:
                 raise VideoDecodeError(f"{path}: frame {index} has no presentation timestamp")
             time_s = float(frame.time) - offset_s
+            span_s = _frame_span_s(frame, stream)
             index += 1
             if start_s is not None and time_s < start_s:
                 continue
@@ -200,10 +203,20 @@ def analyze_video(
         progress(1.0)
     table = observations_frame(rows)
     table.attrs["source"] = str(path)
+    table.attrs["decoded_s"] = time_s + span_s
+    table.attrs["duration_s"] = duration_s
     if error is not None:
         table.attrs["decode_error"] = error
         warnings.warn(error, RuntimeWarning, stacklevel=2)
     return table
+
+
+def _frame_span_s(frame, stream) -> float:
+    """How long a decoded frame is shown, in seconds: its own duration, else the stream's nominal frame period."""
+    if getattr(frame, "duration", None) and frame.time_base is not None:
+        return float(frame.duration * frame.time_base)
+    rate = stream.average_rate or stream.guessed_rate
+    return float(1 / rate) if rate else 0.0
 
 
 def _duration_s(container, stream) -> float | None:

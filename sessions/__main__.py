@@ -1,7 +1,9 @@
 """Command line: ``python -m sessions list|show|import-video|export|delete [--db URL]``.
 
-Expected failures (unknown session, unreachable database, undecodable video, unwritable export path...)
-print ``error: ...`` on stderr and exit with status 1, without a traceback; nothing stored is changed.
+Expected failures (unknown session, unreachable database, a database error, undecodable video, unwritable
+export path, a name too long...) print ``error: ...`` on stderr and exit with status 1, without a traceback
+and without the SQL of a failed statement; nothing stored is changed. Usage errors (a ``--format`` that
+contradicts the suffix of ``--out``...) exit with status 2.
 """
 
 from __future__ import annotations
@@ -64,11 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", parents=[common], help="export a session's observations or bins")
     export.add_argument("session", type=int, metavar="SESSION", help="session id")
-    export.add_argument("--format", choices=("csv", "parquet", "json"), required=True, dest="fmt")
+    export.add_argument("--format", choices=("csv", "parquet", "json"), default=None, dest="fmt",
+                        help="table format; default: from the suffix of --out, which it must not contradict")
     export.add_argument("--per-second", action="store_true", help="export per-bin aggregates instead of frames")
     export.add_argument("--bin-s", type=float, default=1.0, help="bin width in seconds with --per-second")
     export.add_argument("--summary", metavar="PATH", help="also write the session summary as JSON to PATH")
-    export.add_argument("--out", required=True, metavar="PATH", help="output file")
+    export.add_argument("--out", required=True, metavar="PATH", help="output file: .csv, .parquet or .json")
 
     delete = commands.add_parser("delete", parents=[common], help="delete a session with its observations")
     delete.add_argument("session", type=int, metavar="SESSION", help="session id")
@@ -143,20 +146,23 @@ def _cmd_import(engine, args) -> None:
         def progress(fraction: float) -> None:
             bar.update(round(100 * fraction) - bar.n)
 
-        session_id = import_video(engine, args.video, study=args.study, participant_code=args.participant,
-                                  tags=dict(args.tag), progress=progress)  # fmt: skip
-    print(f"imported session {session_id}")
+        result = import_video(engine, args.video, study=args.study, participant_code=args.participant,
+                              tags=dict(args.tag), progress=progress)  # fmt: skip
+    if result.warning:
+        print(f"warning: {result.warning}; the session holds what was decoded", file=sys.stderr)
+    print(f"imported session {result.session_id}")
 
 
 def _cmd_export(engine, args) -> None:
     from sessions.aggregate import per_bin
-    from sessions.exports import export_bins, export_observations, export_summary
+    from sessions.exports import SessionIdentity, export_bins, export_observations, export_summary
 
-    _, observations, summary = _summary(engine, args.session)
+    info, observations, summary = _summary(engine, args.session)
+    identity = SessionIdentity.from_listing(info)
     if args.per_second:
-        path = export_bins(per_bin(observations, args.bin_s), args.out, fmt=args.fmt)
+        path = export_bins(per_bin(observations, args.bin_s), args.out, identity=identity, fmt=args.fmt)
     else:
-        path = export_observations(observations, args.out, fmt=args.fmt)
+        path = export_observations(observations, args.out, identity=identity, fmt=args.fmt)
     print(f"wrote {path}")
     if args.summary:
         print(f"wrote {export_summary(summary, args.summary)}")
@@ -177,15 +183,29 @@ COMMANDS = {"list": _cmd_list, "show": _cmd_show, "import-video": _cmd_import, "
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit status (0 success, 1 expected error, 2 usage error)."""
-    args = build_parser().parse_args(argv)
-    from sessions.db import get_engine
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from sqlalchemy.exc import SQLAlchemyError
 
+    from sessions.db import get_engine
+    from sessions.errors import describe_database_error
+
+    if args.command == "export":
+        from sessions.exports import resolve_format
+
+        try:
+            resolve_format(args.out, args.fmt)
+        except ValueError as exc:
+            parser.error(str(exc))  # exits with status 2
     try:
         engine = get_engine(args.db)
         try:
             COMMANDS[args.command](engine, args)
         finally:
             engine.dispose()
+    except SQLAlchemyError as exc:  # its own message carries the SQL and the bound parameters
+        print(f"error: {describe_database_error(exc)}", file=sys.stderr)
+        return 1
     except _expected_errors() as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -1,7 +1,21 @@
-"""Exports of observations, per-bin aggregates (CSV, Parquet, JSON) and session summaries (JSON).
+"""Exports of observations, per-bin aggregates, comparisons (CSV, Parquet, JSON) and session summaries (JSON).
 
 Files are written to a temporary file beside the target and then renamed over it, so a failed export
 leaves neither a partial file nor a changed previous export.
+
+Every row of a per-session export (:func:`export_observations`, :func:`export_bins`) says whose it is, so that
+files of different participants can be concatenated without colliding. Columns, in this order:
+
+1. ``IDENTITY_COLUMNS``: ``session_id`` (int), ``participant_code``, ``study`` (str);
+2. one ``tag_<key>`` column (str) per tag of the session, keys in sorted order (``tag_age``, ``tag_variant``);
+3. the data: ``OBSERVATION_COLUMNS`` per frame, or ``BIN_COLUMNS`` per bin (with ``n_frames``, the analysed
+   frames in the bin).
+
+The format follows the file's suffix (``.csv``, ``.parquet``, ``.json``); an explicit ``fmt`` only decides when
+the suffix names no format, and one that contradicts the suffix is refused. In CSV files, text cells that a
+spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return) are
+prefixed with a single quote (:func:`neutralize_csv_cells`, OWASP "CSV injection"); numeric columns are
+written as numbers. Parquet and JSON keep the text as it is.
 """
 
 from __future__ import annotations
@@ -10,24 +24,178 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 
 from fer_core.emotions import OBSERVATION_COLUMNS
+from sessions.aggregate import BIN_COLUMNS, COMPARE_COLUMNS
 from sessions.errors import ExportError
 
 #: Table formats, by file suffix.
 TABLE_FORMATS: tuple[str, ...] = ("csv", "parquet", "json")
+#: Columns that lead every row of a per-session export, before its ``tag_<key>`` columns.
+IDENTITY_COLUMNS: tuple[str, ...] = ("session_id", "participant_code", "study")
+#: Prefix of the per-tag export columns (tag ``variant`` -> column ``tag_variant``).
+TAG_COLUMN_PREFIX = "tag_"
+#: First characters that make a spreadsheet evaluate a CSV cell (OWASP CSV injection).
+FORMULA_PREFIXES: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _format_of(path: Path, fmt: str | None) -> str:
-    fmt = (fmt or path.suffix.lstrip(".")).lower()
-    if fmt not in TABLE_FORMATS:
+class SessionIdentity(NamedTuple):
+    """Whose rows an export holds: written as leading columns of every row (module docstring).
+
+    Attributes
+    ----------
+    session_id : int
+    participant_code : str
+    study : str
+        Study name.
+    tags : dict of str to str
+        The session's tags, one ``tag_<key>`` column each.
+    """
+
+    session_id: int
+    participant_code: str
+    study: str
+    tags: Mapping[str, str]
+
+    @classmethod
+    def from_listing(cls, row) -> SessionIdentity:
+        """Build it from a row of :func:`sessions.repository.list_sessions` (a Series or an ``itertuples`` row).
+
+        Raises
+        ------
+        AttributeError, KeyError
+            ``row`` lacks ``session_id``, ``participant_code``, ``study`` or ``tags``.
+        """
+        get = row.__getitem__ if isinstance(row, pd.Series) else lambda name: getattr(row, name)
+        return cls(int(get("session_id")), str(get("participant_code")), str(get("study")), dict(get("tags") or {}))
+
+
+def export_columns(identity: SessionIdentity, data_columns) -> list[str]:
+    """Column order of a per-session export: identity, ``tag_<key>`` (sorted keys), then ``data_columns``.
+
+    Parameters
+    ----------
+    identity : SessionIdentity
+        Whose rows they are.
+    data_columns : iterable of str
+        ``OBSERVATION_COLUMNS`` or ``BIN_COLUMNS``.
+
+    Returns
+    -------
+    list of str
+    """
+    tags = [f"{TAG_COLUMN_PREFIX}{key}" for key in sorted(identity.tags)]
+    return [*IDENTITY_COLUMNS, *tags, *data_columns]
+
+
+def with_identity(table: pd.DataFrame, identity: SessionIdentity, data_columns) -> pd.DataFrame:
+    """Return ``table[data_columns]`` led by the identity and tag columns of :func:`export_columns`.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Holds at least ``data_columns``.
+    identity : SessionIdentity
+        Whose rows they are; repeated on every row.
+    data_columns : sequence of str
+        The data columns, in order.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :func:`export_columns`, ``session_id`` int64, the identity and tag columns of dtype object (str),
+        the data columns as in ``table``; the index is reset.
+
+    Raises
+    ------
+    ValueError
+        ``table`` lacks one of ``data_columns``, or a tag column would repeat one of them.
+    """
+    missing = [c for c in data_columns if c not in table.columns]
+    if missing:
+        raise ValueError(f"the table to export has to have the columns {list(data_columns)}; missing {missing}")
+    data = table[list(data_columns)].reset_index(drop=True)
+    lead = {"session_id": pd.Series(identity.session_id, index=data.index, dtype="int64"),
+            "participant_code": pd.Series(identity.participant_code, index=data.index, dtype=object),
+            "study": pd.Series(identity.study, index=data.index, dtype=object)}  # fmt: skip
+    for key in sorted(identity.tags):
+        name = f"{TAG_COLUMN_PREFIX}{key}"
+        if name in data.columns:
+            raise ValueError(f"tag {key!r} would be exported as {name!r}, which is already a data column")
+        lead[name] = pd.Series(str(identity.tags[key]), index=data.index, dtype=object)
+    return pd.concat([pd.DataFrame(lead, index=data.index), data], axis=1)
+
+
+def neutralize_csv_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return a copy of ``frame`` in which text cells a spreadsheet would evaluate start with a single quote.
+
+    A cell is neutralised when it is a ``str`` starting with one of ``FORMULA_PREFIXES`` (``=``, ``+``, ``-``,
+    ``@``, tab, carriage return): ``"=HYPERLINK(...)"`` becomes ``"'=HYPERLINK(...)"`` (OWASP's advice for CSV
+    injection). Only columns of dtype object or string are looked at, so numbers (a valence of ``-0.25``)
+    stay numbers. The one function every CSV writer of the project uses.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Any table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Same shape, index and columns; numeric, boolean and datetime columns unchanged.
+    """
+    out = frame.copy()
+    for column in out.columns:
+        series = out[column]
+        if pd.api.types.is_object_dtype(series.dtype) or pd.api.types.is_string_dtype(series.dtype):
+            out[column] = series.map(_neutralize_cell)
+    return out
+
+
+def _neutralize_cell(value):
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_PREFIXES) else value
+
+
+def resolve_format(path: str | os.PathLike, fmt: str | None = None) -> str:
+    """Return the table format of an export to ``path``: its suffix, else ``fmt``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Target file.
+    fmt : {"csv", "parquet", "json"}, optional
+        Format asked for explicitly (case-insensitive).
+
+    Returns
+    -------
+    str
+        One of ``TABLE_FORMATS``.
+
+    Raises
+    ------
+    ValueError
+        ``fmt`` is not a known format, ``fmt`` contradicts a known suffix (``fmt="csv"`` for ``x.parquet``),
+        or neither the suffix nor ``fmt`` names a format.
+    """
+    path = Path(path)
+    suffix = path.suffix.lstrip(".").lower()
+    asked = (fmt or "").lower() or None
+    if asked is not None and asked not in TABLE_FORMATS:
+        raise ValueError(f"export format has to be one of {TABLE_FORMATS}; got {fmt!r}")
+    if suffix in TABLE_FORMATS:
+        if asked is not None and asked != suffix:
+            raise ValueError(f"export format {asked!r} contradicts the file suffix of {str(path)!r} "
+                             f"(.{suffix} is {suffix}); give a matching suffix or leave the format out")  # fmt: skip
+        return suffix
+    if asked is None:
         raise ValueError(f"export format has to be one of {TABLE_FORMATS} (from the file suffix or `fmt`); "
-                         f"got {fmt or 'no suffix'!r} for {str(path)!r}")  # fmt: skip
-    return fmt
+                         f"got {('.' + suffix) if suffix else 'no suffix'!r} for {str(path)!r}")  # fmt: skip
+    return asked
 
 
 def _atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
@@ -54,11 +222,11 @@ def _atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Pat
 
 
 def _write_table(frame: pd.DataFrame, path: str | os.PathLike, fmt: str | None) -> Path:
-    kind = _format_of(Path(path), fmt)
+    kind = resolve_format(path, fmt)
 
     def write(temp: Path) -> None:
         if kind == "csv":
-            frame.to_csv(temp, index=False)
+            neutralize_csv_cells(frame).to_csv(temp, index=False)
         elif kind == "parquet":
             frame.to_parquet(temp, index=False)
         else:
@@ -67,64 +235,102 @@ def _write_table(frame: pd.DataFrame, path: str | os.PathLike, fmt: str | None) 
     return _atomic_write(path, write)
 
 
-def export_observations(df: pd.DataFrame, path: str | os.PathLike, *, fmt: str | None = None) -> Path:
-    """Write per-frame observations (columns ``OBSERVATION_COLUMNS``) to ``path``.
+def export_observations(df: pd.DataFrame, path: str | os.PathLike, *, identity: SessionIdentity,
+                        fmt: str | None = None) -> Path:  # fmt: skip
+    """Write one session's per-frame observations to ``path``, every row led by whose they are.
 
     Parameters
     ----------
     df : pandas.DataFrame
-        From :func:`sessions.repository.load_observations`.
+        Columns ``OBSERVATION_COLUMNS`` (:func:`sessions.repository.load_observations`); other columns are left out.
     path : str or path-like
-        Target file; the format comes from its suffix (``.csv``, ``.parquet``, ``.json``) unless ``fmt`` is given.
+        Target file; the format comes from its suffix (``.csv``, ``.parquet``, ``.json``).
+    identity : SessionIdentity
+        The session, participant, study and tags written on every row (:func:`export_columns`).
     fmt : {"csv", "parquet", "json"}, optional
-        Format overriding the suffix. JSON is a list of records, NaN written as null.
+        Format for a path whose suffix names none; one contradicting the suffix is refused. JSON is a list of
+        records, NaN written as null.
 
     Returns
     -------
     pathlib.Path
-        The written file.
+        The written file: columns :func:`export_columns` over ``OBSERVATION_COLUMNS``, one row per row of ``df``.
 
     Raises
     ------
     ValueError
-        Unknown format, or ``df`` lacks observation columns.
+        Unknown or contradicting format, or ``df`` lacks observation columns; nothing is written.
     ExportError
         The file cannot be written (missing folder, no permission...); nothing is left behind.
     """
-    missing = [c for c in OBSERVATION_COLUMNS if c not in df.columns]
-    if missing:
+    if not all(c in df.columns for c in OBSERVATION_COLUMNS):
+        missing = [c for c in OBSERVATION_COLUMNS if c not in df.columns]
         raise ValueError(f"observations have to have the columns {list(OBSERVATION_COLUMNS)}; missing {missing}")
-    return _write_table(df[list(OBSERVATION_COLUMNS)], path, fmt)
+    resolve_format(path, fmt)  # refuse a bad format before building anything
+    return _write_table(with_identity(df, identity, OBSERVATION_COLUMNS), path, fmt)
 
 
-def export_bins(df: pd.DataFrame, path: str | os.PathLike, *, fmt: str | None = None) -> Path:
-    """Write a per-bin table (:func:`sessions.aggregate.per_bin` or :func:`~sessions.aggregate.compare`) to ``path``.
-
-    Same formats, return value and errors as :func:`export_observations`; all columns of ``df`` are
-    written as they are (``time_s`` in seconds, probabilities and rates in [0, 1]), its index is not.
+def export_bins(df: pd.DataFrame, path: str | os.PathLike, *, identity: SessionIdentity,
+                fmt: str | None = None) -> Path:  # fmt: skip
+    """Write one session's per-bin table (:func:`sessions.aggregate.per_bin`) to ``path``, rows led by whose they are.
 
     Parameters
     ----------
     df : pandas.DataFrame
-        Any table; its columns are not checked.
+        Columns ``BIN_COLUMNS``: ``time_s`` (bin start, s), probabilities and rates in [0, 1], ``valence`` in
+        [-1, 1], ``n_frames`` (analysed frames in the bin); other columns are left out.
     path : str or path-like
-        Target file; the format comes from its suffix (``.csv``, ``.parquet``, ``.json``) unless ``fmt`` is given.
+        Target file; the format comes from its suffix (``.csv``, ``.parquet``, ``.json``).
+    identity : SessionIdentity
+        The session, participant, study and tags written on every row (:func:`export_columns`).
     fmt : {"csv", "parquet", "json"}, optional
-        Format overriding the suffix. JSON is a list of records, NaN written as null.
+        Format for a path whose suffix names none; one contradicting the suffix is refused.
 
     Returns
     -------
     pathlib.Path
-        The written file.
+        The written file: columns :func:`export_columns` over ``BIN_COLUMNS``, one row per bin.
 
     Raises
     ------
     ValueError
-        Unknown format.
+        Unknown or contradicting format, or ``df`` lacks per-bin columns; nothing is written.
     ExportError
         The file cannot be written (missing folder, no permission...); nothing is left behind.
     """
-    return _write_table(df, path, fmt)
+    resolve_format(path, fmt)
+    return _write_table(with_identity(df, identity, BIN_COLUMNS), path, fmt)
+
+
+def export_comparison(table: pd.DataFrame, path: str | os.PathLike, *, fmt: str | None = None) -> Path:
+    """Write a comparison across sessions (:func:`sessions.aggregate.compare`) to ``path``.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Columns ``COMPARE_COLUMNS`` (``group``, ``time_s`` in s, ``metric``, ``mean``, ``ci_low``, ``ci_high``,
+        ``n_sessions``, ``share_expressing``), written in that order; other columns are left out.
+    path : str or path-like
+        Target file; the format comes from its suffix (``.csv``, ``.parquet``, ``.json``).
+    fmt : {"csv", "parquet", "json"}, optional
+        Format for a path whose suffix names none; one contradicting the suffix is refused.
+
+    Returns
+    -------
+    pathlib.Path
+        The written file, one row per group, metric and bin (CSV text cells neutralised, see the module).
+
+    Raises
+    ------
+    ValueError
+        Unknown or contradicting format, or ``table`` lacks comparison columns; nothing is written.
+    ExportError
+        The file cannot be written; nothing is left behind.
+    """
+    missing = [c for c in COMPARE_COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"a comparison has to have the columns {list(COMPARE_COLUMNS)}; missing {missing}")
+    return _write_table(table[list(COMPARE_COLUMNS)], path, fmt)
 
 
 def json_ready(value):

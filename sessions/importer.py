@@ -1,14 +1,19 @@
 """Offline import: analyse a recorded video through the core into a new, complete session.
 
-The same function serves ``python -m sessions import-video`` and the dashboard's upload page.
+The same function serves ``python -m sessions import-video`` and the dashboard's upload page. A file whose
+decoding stops early (corrupt or truncated tail) or covers less than ``MIN_COVERAGE`` of the duration its
+container declares is still stored with everything that was decoded, and the import says so
+(:attr:`ImportResult.warning`, e.g. ``"decoded 6.1 s of the container's 20.3 s (30%)"``).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 from sqlalchemy import Engine, insert
@@ -18,9 +23,57 @@ from sessions import repository
 from sessions.db import session_scope
 from sessions.errors import NoFaceFound
 from sessions.models import Observation
+from sessions.validation import check_session_fields, check_study
 
 #: Rows per INSERT batch.
 INSERT_CHUNK = 10_000
+#: Share of the container's declared duration below which an import is reported as incomplete.
+MIN_COVERAGE = 0.95
+
+
+class ImportResult(NamedTuple):
+    """What :func:`import_video` stored.
+
+    Attributes
+    ----------
+    session_id : int
+        Id of the new session.
+    warning : str or None
+        Why the session may be incomplete (:func:`coverage_warning`), or None when the whole video was decoded.
+    """
+
+    session_id: int
+    warning: str | None = None
+
+
+def coverage_warning(attrs: Mapping) -> str | None:
+    """Say, in one line, how much of a video was decoded when it is not (nearly) all of it.
+
+    Parameters
+    ----------
+    attrs : mapping
+        ``DataFrame.attrs`` of :func:`fer_core.video.analyze_video`: ``decoded_s`` (seconds decoded),
+        ``duration_s`` (declared duration in seconds, or None) and, when decoding stopped on an error,
+        ``decode_error``.
+
+    Returns
+    -------
+    str or None
+        ``"decoded 6.1 s of the container's 20.3 s (30%)"`` when less than ``MIN_COVERAGE`` of the declared
+        duration was decoded, with ``"; decoding stopped early (truncated or corrupt file)"`` added when
+        decoding stopped on an error; None when nearly all was decoded without an error. The text holds
+        numbers only (no path), so it can be shown to anyone.
+    """
+    decoded = float(attrs.get("decoded_s") or 0.0)
+    declared = attrs.get("duration_s")
+    stopped = "decode_error" in attrs
+    tail = "; decoding stopped early (truncated or corrupt file)" if stopped else ""
+    if declared is None or not math.isfinite(float(declared)) or float(declared) <= 0:
+        return f"decoded {decoded:.1f} s{tail}" if stopped else None
+    share = decoded / float(declared)
+    if share >= MIN_COVERAGE and not stopped:
+        return None
+    return f"decoded {decoded:.1f} s of the container's {float(declared):.1f} s ({min(share, 1.0):.0%}){tail}"
 
 
 def new_participant_code() -> str:
@@ -86,11 +139,13 @@ def import_video(
     tags: dict[str, str] | None = None,
     progress: Callable[[float], None] | None = None,
     analyzer=None,
-) -> int:
+) -> ImportResult:
     """Analyse a video file with the core and store it as a new ``complete`` session of ``study``.
 
-    The video is analysed first (``fer_core.video.analyze_video``, time from the decoder's timestamps);
-    the database is written only when the analysis succeeded and found a face, in one transaction.
+    The names and tags are checked first, then the video is analysed (``fer_core.video.analyze_video``,
+    time from the decoder's timestamps); the database is written only when the analysis succeeded and found
+    a face, in one transaction. A video decoded only in part is stored with what was decoded, and the
+    result's ``warning`` says how much (:func:`coverage_warning`).
 
     Parameters
     ----------
@@ -111,8 +166,8 @@ def import_video(
 
     Returns
     -------
-    int
-        Id of the new session.
+    ImportResult
+        ``session_id`` of the new session and ``warning`` (str, or None when the whole video was decoded).
 
     Raises
     ------
@@ -123,13 +178,20 @@ def import_video(
     NoFaceFound
         No frame holds a face; nothing is stored.
     ValueError
-        Empty study name or invalid tags; nothing is stored.
+        Empty study name, invalid tags, or a study name, participant code or tag too long or holding control
+        characters (:mod:`sessions.validation`); checked before the analysis, nothing is stored.
     """
     from fer_core.video import analyze_video  # imported here: decoding stacks load only when importing videos
 
     path = Path(path)
     if not (study or "").strip():
         raise ValueError("study has to be a non-empty name; got an empty one")
+    check_study(study.strip())
+    participant_code = participant_code or new_participant_code()
+    if not participant_code.strip():
+        raise ValueError("participant_code has to be a non-empty pseudonym (or None for a random one); got blanks")
+    check_session_fields(participant_code=participant_code.strip(), tags=dict(tags or {}))
+
 
     def analysis_progress(fraction: float) -> None:
         if progress is not None:
@@ -139,11 +201,11 @@ def import_video(
     if observations.empty or not (observations["face_id"] != NO_FACE_ID).any():
         raise NoFaceFound(f"video {str(path)!r} has no face in any of its {observations['frame'].nunique()} "
                           "analysed frames; nothing was stored")  # fmt: skip
+    warning = coverage_warning(observations.attrs)
     with session_scope(engine) as db:
         study_row = repository.get_or_create_study(db, study)
         session = repository.create_session(
-            db, study_id=study_row.id, participant_code=participant_code or new_participant_code(),
-            tags=tags, source="upload",
+            db, study_id=study_row.id, participant_code=participant_code, tags=tags, source="upload",
         )  # fmt: skip
         rows = observation_table_rows(session.id, observations)
         for start in range(0, len(rows), INSERT_CHUNK):
@@ -152,4 +214,4 @@ def import_video(
         session_id = session.id
     if progress is not None:
         progress(1.0)
-    return session_id
+    return ImportResult(session_id, warning)

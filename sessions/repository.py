@@ -16,8 +16,9 @@ from sqlalchemy import case, delete, func, select
 from sqlalchemy.orm import Session
 
 from fer_core.emotions import NO_FACE_ID, OBSERVATION_COLUMNS
-from sessions.errors import SessionNotFound
+from sessions.errors import MarkerNotFound, SessionNotFound
 from sessions.models import SESSION_SOURCES, SESSION_STATUSES, Marker, Observation, Study, StudySession, utc_now
+from sessions.validation import check_marker, check_session_fields, check_study, is_plausible_token
 
 #: Columns of :func:`list_sessions`.
 SESSION_LIST_COLUMNS: tuple[str, ...] = (
@@ -25,7 +26,7 @@ SESSION_LIST_COLUMNS: tuple[str, ...] = (
     "duration_s", "face_present_rate", "dominant_emotion", "dropped_frames",
 )  # fmt: skip
 #: Columns of :func:`load_markers`.
-MARKER_COLUMNS: tuple[str, ...] = ("time_s", "label", "note")
+MARKER_COLUMNS: tuple[str, ...] = ("marker_id", "time_s", "label", "note")
 
 
 def _aware_utc(when: datetime, name: str) -> datetime:
@@ -56,11 +57,13 @@ def create_study(db: Session, name: str, description: str = "") -> Study:
     Raises
     ------
     ValueError
-        If ``name`` is empty or a study with this name exists.
+        If ``name`` is empty or a study with this name exists, or ``name`` or ``description`` is too long or
+        holds control characters (limits in :mod:`sessions.validation`).
     """
     name = (name or "").strip()
     if not name:
         raise ValueError("study name has to be a non-empty string; got an empty one")
+    check_study(name, description)
     if db.scalar(select(Study.id).where(Study.name == name)) is not None:
         raise ValueError(f"study name has to be unique; a study named {name!r} exists")
     study = Study(name=name, description=description or "")
@@ -103,8 +106,10 @@ def get_or_create_study(db: Session, name: str) -> Study:
     Raises
     ------
     ValueError
-        If ``name`` is empty (after stripping) and so cannot name a new study.
+        If ``name`` is empty (after stripping) and so cannot name a new study, or is longer than 200 characters
+        or holds control characters (checked before any query).
     """
+    check_study((name or "").strip())
     study = db.scalar(select(Study).where(Study.name == (name or "").strip()))
     return study if study is not None else create_study(db, name)
 
@@ -146,7 +151,9 @@ def create_session(
     Raises
     ------
     ValueError
-        Unknown study, empty participant code, unknown source, non-string tags or a naive ``consent_at``.
+        Unknown study, empty participant code, unknown source, non-string tags or a naive ``consent_at``; a
+        participant code, tag, stimulus name or URL too long or holding control characters
+        (:func:`sessions.validation.check_session_fields`).
     """
     if db.get(Study, study_id) is None:
         raise ValueError(f"study_id has to name an existing study; got {study_id!r}")
@@ -158,6 +165,7 @@ def create_session(
     tags = dict(tags or {})
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items()):
         raise ValueError(f"tags have to map str to str; got {tags!r}")
+    check_session_fields(participant_code=code, tags=tags, stimulus_name=stimulus_name, stimulus_url=stimulus_url)
     now = utc_now()
     session = StudySession(
         study_id=study_id, participant_code=code, tags=tags, stimulus_name=stimulus_name,
@@ -363,7 +371,8 @@ def add_marker(db: Session, session_id: int, time_s: float, label: str, note: st
     SessionNotFound
         Unknown session.
     ValueError
-        Negative or non-finite ``time_s``, or an empty label.
+        Negative or non-finite ``time_s``, an empty label, or a label (over 200 characters) or note (over 2,000)
+        too long or holding control characters.
     """
     get_session(db, session_id)
     time_s = float(time_s)
@@ -372,10 +381,91 @@ def add_marker(db: Session, session_id: int, time_s: float, label: str, note: st
     label = (label or "").strip()
     if not label:
         raise ValueError("marker label has to be a non-empty string; got an empty one")
+    check_marker(label, note or "")
     marker = Marker(session_id=session_id, time_s=time_s, label=label, note=note or "")
     db.add(marker)
     db.flush()
     return marker
+
+def _marker_time(time_s: float) -> float:
+    time_s = float(time_s)
+    if not np.isfinite(time_s) or time_s < 0:
+        raise ValueError(f"time_s has to be a finite number of seconds >= 0; got {time_s!r}")
+    return time_s
+
+
+def _get_marker(db: Session, marker_id: int) -> Marker:
+    marker = db.get(Marker, int(marker_id))
+    if marker is None:
+        raise MarkerNotFound(f"no marker has id {marker_id!r}")
+    return marker
+
+
+def update_marker(db: Session, marker_id: int, *, label: str | None = None, time_s: float | None = None,
+                  note: str | None = None) -> Marker:  # fmt: skip
+    """Change a marker's label, time or note (each left as it is when None) and return it.
+
+    Parameters
+    ----------
+    db : sqlalchemy.orm.Session
+        Open ORM session; the change is flushed, not committed.
+    marker_id : int
+        The marker (``marker_id`` of :func:`load_markers`).
+    label : str, optional
+        New name; stripped, non-empty, at most 200 characters.
+    time_s : float, optional
+        New time in seconds since the session start (finite, >= 0).
+    note : str, optional
+        New free text (``""`` clears it), at most 2,000 characters.
+
+    Returns
+    -------
+    Marker
+        The changed row.
+
+    Raises
+    ------
+    MarkerNotFound
+        Unknown marker.
+    ValueError
+        Negative or non-finite ``time_s``, an empty label, or a label or note too long or holding control
+        characters; nothing is changed.
+    """
+    marker = _get_marker(db, marker_id)
+    if label is not None:
+        label = label.strip()
+        if not label:
+            raise ValueError("marker label has to be a non-empty string; got an empty one")
+    check_marker(label, note)
+    new_time = None if time_s is None else _marker_time(time_s)
+    if label is not None:
+        marker.label = label
+    if new_time is not None:
+        marker.time_s = new_time
+    if note is not None:
+        marker.note = note
+    db.flush()
+    return marker
+
+
+def delete_marker(db: Session, marker_id: int) -> None:
+    """Delete one marker.
+
+    Parameters
+    ----------
+    db : sqlalchemy.orm.Session
+        Open ORM session; the delete is flushed, not committed.
+    marker_id : int
+        The marker (``marker_id`` of :func:`load_markers`).
+
+    Raises
+    ------
+    MarkerNotFound
+        Unknown marker.
+    """
+    db.delete(_get_marker(db, marker_id))
+    db.flush()
+
 
 
 def delete_session(db: Session, session_id: int) -> None:
@@ -443,7 +533,7 @@ def load_observations(db: Session, session_id: int) -> pd.DataFrame:
 
 
 def load_markers(db: Session, session_id: int) -> pd.DataFrame:
-    """Return a session's markers ordered by time: columns ``time_s`` (float s), ``label``, ``note``.
+    """Return a session's markers ordered by time: columns ``marker_id``, ``time_s`` (float s), ``label``, ``note``.
 
     Parameters
     ----------
@@ -455,8 +545,9 @@ def load_markers(db: Session, session_id: int) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Columns ``MARKER_COLUMNS``: ``time_s`` (float64 seconds since the session start), ``label`` (str),
-        ``note`` (str); one row per marker, no rows when the session has none.
+        Columns ``MARKER_COLUMNS``: ``marker_id`` (int64, for :func:`update_marker` and :func:`delete_marker`),
+        ``time_s`` (float64 seconds since the session start), ``label`` (str), ``note`` (str); one row per
+        marker (ties in time in the order they were added), no rows when the session has none.
 
     Raises
     ------
@@ -465,9 +556,12 @@ def load_markers(db: Session, session_id: int) -> pd.DataFrame:
     """
     get_session(db, session_id)
     rows = db.execute(
-        select(Marker.time_s, Marker.label, Marker.note).where(Marker.session_id == session_id).order_by(Marker.time_s)
+        select(Marker.id, Marker.time_s, Marker.label, Marker.note)
+        .where(Marker.session_id == session_id)
+        .order_by(Marker.time_s, Marker.id)
     ).all()
     frame = pd.DataFrame(rows, columns=list(MARKER_COLUMNS))
+    frame["marker_id"] = frame["marker_id"].astype("int64")
     frame["time_s"] = frame["time_s"].astype("float64")
     return frame
 
@@ -604,9 +698,10 @@ def session_for_token(db: Session, token: str) -> StudySession:
     Raises
     ------
     SessionNotFound
-        If no session has this token (or ``token`` is empty).
+        If no session has this token (or ``token`` is empty, longer than 64 characters or holds a control
+        character such as NUL: then without a database query).
     """
-    session = db.scalar(select(StudySession).where(StudySession.join_token == token)) if token else None
+    session = db.scalar(select(StudySession).where(StudySession.join_token == token)) if is_plausible_token(token) else None
     if session is None:
         raise SessionNotFound("no session has this join token (it is unknown or was replaced)")
     return session

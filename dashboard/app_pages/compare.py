@@ -6,17 +6,16 @@ import streamlit as st
 
 from dashboard import charts
 from dashboard.downloads import export_bytes
-from dashboard.resources import get_engine
+from dashboard.store import page_session
 from dashboard.tables import session_label
+from dashboard.text import escape_markdown
 from fer_core.emotions import EMOTIONS
 from sessions.aggregate import COMPARE_METRICS, compare
-from sessions.db import session_scope
-from sessions.exports import export_bins
+from sessions.exports import export_comparison
 from sessions.repository import list_sessions, list_studies, load_markers, load_observations, marker_offsets
 
 st.title("Compare")
-engine = get_engine()
-with session_scope(engine) as db:
+with page_session() as db:
     studies = {s.id: s.name for s in list_studies(db)}
     sessions = list_sessions(db)
 if sessions.empty:
@@ -44,7 +43,7 @@ if not ids:
     st.info("Pick at least one session.")
     st.stop()
 
-with session_scope(engine) as db:
+with page_session() as db:
     observations = {i: load_observations(db, i) for i in ids}
     marker_labels = sorted({label for i in ids for label in load_markers(db, i)["label"]})
     align_on = st.selectbox("Align on", ["session start", *marker_labels], key="compare_align")
@@ -53,7 +52,7 @@ observations = {i: obs for i, obs in observations.items() if not obs.empty}
 if align is not None:
     missing = [i for i in observations if i not in align]
     if missing:
-        st.warning(f"Left out (no {align_on!r} marker): sessions {', '.join(f'#{i}' for i in missing)}.")
+        st.warning(f"Left out (no '{escape_markdown(align_on)}' marker): sessions {', '.join(f'#{i}' for i in missing)}.")
     observations = {i: obs for i, obs in observations.items() if i in align}
 if not observations:
     st.info("None of these sessions has observations to compare.")
@@ -66,4 +65,4 @@ st.plotly_chart(charts.compare_curves(table, metric), key="compare_curves")
 emotion = metric if metric in EMOTIONS else "happy"
 st.plotly_chart(charts.share_expressing(table, emotion), key="compare_share")
 st.plotly_chart(charts.emotion_means(table), key="compare_means")
-st.download_button("Comparison CSV", export_bytes(export_bins, table, ".csv"), "comparison.csv", "text/csv", key="compare_dl")
+st.download_button("Comparison CSV", export_bytes(export_comparison, table, ".csv"), "comparison.csv", "text/csv", key="compare_dl")

@@ -7,6 +7,7 @@ import streamlit as st
 from dashboard import charts
 from dashboard.model_card import card_files, split_metrics
 from dashboard.resources import get_settings
+from dashboard.text import escape_markdown
 from fer_core.model_file import ModelFileError, read_metadata
 
 st.title("Model")
@@ -15,18 +16,18 @@ try:
     metadata = read_metadata(path)
 except ModelFileError as exc:
     st.warning(
-        f"No usable model file yet: {exc}. Train and export one (`python -m training train`, then "
+        f"No usable model file yet: {escape_markdown(exc)}. Train and export one (`python -m training train`, then "
         "`python -m training export`) or point FER_MODEL_PATH at a .keras model file; see docs/SETTINGS.md."
     )
     metadata = None
 
 if metadata is not None:
-    st.caption(f"`{path}`")
+    st.caption(f"Model file: {escape_markdown(path)}")
     parts = split_metrics(metadata.get("metrics", {}))
     if parts.scalars:
         cols = st.columns(min(4, len(parts.scalars)))
         for i, (name, value) in enumerate(parts.scalars.items()):
-            cols[i % len(cols)].metric(name.replace("_", " "), f"{value:.1%}" if 0 <= value <= 1 else f"{value:.4g}")
+            cols[i % len(cols)].metric(escape_markdown(name.replace("_", " ")), f"{value:.1%}" if 0 <= value <= 1 else f"{value:.4g}")
     if parts.per_class:
         st.plotly_chart(charts.per_class_bars(parts.per_class), key="model_per_class")
     if parts.confusion is not None:
@@ -40,4 +41,4 @@ card, images = card_files(path.parent)
 if card is not None:
     st.markdown(card.read_text(encoding="utf-8"))
 for image in images:
-    st.image(str(image), caption=image.stem.replace("_", " "))
+    st.image(str(image), caption=escape_markdown(image.stem.replace("_", " ")))

@@ -1,4 +1,4 @@
-"""Review: one session's per-second timeline, dominant emotion, valence and engagement, summary, downloads."""
+"""Review: one session's per-second timeline, dominant emotion, valence and engagement, summary, markers, downloads."""
 
 from __future__ import annotations
 
@@ -6,34 +6,39 @@ import streamlit as st
 
 from dashboard import charts
 from dashboard.downloads import export_bytes
-from dashboard.resources import get_engine
+from dashboard.marker_editor import marker_editor
+from dashboard.store import page_session
 from dashboard.tables import session_label
+from dashboard.text import escape_markdown
 from fer_core.emotions import EMOTIONS
 from sessions.aggregate import per_bin, session_summary
-from sessions.db import session_scope
-from sessions.exports import export_bins, export_observations, export_summary
+from sessions.exports import SessionIdentity, export_bins, export_observations, export_summary
 from sessions.repository import list_sessions, load_markers, load_observations
 
 #: Width of the review bins in seconds ("per-second bins").
 BIN_S = 1.0
 
 st.title("Review")
-engine = get_engine()
-with session_scope(engine) as db:
+with page_session() as db:
     sessions = list_sessions(db)
 if sessions.empty:
     st.info("No session recorded yet: record one on the Record page or upload a video.")
     st.stop()
-labels = {int(r.session_id): session_label(r) for r in sessions.itertuples()}
+listing = {int(r.session_id): r for r in sessions.itertuples()}
+labels = {i: session_label(r) for i, r in listing.items()}
 default = st.session_state.get("rec_session_id")
 ids = list(labels)
 session_id = st.selectbox("Session", ids, index=ids.index(default) if default in ids else 0, format_func=labels.get, key="review_session")
+end_reason = getattr(listing[session_id], "end_reason", None)
+if end_reason:  # e.g. an upload decoded only in part says how much
+    st.caption(f"Ended: {escape_markdown(end_reason)}")
 
-with session_scope(engine) as db:
+with page_session() as db:
     observations = load_observations(db, session_id)
     markers = load_markers(db, session_id)
 if observations.empty:
-    st.info("This session has no observation yet.")
+    st.info("This session has no observation yet; markers can be placed already.")
+    marker_editor(session_id, markers)
     st.stop()
 bins = per_bin(observations, BIN_S)
 summary = session_summary(observations, markers, bin_s=BIN_S)
@@ -66,10 +71,10 @@ st.dataframe(
     hide_index=True,
     key="review_summary",
 )
-if not markers.empty:
-    st.dataframe(markers, hide_index=True, key="review_markers")
+marker_editor(session_id, markers)
 
+identity = SessionIdentity.from_listing(listing[session_id])
 cols = st.columns(3)
-cols[0].download_button("Per-frame CSV", export_bytes(export_observations, observations, ".csv"), f"session_{session_id}_frames.csv", "text/csv", key="review_dl_frames")
-cols[1].download_button("Per-second CSV", export_bytes(export_bins, bins, ".csv"), f"session_{session_id}_seconds.csv", "text/csv", key="review_dl_bins")
+cols[0].download_button("Per-frame CSV", export_bytes(export_observations, observations, ".csv", identity=identity), f"session_{session_id}_frames.csv", "text/csv", key="review_dl_frames")
+cols[1].download_button("Per-second CSV", export_bytes(export_bins, bins, ".csv", identity=identity), f"session_{session_id}_seconds.csv", "text/csv", key="review_dl_bins")
 cols[2].download_button("Summary JSON", export_bytes(export_summary, summary, ".json"), f"session_{session_id}_summary.json", "application/json", key="review_dl_json")

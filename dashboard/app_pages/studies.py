@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.resources import get_engine
+from dashboard.store import page_session
 from dashboard.tables import session_table
-from sessions.db import session_scope
+from dashboard.text import escape_markdown
 from sessions.repository import create_study, delete_session, list_sessions, list_studies
 
 st.title("Studies")
-engine = get_engine()
 
 with st.expander("New study", expanded=False):
     with st.form("studies_new", clear_on_submit=True):
@@ -18,13 +17,13 @@ with st.expander("New study", expanded=False):
         description = st.text_area("Description", key="studies_new_description")
         if st.form_submit_button("Create study"):
             try:
-                with session_scope(engine) as db:
+                with page_session() as db:
                     create_study(db, name.strip(), description.strip())
-                st.success(f"Study {name.strip()!r} created.")
+                st.success(f"Study '{escape_markdown(name.strip())}' created.")
             except ValueError as exc:
-                st.error(str(exc))
+                st.error(escape_markdown(exc))
 
-with session_scope(engine) as db:
+with page_session() as db:
     studies = [(s.id, s.name, s.description, s.created_at) for s in list_studies(db)]
 if not studies:
     st.info("No study yet: create one above, or start recording on the Record page.")
@@ -33,9 +32,9 @@ if not studies:
 names = {study_id: name for study_id, name, _, _ in studies}
 study_id = st.selectbox("Study", list(names), format_func=names.get, key="studies_study")
 _, _, description, created_at = next(s for s in studies if s[0] == study_id)
-st.caption(f"Created {created_at:%Y-%m-%d %H:%M} UTC. {description}")
+st.caption(f"Created {created_at:%Y-%m-%d %H:%M} UTC. {escape_markdown(description)}")
 
-with session_scope(engine) as db:
+with page_session() as db:
     sessions = list_sessions(db, study_id=study_id)
 st.subheader(f"Sessions ({len(sessions)})")
 if sessions.empty:
@@ -48,8 +47,12 @@ with st.expander("Delete a session"):
     doomed = st.selectbox("Session", list(labels), format_func=labels.get, key="studies_delete_id")
     sure = st.checkbox("I understand that this deletes the session and all its observations.", key="studies_delete_sure")
     if st.button("Delete session", disabled=not sure, type="primary", key="studies_delete"):
-        with session_scope(engine) as db:
-            delete_session(db, doomed)
+        try:
+            with page_session() as db:
+                delete_session(db, doomed)
+        except (ValueError, LookupError) as exc:  # still recording (SessionBusy), or deleted meanwhile
+            st.error(escape_markdown(exc))
+            st.stop()
         st.session_state.pop("studies_delete_sure", None)
         st.success(f"Session #{doomed} deleted.")
         st.rerun()

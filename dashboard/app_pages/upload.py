@@ -5,9 +5,10 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.resources import get_engine, new_analyzer
+from dashboard.store import database_errors_shown, page_session
 from dashboard.tags import parse_tags
+from dashboard.text import escape_markdown
 from dashboard.uploads import import_upload
-from sessions.db import session_scope
 from sessions.errors import NoFaceFound
 from sessions.repository import list_studies
 
@@ -15,8 +16,7 @@ from sessions.repository import list_studies
 VIDEO_TYPES: tuple[str, ...] = ("mp4", "mov", "m4v", "avi", "mkv", "webm")
 
 st.title("Upload a video")
-engine = get_engine()
-with session_scope(engine) as db:
+with page_session() as db:
     study_names = [s.name for s in list_studies(db)]
 
 with st.form("upload_form"):
@@ -33,30 +33,39 @@ if submitted:
     try:
         tags = parse_tags(tags_text)
     except ValueError as exc:
-        st.error(str(exc))
+        st.error(escape_markdown(exc))
         st.stop()
     from fer_core.video import VideoDecodeError
 
-    bar = st.progress(0.0, text=f"Analysing {upload.name}...")
+    shown = escape_markdown(upload.name)
+    bar = st.progress(0.0, text=f"Analysing {shown}...")
     try:
-        session_id = import_upload(
-            engine,
-            upload.name,
-            upload.getvalue(),
-            study=(study or "pilot").strip(),
-            participant_code=participant.strip() or None,
-            tags=tags,
-            progress=lambda fraction: bar.progress(min(max(float(fraction), 0.0), 1.0), text=f"Analysing {upload.name}: {fraction:.0%}"),
-            analyzer=new_analyzer(),
-        )
+        with database_errors_shown():
+            result = import_upload(
+                get_engine(),
+                upload.name,
+                upload.getvalue(),
+                study=(study or "pilot").strip(),
+                participant_code=participant.strip() or None,
+                tags=tags,
+                progress=lambda fraction: bar.progress(min(max(float(fraction), 0.0), 1.0), text=f"Analysing {shown}: {fraction:.0%}"),
+                analyzer=new_analyzer(),
+            )
     except VideoDecodeError as exc:
         bar.empty()
-        st.error(f"{upload.name} could not be decoded as a video, so nothing was created. ({exc})")
+        st.error(f"{shown} could not be decoded as a video, so nothing was created. ({escape_markdown(exc)})")
         st.stop()
     except NoFaceFound:
         bar.empty()
-        st.warning(f"No face was found anywhere in {upload.name}, so nothing was created.")
+        st.warning(f"No face was found anywhere in {shown}, so nothing was created.")
+        st.stop()
+    except ValueError as exc:
+        bar.empty()
+        st.error(escape_markdown(exc))
         st.stop()
     bar.progress(1.0, text="Done")
-    st.session_state["rec_session_id"] = session_id
-    st.success(f"Session #{session_id} created. Open it on the Review page.")
+    st.session_state["rec_session_id"] = result.session_id
+    if result.warning:
+        st.warning(f"Session #{result.session_id} was stored with what could be decoded, but the video looks "
+                   f"truncated or damaged: {escape_markdown(result.warning)}.")  # fmt: skip
+    st.success(f"Session #{result.session_id} created. Open it on the Review page.")

@@ -11,7 +11,9 @@ import pytest
 from fer_core.emotions import EMOTIONS, OBSERVATION_COLUMNS
 from sessions.aggregate import per_bin, session_summary
 from sessions.errors import ExportError
-from sessions.exports import export_bins, export_observations, export_summary
+from sessions.exports import SessionIdentity, export_bins, export_columns, export_observations, export_summary
+
+WHO = SessionIdentity(7, "P-007", "Ad test", {"variant": "A"})
 
 
 @pytest.fixture
@@ -33,23 +35,23 @@ def observations() -> pd.DataFrame:
 @pytest.mark.parametrize("suffix", [".csv", ".parquet", ".json"])
 def test_observations_and_bins_round_trip(tmp_path, observations, suffix):
     readers = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".json": lambda p: pd.read_json(p, orient="records")}
-    path = export_observations(observations, tmp_path / f"obs{suffix}")
+    path = export_observations(observations, tmp_path / f"obs{suffix}", identity=WHO)
     back = readers[suffix](path)
-    assert list(back.columns) == list(OBSERVATION_COLUMNS)
+    assert list(back.columns) == export_columns(WHO, OBSERVATION_COLUMNS)
     np.testing.assert_allclose(back[list(EMOTIONS)].to_numpy(float), observations[list(EMOTIONS)].to_numpy(float),
                                atol=1e-9)  # fmt: skip
     assert np.isnan(back.loc[3, "happy"]) and back.loc[3, "face_id"] == -1
     bins = per_bin(observations)
-    back_bins = readers[suffix](export_bins(bins, tmp_path / f"bins{suffix}"))
+    back_bins = readers[suffix](export_bins(bins, tmp_path / f"bins{suffix}", identity=WHO))
     np.testing.assert_allclose(back_bins["valence"], bins["valence"], atol=1e-9)
 
 
 def test_json_has_null_for_missing_values_and_fmt_overrides_suffix(tmp_path, observations):
-    path = export_observations(observations, tmp_path / "data.txt", fmt="json")
+    path = export_observations(observations, tmp_path / "data.txt", fmt="json", identity=WHO)
     records = json.loads(path.read_text())
     assert records[3]["happy"] is None and records[0]["dominant"] == observations.loc[0, "dominant"]
     with pytest.raises(ValueError, match="format"):
-        export_observations(observations, tmp_path / "data.xlsx")
+        export_observations(observations, tmp_path / "data.xlsx", identity=WHO)
 
 
 def test_summary_is_strict_json(tmp_path, observations):
@@ -61,9 +63,9 @@ def test_summary_is_strict_json(tmp_path, observations):
 
 def test_unwritable_paths_raise_export_error_and_leave_no_file(tmp_path, observations, monkeypatch):
     with pytest.raises(ExportError, match="does not exist"):
-        export_observations(observations, tmp_path / "missing" / "obs.csv")
+        export_observations(observations, tmp_path / "missing" / "obs.csv", identity=WHO)
     with pytest.raises(ExportError, match="is a folder"):
-        export_observations(observations, tmp_path, fmt="csv")
+        export_observations(observations, tmp_path, fmt="csv", identity=WHO)
     # A folder the process may not write to (simulated: the tests may run as root, which ignores modes).
     locked = tmp_path / "locked"
     locked.mkdir()
@@ -86,6 +88,6 @@ def test_failed_export_keeps_the_previous_file(tmp_path, observations, monkeypat
 
     monkeypatch.setattr(pd.DataFrame, "to_csv", broken)
     with pytest.raises(ExportError, match="No space left"):
-        export_observations(observations, target)
+        export_observations(observations, target, identity=WHO)
     assert target.read_text() == "previous export"
     assert [p.name for p in tmp_path.iterdir()] == ["obs.csv"]

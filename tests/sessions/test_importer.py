@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from sqlalchemy import func, select
@@ -65,7 +67,7 @@ def test_import_real_clip_with_real_detection(sqlite_url, video_dir):
     engine = get_engine(sqlite_url)
     fractions: list[float] = []
     sid = import_video(engine, video_dir / "single_face.mp4", study="Imports", participant_code="P-007",
-                       tags={"variant": "A"}, progress=fractions.append, analyzer=_haar_analyzer())  # fmt: skip
+                       tags={"variant": "A"}, progress=fractions.append, analyzer=_haar_analyzer()).session_id  # fmt: skip
     assert fractions[-1] == 1.0 and fractions == sorted(fractions)
     with session_scope(engine) as db:
         session = repo.get_session(db, sid)
@@ -85,7 +87,9 @@ def test_import_real_clip_with_real_detection(sqlite_url, video_dir):
 
 
 def test_import_stores_every_frame_with_a_pseudonym(engine, video_dir):
-    sid = import_video(engine, video_dir / "single_face.mp4", study="Imports", analyzer=OneFaceAnalyzer())
+    result = import_video(engine, video_dir / "single_face.mp4", study="Imports", analyzer=OneFaceAnalyzer())
+    assert result.warning is None  # the whole clip was decoded
+    sid = result.session_id
     with session_scope(engine) as db:
         code = repo.get_session(db, sid).participant_code
         obs = repo.load_observations(db, sid)
@@ -121,10 +125,40 @@ def test_import_with_the_shipped_model(sqlite_url, video_dir):
     if not default_model_path().is_file():
         pytest.skip(f"the shipped model is not available: {default_model_path()} is missing")
     engine = get_engine(sqlite_url)
-    sid = import_video(engine, video_dir / "single_face.mp4", study="Imports")
+    sid = import_video(engine, video_dir / "single_face.mp4", study="Imports").session_id
     with session_scope(engine) as db:
         obs = repo.load_observations(db, sid)
     faces = obs[obs["face_id"] != -1]
     assert len(faces) > 50
     np.testing.assert_allclose(faces[list(EMOTIONS)].sum(axis=1), 1.0, atol=1e-4)
     engine.dispose()
+
+
+def test_truncated_upload_is_stored_with_a_warning_saying_how_much_was_decoded(engine, video_dir, tmp_path):
+    source = video_dir / "WolfgangLanger_Pexels.mp4"  # 19.7 s; its index is at the start, so a cut keeps frames
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(source.read_bytes()[: int(source.stat().st_size * 0.3)])
+    with pytest.warns(RuntimeWarning, match="decoding stopped"):
+        result = import_video(engine, cut, study="Imports", participant_code="P-cut", analyzer=OneFaceAnalyzer())
+    with session_scope(engine) as db:
+        obs = repo.load_observations(db, result.session_id)
+        session = repo.get_session(db, result.session_id)
+    decoded = obs["time_s"].max()
+    assert 2.0 < decoded < 15.0 and session.status == "complete"  # everything decoded is kept
+    match = re.fullmatch(r"decoded (\d+\.\d) s of the container's 19\.7 s \((\d+)%\); decoding stopped early "
+                         r"\(truncated or corrupt file\)", result.warning)  # fmt: skip
+    assert match, result.warning
+    assert float(match[1]) == pytest.approx(decoded, abs=0.1)
+    assert int(match[2]) == pytest.approx(100 * float(match[1]) / 19.69, abs=1)
+    assert str(tmp_path) not in result.warning  # numbers only: safe to show to anyone
+    assert result.warning in (session.end_reason or "")
+
+
+def test_coverage_warning_rule():
+    from sessions.importer import coverage_warning
+
+    assert coverage_warning({"decoded_s": 19.5, "duration_s": 20.0}) is None  # 97.5%: the whole clip
+    assert coverage_warning({"decoded_s": 6.1, "duration_s": 20.3}) == "decoded 6.1 s of the container's 20.3 s (30%)"
+    assert coverage_warning({"decoded_s": 19.9, "duration_s": 20.0, "decode_error": "x"}).endswith("stopped early "
+                                                                                                  "(truncated or corrupt file)")  # fmt: skip
+    assert coverage_warning({"decoded_s": 3.0, "duration_s": None}) is None  # nothing to compare with
