@@ -67,6 +67,45 @@ def get_recorder():
 
 
 @st.cache_resource(show_spinner=False)
+def _sign_in(path: str, max_age_s: float, first_password: str | None):
+    from dashboard.signin import SignIn
+
+    sign_in, created = SignIn.from_file(path, max_age_s=max_age_s, first_password=first_password)
+    if created is not None:
+        _announce_first_account(path, created if first_password is None else None)
+    return sign_in
+
+
+def get_sign_in():
+    """The sign-in checks of this process (:class:`dashboard.signin.SignIn`: account file, throttle, tokens).
+
+    On first start (an account file without accounts) this creates the account ``researcher`` and prints
+    its password once in the server's terminal, as Jupyter prints its token.
+
+    Raises
+    ------
+    dashboard.accounts.AccountError
+        If the account file is not in its layout (the message names the file).
+    OSError
+        If the account file cannot be read or written.
+    """
+    settings = get_settings()
+    return _sign_in(str(settings.resolved_auth_file), settings.auth_cookie_hours * 3600.0, settings.researcher_password)
+
+
+def _announce_first_account(path: str, password: str | None) -> None:
+    """Print the first account's sign-in line on the server's stdout (the only place the password appears)."""
+    from streamlit import config
+
+    host = config.get_option("server.address") or "localhost"
+    url = f"http://{host}:{config.get_option('server.port')}/"
+    secret = f"password {password}" if password else "the password from FER_RESEARCHER_PASSWORD"
+    print(f"\n  FER dashboard: first start, created the account 'researcher' (stored in {path}).\n"
+          f"  Sign in at {url} as researcher with {secret}\n"
+          "  (shown once; change it with: python -m dashboard users passwd researcher)\n", flush=True)  # fmt: skip
+
+
+@st.cache_resource(show_spinner=False)
 def get_live_registry() -> LiveRegistry:
     """Live streams by session id, shared so the researcher can watch a participant's stream.
 

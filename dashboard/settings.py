@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from dashboard.accounts import AccountError, check_password, default_auth_file
 from fer_core.detection import DEFAULT_DETECTOR, DETECTOR_NAMES
 
 #: Config file read when ``FER_CONFIG`` is not set (relative to the working directory).
@@ -29,7 +30,12 @@ ENV_VARS: dict[str, str] = {
     "detect_every": "FER_DETECT_EVERY",
     "researcher_password": "FER_RESEARCHER_PASSWORD",
     "detector": "FER_DETECTOR",
+    "auth": "FER_AUTH",
+    "auth_file": "FER_AUTH_FILE",
+    "auth_cookie_hours": "FER_AUTH_COOKIE_HOURS",
 }
+#: Values of the ``auth`` setting: sign-in with the account file, or none (loopback-only servers).
+AUTH_MODES = ("accounts", "none")
 
 
 @dataclass(frozen=True)
@@ -54,16 +60,28 @@ class Settings:
     detect_every : int
         Run the face detector on every n-th frame; tracked boxes are reused in between.
     researcher_password : str or None
-        When set, every page except the participant link asks for it.
+        Password given to the first account (``researcher``) when the account file has none yet; ignored
+        once an account exists. None: a random password, printed once in the server's terminal.
     detector : str
         Face-detector backend name passed to ``fer_core.detection.create_detector``.
+    auth : {"accounts", "none"}
+        ``"accounts"`` (default): every page except a participant link needs a signed-in account.
+        ``"none"``: no sign-in, accepted only when the server listens on 127.0.0.1 only
+        (:func:`dashboard.signin.check_no_auth_allowed`).
+    auth_file : str or None
+        The account file (names, password hashes, cookie secret); None means ``accounts.json`` in the user
+        data folder (:func:`dashboard.accounts.default_auth_file`).
+    auth_cookie_hours : float
+        How long a sign-in lasts in a browser (hours), reloads and restarts included.
 
     Raises
     ------
     ValueError
         If ``ice_servers`` is not a list of objects, ``frame_width`` or ``preview_width`` is under 64
-        pixels, ``detect_every`` under 1, or ``detector`` not one of
-        :data:`fer_core.detection.DETECTOR_NAMES`.
+        pixels, ``detect_every`` under 1, ``detector`` not one of
+        :data:`fer_core.detection.DETECTOR_NAMES`, ``auth`` not one of :data:`AUTH_MODES`,
+        ``auth_cookie_hours`` not in (0, 720], or ``researcher_password`` blank or shorter than 8
+        characters. Messages never repeat a password or an ICE server's credential.
     """
 
     db_url: str | None = None
@@ -74,10 +92,16 @@ class Settings:
     detect_every: int = 1
     researcher_password: str | None = None
     detector: str = DEFAULT_DETECTOR
+    auth: str = "accounts"
+    auth_file: str | None = None
+    auth_cookie_hours: float = 12.0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.ice_servers, list) or not all(isinstance(s, dict) for s in self.ice_servers):
-            raise ValueError(f"ice_servers has to be a list of objects with 'urls'; got {self.ice_servers!r}")
+        if not isinstance(self.ice_servers, list):
+            raise ValueError(f"ice_servers has to be a list of objects with 'urls'; got a {type(self.ice_servers).__name__}")
+        for i, server in enumerate(self.ice_servers):  # types only: a server's entries may hold a TURN credential
+            if not isinstance(server, dict):
+                raise ValueError(f"ice_servers has to be a list of objects with 'urls'; item {i} is a {type(server).__name__}")
         if self.frame_width < 64:
             raise ValueError(f"frame_width has to be at least 64 pixels; got {self.frame_width}")
         if self.preview_width < 64:
@@ -86,6 +110,20 @@ class Settings:
             raise ValueError(f"detect_every has to be at least 1; got {self.detect_every}")
         if self.detector not in DETECTOR_NAMES:
             raise ValueError(f"detector has to be one of {', '.join(DETECTOR_NAMES)}; got {self.detector!r}")
+        if self.auth not in AUTH_MODES:
+            raise ValueError(f"auth has to be one of {', '.join(AUTH_MODES)}; got {self.auth!r}")
+        if not 0 < self.auth_cookie_hours <= 720:
+            raise ValueError(f"auth_cookie_hours has to be more than 0 and at most 720 (30 days); got {self.auth_cookie_hours}")
+        if self.researcher_password is not None:
+            try:
+                check_password(self.researcher_password, what="researcher_password (FER_RESEARCHER_PASSWORD)")
+            except AccountError as exc:
+                raise ValueError(str(exc)) from None
+
+    @property
+    def resolved_auth_file(self) -> Path:
+        """``auth_file``, or ``accounts.json`` in the user data folder when it is None."""
+        return Path(self.auth_file).expanduser() if self.auth_file else default_auth_file()
 
     @property
     def resolved_model_path(self) -> Path:
@@ -106,14 +144,27 @@ def _parse(name: str, raw: object) -> object:
         if isinstance(raw, str):
             try:
                 raw = json.loads(raw) if raw.strip() else []
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{ENV_VARS[name]} has to be a JSON list of ICE servers; got {raw!r} ({exc})") from exc
+            except json.JSONDecodeError as exc:  # the message is JSON's own, which never quotes the value
+                raise ValueError(f"{ENV_VARS[name]} has to be a JSON list of ICE servers; it is not valid JSON "
+                                 f"({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
         return raw
     if name in ("frame_width", "preview_width", "detect_every"):
         try:
             return int(raw)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{ENV_VARS[name]} has to be an integer; got {raw!r}") from exc
+    if name == "auth_cookie_hours":
+        try:
+            return float(raw)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{ENV_VARS[name]} has to be a number of hours; got {raw!r}") from exc
+    if name == "researcher_password":
+        if isinstance(raw, str) and not raw.strip():
+            raise ValueError(f"{ENV_VARS[name]} is set but blank; unset it (a random first password is printed "
+                             "at first start) or set a real password")  # fmt: skip
+        return raw if raw is None else str(raw)
+    if name == "auth" and isinstance(raw, str):
+        return raw.strip().lower() or "accounts"
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return None if name != "detector" else DEFAULT_DETECTOR
     return str(raw)

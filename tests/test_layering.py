@@ -29,7 +29,8 @@ SUBMODULES = {
     "sessions": ["sessions.repository", "sessions.recorder", "sessions.aggregate", "sessions.importer",
                  "sessions.exports", "sessions.__main__"],
     "training": ["training.train", "training.evaluate", "training.export", "training.data", "training.__main__"],
-    "dashboard": ["dashboard.auth", "dashboard.camera", "dashboard.charts", "dashboard.downloads", "dashboard.live",
+    "dashboard": ["dashboard.auth", "dashboard.accounts", "dashboard.signin", "dashboard.throttle", "dashboard.tokens",
+                  "dashboard.__main__", "dashboard.camera", "dashboard.charts", "dashboard.downloads", "dashboard.live",
                   "dashboard.model_card", "dashboard.resources", "dashboard.settings", "dashboard.tables",
                   "dashboard.tags", "dashboard.uploads"],
 }

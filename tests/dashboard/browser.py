@@ -7,6 +7,7 @@ Chromium is Debian's (``/usr/bin/chromium``), driven by Playwright's Python clie
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -70,13 +71,24 @@ def free_port() -> int:
 
 
 @contextmanager
-def dashboard_server(env: dict[str, str], *, log: Path, timeout_s: float = 180.0) -> Iterator[str]:
-    """Run ``streamlit run dashboard/app.py`` on a free port with extra ``env``; yield its base URL."""
+def dashboard_server(env: dict[str, str], *, log: Path, auth: bool = False, timeout_s: float = 180.0) -> Iterator[str]:
+    """Run ``streamlit run dashboard/app.py`` on 127.0.0.1 and a free port with extra ``env``; yield its base URL.
+
+    ``auth=False`` (the default) turns sign-in off (``FER_AUTH=none``, allowed on 127.0.0.1); ``auth=True``
+    requires it as in production. The account file is ``accounts.json`` beside ``log`` unless ``env`` has
+    ``FER_AUTH_FILE``; on first start the server prints the first account's password into ``log``.
+    """
     port = free_port()
     command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"), "--server.port", str(port),
-               "--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]  # fmt: skip
+               "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
+               "--server.fileWatcherType", "none"]  # fmt: skip
+    server_env = {**os.environ, "FER_AUTH_FILE": str(log.parent / "accounts.json"), **env}
+    if auth:
+        server_env.pop("FER_AUTH", None)
+    else:
+        server_env["FER_AUTH"] = "none"
     with open(log, "wb") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=ROOT, env=server_env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout_s
@@ -99,9 +111,10 @@ def dashboard_server(env: dict[str, str], *, log: Path, timeout_s: float = 180.0
             process.kill()
 
 
-def launch_chromium(playwright, clip: Path):
-    """Headless Debian Chromium whose fake camera plays ``clip`` (a .y4m file)."""
-    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-video-capture={clip}"])
+def launch_chromium(playwright, clip: Path | None = None):
+    """Headless Debian Chromium whose fake camera plays ``clip`` (a .y4m file; None: Chromium's test pattern)."""
+    video = [f"--use-file-for-fake-video-capture={clip}"] if clip is not None else []
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[*CHROMIUM_FLAGS, *video])
 
 
 def webrtc_frame(page):
@@ -144,3 +157,23 @@ def wait_for_frames(page, n: int, *, timeout_s: float = 120.0) -> int:
             return int(text)
         time.sleep(0.5)
     raise TimeoutError(f"fewer than {n} frames analysed within {timeout_s} s (last: {metric_value(page, 'Frames analysed')!r})")
+
+
+def first_password(log: Path, *, timeout_s: float = 60.0) -> str:
+    """The first account's password that the server printed into ``log`` on first start."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = re.search(r"as researcher with password (\S+)", log.read_text(errors="replace"))
+        if found:
+            return found.group(1)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no first-account line in {log} within {timeout_s} s")
+        time.sleep(0.2)
+
+
+def sign_in(page, name: str, password: str) -> None:
+    """Fill and submit the sign-in form shown on ``page``; wait until the sign-in form is gone."""
+    page.get_by_label("Username").fill(name)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_label("Password", exact=True).wait_for(state="detached", timeout=60_000)

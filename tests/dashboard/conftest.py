@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from types import SimpleNamespace
 from typing import NamedTuple
@@ -9,6 +10,7 @@ from typing import NamedTuple
 import numpy as np
 import pytest
 import streamlit as st
+from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 
 from fer_core.emotions import EMOTIONS
@@ -46,15 +48,31 @@ class StubAnalyzer:
 
 @pytest.fixture
 def db_url(tmp_path, monkeypatch) -> str:
-    """A fresh SQLite store for this test, seen by the dashboard through ``FER_DB_URL``."""
+    """A fresh SQLite store for this test, seen by the dashboard through ``FER_DB_URL``.
+
+    Sign-in is off (``FER_AUTH=none`` with ``server.address`` 127.0.0.1, as for a single-user machine);
+    the :func:`signed_out` fixture turns it on. The account file is in ``tmp_path`` either way.
+    """
     url = f"sqlite:///{tmp_path / 'sessions.db'}"
     monkeypatch.setenv("FER_DB_URL", url)
-    for name in ("FER_RESEARCHER_PASSWORD", "FER_MODEL_PATH", "FER_ICE_SERVERS", "FER_CONFIG"):
+    for name in ("FER_RESEARCHER_PASSWORD", "FER_MODEL_PATH", "FER_ICE_SERVERS", "FER_CONFIG", "FER_AUTH_COOKIE_HOURS"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("FER_AUTH", "none")
+    monkeypatch.setenv("FER_AUTH_FILE", str(tmp_path / "accounts.json"))
     monkeypatch.chdir(tmp_path)  # no fer-dashboard.toml from the working copy
+    address = st_config.get_option("server.address")
+    st_config.set_option("server.address", "127.0.0.1")
     st.cache_resource.clear()
     yield url
     st.cache_resource.clear()
+    st_config.set_option("server.address", address)
+
+
+@pytest.fixture
+def signed_out(db_url, monkeypatch) -> Path:
+    """Sign-in on (the default ``FER_AUTH``); return the test's account file (no account yet)."""
+    monkeypatch.delenv("FER_AUTH")
+    return Path(os.environ["FER_AUTH_FILE"])
 
 
 @pytest.fixture

@@ -142,11 +142,11 @@ def test_participant_link_reaches_nothing_else_and_closing_the_tab_aborts(clip, 
 
     db_url = f"sqlite:///{tmp_path / 'sessions.db'}"
     env = {"FER_DB_URL": db_url, "FER_MODEL_PATH": str(model[0]), "FER_RESEARCHER_PASSWORD": "researcher-only"}
-    with browser.dashboard_server(env, log=tmp_path / "streamlit.log") as url, sync_playwright() as pw:
+    with browser.dashboard_server(env, log=tmp_path / "streamlit.log", auth=True) as url, sync_playwright() as pw:
         chromium = browser.launch_chromium(pw, clip)
         page = chromium.new_page()
         page.goto(url)  # the server's first run starts its recorder (which recovers crashed sessions)
-        page.get_by_label("Researcher password").wait_for(timeout=60_000)
+        page.get_by_label("Password", exact=True).wait_for(timeout=60_000)
         engine = get_engine(db_url)
         with session_scope(engine) as db:  # the researcher creates the session and its link
             study_id = get_or_create_study(db, "remote").id
@@ -172,7 +172,7 @@ def test_participant_link_reaches_nothing_else_and_closing_the_tab_aborts(clip, 
             page.get_by_text("This session has ended").wait_for(timeout=60_000)
             assert "SOMEONE-ELSE" not in page.locator("body").inner_text()
             page.goto(f"{url}/{path}")
-            page.get_by_label("Researcher password").wait_for(timeout=60_000)
+            page.get_by_label("Password", exact=True).wait_for(timeout=60_000)
             assert "SOMEONE-ELSE" not in page.locator("body").inner_text()
         chromium.close()
     assert status == "aborted"

@@ -220,19 +220,6 @@ def test_model_page_shows_metrics_from_metadata(app, db_url, monkeypatch, tmp_pa
     assert len(at.get("plotly_chart")) == 2
 
 
-def test_password_gates_every_researcher_page(app, db_url, monkeypatch):
-    monkeypatch.setenv("FER_RESEARCHER_PASSWORD", "s3cret")
-    at = app()
-    assert [t.value for t in at.title] == ["FER dashboard"]
-    at.text_input(key="auth_password").input("wrong")
-    at.button[0].click().run()
-    assert "Wrong password" in _texts(at)
-    at.text_input(key="auth_password").input("s3cret")
-    at.button[0].click().run()
-    assert not at.exception
-    assert [t.value for t in at.title] == ["Studies"]
-
-
 def test_record_without_model_says_how_to_get_one(app, engine, monkeypatch, tmp_path):
     monkeypatch.setenv("FER_MODEL_PATH", str(tmp_path / "absent.keras"))
     seed_session(engine, status="complete")

@@ -16,17 +16,19 @@ def test_defaults_work_on_one_machine(tmp_path, monkeypatch):
     assert settings.detector == "blazeface" and settings.researcher_password is None
     assert settings.rtc_configuration == {"iceServers": []}
     assert settings.resolved_model_path.name == "fer2013_cnn.keras"
+    assert settings.auth == "accounts" and settings.auth_cookie_hours == 12.0
+    assert settings.resolved_auth_file.name == "accounts.json" and settings.resolved_auth_file.parent.name == "fer-platform"
 
 
 def test_environment_overrides_config_file(tmp_path):
     config = tmp_path / "fer.toml"
     config.write_text('[dashboard]\nframe_width = 480\ndetect_every = 2\nice_servers = [{urls = ["stun:stun.example.org:3478"]}]\n')
-    env = {"FER_CONFIG": str(config), "FER_DETECT_EVERY": "3", "FER_RESEARCHER_PASSWORD": "pw", "FER_DB_URL": "sqlite:///x.db"}
+    env = {"FER_CONFIG": str(config), "FER_DETECT_EVERY": "3", "FER_RESEARCHER_PASSWORD": "first password", "FER_DB_URL": "sqlite:///x.db"}
     settings = load_settings(env)
     assert settings.frame_width == 480 and settings.detect_every == 3
     assert load_settings({"FER_PREVIEW_WIDTH": "480"}).preview_width == 480
     assert settings.ice_servers == [{"urls": ["stun:stun.example.org:3478"]}]
-    assert settings.researcher_password == "pw" and settings.db_url == "sqlite:///x.db"
+    assert settings.researcher_password == "first password" and settings.db_url == "sqlite:///x.db"
 
 
 def test_ice_servers_from_json_env():
@@ -46,11 +48,34 @@ def test_ice_servers_from_json_env():
         ({"FER_PREVIEW_WIDTH": "32"}, "preview_width has to be at least 64"),
         ({"FER_DETECTOR": "yolo"}, "detector has to be one of blazeface, blazeface_full, ssd, haar; got 'yolo'"),
         ({"FER_CONFIG": "/nonexistent/fer.toml"}, "does not exist"),
+        ({"FER_AUTH": "off"}, "auth has to be one of accounts, none; got 'off'"),
+        ({"FER_AUTH_COOKIE_HOURS": "long"}, "FER_AUTH_COOKIE_HOURS has to be a number of hours"),
+        ({"FER_AUTH_COOKIE_HOURS": "0"}, "auth_cookie_hours has to be more than 0"),
+        ({"FER_RESEARCHER_PASSWORD": " "}, "FER_RESEARCHER_PASSWORD is set but blank"),
+        ({"FER_RESEARCHER_PASSWORD": ""}, "FER_RESEARCHER_PASSWORD is set but blank"),
+        ({"FER_RESEARCHER_PASSWORD": "short"}, "FER_RESEARCHER_PASSWORD.* has to be at least 8 characters"),
     ],
 )
 def test_bad_values_name_the_setting(env, message):
     with pytest.raises(ValueError, match=message):
         load_settings(env)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '[{"urls": ["turn:turn.example.org:3478"], "username": "fer", "credential": "TURN-SECRET-1"]',  # ] for }
+        '[{"urls": ["turn:turn.example.org"], "credential": "TURN-SECRET-1"}, "TURN-SECRET-1"]',
+        '{"urls": ["turn:turn.example.org"], "credential": "TURN-SECRET-1"}',
+    ],
+)
+def test_malformed_ice_servers_never_echo_the_credential(raw):
+    with pytest.raises(ValueError) as info:
+        load_settings({"FER_ICE_SERVERS": raw})
+    message = str(info.value)
+    assert "TURN-SECRET-1" not in message and "turn.example.org" not in message
+    assert "FER_ICE_SERVERS" in message or "ice_servers" in message
+    assert "not valid JSON" in message or "list of objects" in message
 
 
 def test_unknown_config_key_is_rejected(tmp_path):
