@@ -65,21 +65,26 @@ def consent_and_camera(session_id: int, prefix: str, role: str) -> live.LiveStre
     view = read_session(session_id)
     if view["status"] in ENDED_STATUSES:
         return None
-    if view["consent_at"] is None:
-        st.markdown(CONSENT_TEXT)
-        if not st.checkbox(CONSENT_LABEL, key=f"{prefix}_consent_{session_id}"):
-            st.info("The camera starts once the consent box is ticked.")
-            return None
-        with session_scope(get_engine()) as db:
-            if get_session(db, session_id).consent_at is None:  # stored once: a second tab does not overwrite it
-                set_consent(db, session_id, datetime.now(UTC))
-    elif view["started_at"] is not None and f"{prefix}_stream_{session_id}" not in st.session_state:
-        st.info("Welcome back: your session continues where it stopped. Press START to turn the camera on again.")
+    consent_key, welcome_key = f"{prefix}_consent_{session_id}", f"{prefix}_welcome_{session_id}"
+    # Everything above the camera sits in one container, so the camera keeps its place in the page whatever is
+    # shown above it: a widget that moves is mounted again, which would end its WebRTC connection.
+    with st.container():
+        if view["consent_at"] is None or consent_key in st.session_state:
+            st.markdown(CONSENT_TEXT)
+            if not st.checkbox(CONSENT_LABEL, key=consent_key):
+                st.info("The camera starts once the consent box is ticked.")
+                return None
+            with session_scope(get_engine()) as db:
+                if get_session(db, session_id).consent_at is None:  # stored once: a second tab keeps the first time
+                    set_consent(db, session_id, datetime.now(UTC))
+        elif view["started_at"] is not None or st.session_state.get(welcome_key):
+            st.session_state[welcome_key] = True
+            st.info("Welcome back: your session continues where it stopped. Press START to turn the camera on again.")
     stream_key = f"{prefix}_stream_{session_id}"
     playing_key = f"{prefix}_playing_{session_id}"
     stream: live.LiveStream | None = st.session_state.get(stream_key)
-    if stream is None or (not st.session_state.get(playing_key) and stream.session.state != "waiting"):
-        try:  # a fresh stream for each START: the old one may have been refused or released
+    if stream is None:
+        try:  # one per page; each START of its widget gets a fresh live session (LiveStream)
             stream = new_live_stream(session_id, role)
         except ModelFileError as exc:
             if role == "researcher":
@@ -89,12 +94,13 @@ def consent_and_camera(session_id: int, prefix: str, role: str) -> live.LiveStre
                 st.error("The session cannot start right now (the analysis is not available). Please tell the researcher.")
             return None
         st.session_state[stream_key] = stream
+    get_live_registry().add(stream)  # again after a STOP and a new START of the same widget
     ctx = live.open_camera(f"{prefix}_webrtc_{session_id}", stream, get_settings().rtc_configuration)
     if ctx.state.playing:
         st.session_state[playing_key] = True
     elif st.session_state.get(playing_key):
         st.session_state[playing_key] = False
-        if stream.session.state in ("waiting", "streaming"):  # STOP pressed on this page
+        if stream.session.state != "refused" and stream.session.status is None:  # STOP pressed on this page
             stream.session.finish("complete", reason=f"stopped on the {role}'s page")
             get_live_registry().remove(stream)
             st.rerun()

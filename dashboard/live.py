@@ -63,10 +63,14 @@ def fit_width(image: np.ndarray, width: int) -> np.ndarray:
 class LiveStream:
     """One camera widget's stream: WebRTC frames in, the live session's results, a preview out.
 
+    The widget lives as long as its page; each START of it (a new WebRTC track) gets a fresh
+    :class:`sessions.live.LiveSession` from ``new_session`` once the previous track has ended, so a page can
+    stop, reload or come back and resume without any state of the old track.
+
     Parameters
     ----------
-    session : sessions.live.LiveSession
-        The live session the frames go to (it claims the store's session with the first frame).
+    new_session : callable returning sessions.live.LiveSession
+        Builds the live session a new track's frames go to (it claims the store's session with the first frame).
     frame_width : int
         Frames wider than this (pixels) are scaled down before analysis.
     preview_width : int
@@ -76,13 +80,15 @@ class LiveStream:
         Draw boxes and expressions on the preview (the researcher's page); False for participants.
     """
 
-    def __init__(self, session: LiveSession, *, frame_width: int = 640, preview_width: int = 320,
+    def __init__(self, new_session, *, frame_width: int = 640, preview_width: int = 320,
                  annotate: bool = False) -> None:  # fmt: skip
-        self.session = session
+        self._new_session = new_session
+        self.session: LiveSession = new_session()
         self.frame_width = frame_width
         self.preview_width = preview_width
         self.annotate = annotate
         self._clock = CaptureClock()
+        self._track_ended = False
 
     @property
     def session_id(self) -> int:
@@ -104,6 +110,9 @@ class LiveStream:
             The frame, BGR, scaled to at most ``preview_width`` pixels wide; with each face's box and expression
             drawn when ``annotate``. Capture time comes from the frame's own timestamp.
         """
+        if self._track_ended:  # a new START after the previous track ended: a fresh live session and clock
+            self._track_ended = False
+            self.session, self._clock = self._new_session(), CaptureClock()
         frame = frames[-1]
         image = fit_width(frame.to_ndarray(format="bgr24"), self.frame_width)
         arrival = time.time()
@@ -130,6 +139,7 @@ class LiveStream:
         The session is released for a resume, not ended: a reload or a network drop must not end it. A Stop
         pressed on the page ends it as ``complete`` in the script run that follows.
         """
+        self._track_ended = True
         self.session.disconnect()
 
 
@@ -160,13 +170,16 @@ class LiveRegistry:
         self._watchdog: threading.Thread | None = None
 
     def add(self, stream: LiveStream) -> None:
-        """Register ``stream`` under its session id, forgetting streams that no longer record."""
+        """Register ``stream`` under its session id (again after a restart of its widget), forgetting streams that
+        no longer record."""
         with self._lock:
             for session_id, streams in list(self._streams.items()):
                 streams[:] = [s for s in streams if s.session.state in ("waiting", "streaming")]
                 if not streams:
                     del self._streams[session_id]
-            self._streams.setdefault(stream.session_id, []).append(stream)
+            streams = self._streams.setdefault(stream.session_id, [])
+            if stream not in streams:  # pages add their stream at every run: once is enough
+                streams.append(stream)
             if self._watchdog is None:
                 self._watchdog = threading.Thread(target=self._watch, name="live-stream-watchdog", daemon=True)
                 self._watchdog.start()

@@ -55,15 +55,19 @@ def get_classifier():
 
 
 @st.cache_resource(show_spinner=False)
-def _recorder(url: str | None):
+def _recorder(url: str | None, resume_grace_s: float):
     from sessions.recorder import LiveRecorder
 
-    return LiveRecorder(_engine(url))
+    return LiveRecorder(_engine(url), resume_grace_s=resume_grace_s)
 
 
 def get_recorder():
-    """The one live recorder (bounded queue, one writer thread) shared by every stream."""
-    return _recorder(get_settings().db_url)
+    """The one live recorder (bounded queue, one writer thread) shared by every stream: this process's live owner.
+
+    Creating it registers the process as a live owner and runs crash recovery at once (then every 2 s).
+    """
+    settings = get_settings()
+    return _recorder(settings.db_url, settings.resume_grace_s)
 
 
 @st.cache_resource(show_spinner=False)
@@ -124,13 +128,28 @@ def new_analyzer():
     return FrameAnalyzer(get_classifier(), create_detector(settings.detector), detect_every=settings.detect_every)
 
 
-def new_live_stream(session_id: int) -> LiveStream:
-    """A fresh :class:`LiveStream` for ``session_id`` with its own analyzer, registered for watching.
+def new_live_stream(session_id: int, role: str) -> LiveStream:
+    """A :class:`LiveStream` for ``session_id`` (a fresh live session and analyzer per START), registered for watching.
+
+    Parameters
+    ----------
+    session_id : int
+        The session.
+    role : {"participant", "researcher"}
+        Who streams; only the researcher's preview is annotated.
 
     The analyzer comes from this module's ``new_analyzer`` (looked up at call time, so tests can stub it).
     """
+    from sessions.live import LiveSession
+
     settings = get_settings()
-    stream = LiveStream(session_id, analyzer=new_analyzer(), recorder=get_recorder(), frame_width=settings.frame_width,
-                        preview_width=settings.preview_width)
+    recorder = get_recorder()
+    analyzer = globals()["new_analyzer"]  # looked up now, on the page's thread (tests stub it)
+
+    def new_session() -> LiveSession:  # one per START; called on the stream's worker thread after the first
+        return LiveSession(session_id, analyzer=analyzer(), recorder=recorder, role=role)
+
+    stream = LiveStream(new_session, frame_width=settings.frame_width, preview_width=settings.preview_width,
+                        annotate=role == "researcher")
     get_live_registry().add(stream)
     return stream

@@ -33,6 +33,7 @@ ENV_VARS: dict[str, str] = {
     "auth": "FER_AUTH",
     "auth_file": "FER_AUTH_FILE",
     "auth_cookie_hours": "FER_AUTH_COOKIE_HOURS",
+    "resume_grace_s": "FER_RESUME_GRACE_S",
 }
 #: Values of the ``auth`` setting: sign-in with the account file, or none (loopback-only servers).
 AUTH_MODES = ("accounts", "none")
@@ -73,6 +74,9 @@ class Settings:
         data folder (:func:`dashboard.accounts.default_auth_file`).
     auth_cookie_hours : float
         How long a sign-in lasts in a browser (hours), reloads and restarts included.
+    resume_grace_s : float
+        Seconds a live session whose camera dropped (reload, closed tab, network) waits for its participant to
+        come back from the same link before it ends ``aborted`` (everything recorded is kept).
 
     Raises
     ------
@@ -95,6 +99,7 @@ class Settings:
     auth: str = "accounts"
     auth_file: str | None = None
     auth_cookie_hours: float = 12.0
+    resume_grace_s: float = 120.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.ice_servers, list):
@@ -110,6 +115,8 @@ class Settings:
             raise ValueError(f"detect_every has to be at least 1; got {self.detect_every}")
         if self.detector not in DETECTOR_NAMES:
             raise ValueError(f"detector has to be one of {', '.join(DETECTOR_NAMES)}; got {self.detector!r}")
+        if not 0 <= self.resume_grace_s <= 86400:
+            raise ValueError(f"resume_grace_s has to be between 0 and 86400 seconds; got {self.resume_grace_s}")
         if self.auth not in AUTH_MODES:
             raise ValueError(f"auth has to be one of {', '.join(AUTH_MODES)}; got {self.auth!r}")
         if not 0 < self.auth_cookie_hours <= 720:
@@ -153,6 +160,11 @@ def _parse(name: str, raw: object) -> object:
             return int(raw)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{ENV_VARS[name]} has to be an integer; got {raw!r}") from exc
+    if name == "resume_grace_s":
+        try:
+            return float(raw)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{ENV_VARS[name]} has to be a number of seconds; got {raw!r}") from exc
     if name == "auth_cookie_hours":
         try:
             return float(raw)

@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     delete = commands.add_parser("delete", parents=[common], help="delete a session with its observations")
     delete.add_argument("session", type=int, metavar="SESSION", help="session id")
+
+    recover = commands.add_parser("recover", parents=[common], help="end as aborted the sessions whose server "
+                                  "process is gone (run before starting a dashboard server)")  # fmt: skip
+    recover.add_argument("--stale-after", type=float, default=None, metavar="S",
+                         help="seconds without heartbeat after which a server on another machine counts as gone "
+                              "(default 10; a crashed server on this machine is found at once)")  # fmt: skip
     return parser
 
 
@@ -94,7 +100,7 @@ def _cmd_list(engine, args) -> None:
         print("no sessions")
         return
     table["tags"] = table["tags"].map(lambda tags: ",".join(f"{k}={v}" for k, v in tags.items()))
-    table["started_at"] = table["started_at"].map(lambda t: t.strftime("%Y-%m-%d %H:%M:%SZ"))
+    table["started_at"] = table["started_at"].map(lambda t: "-" if t is None else t.strftime("%Y-%m-%d %H:%M:%SZ"))
     columns = ["session_id", "study", "participant_code", "tags", "source", "status", "started_at",
                "duration_s", "face_present_rate", "dominant_emotion", "dropped_frames"]  # fmt: skip
     print(table[columns].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
@@ -177,8 +183,16 @@ def _cmd_delete(engine, args) -> None:
     print(f"deleted session {args.session} with its observations and markers")
 
 
+def _cmd_recover(engine, args) -> None:
+    from sessions.lifecycle import OWNER_STALE_S
+    from sessions.recorder import recover_interrupted
+
+    aborted = recover_interrupted(engine, stale_after_s=OWNER_STALE_S if args.stale_after is None else args.stale_after)
+    print(f"ended as aborted: {', '.join(map(str, aborted))}" if aborted else "no interrupted session")
+
+
 COMMANDS = {"list": _cmd_list, "show": _cmd_show, "import-video": _cmd_import, "export": _cmd_export,
-            "delete": _cmd_delete}  # fmt: skip
+            "delete": _cmd_delete, "recover": _cmd_recover}  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -23,6 +23,18 @@ class ExportError(OSError):
     """An export file cannot be written (missing folder, no permission, ...); no partial file is left."""
 
 
+class SessionEnded(RuntimeError):
+    """The session is ``complete`` or ``aborted`` (or otherwise not in the state the call needs)."""
+
+
+class StreamRefused(RuntimeError):
+    """Another live stream holds the session: a session takes one camera at a time."""
+
+
+class SessionBusy(ValueError):
+    """The session is recording (streaming, or waiting for its participant to come back); it cannot be deleted."""
+
+
 def describe_database_error(exc: BaseException) -> str:
     """One line saying what went wrong in the database, without the SQL statement or its parameters.
 

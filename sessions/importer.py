@@ -19,7 +19,7 @@ import pandas as pd
 from sqlalchemy import Engine, insert
 
 from fer_core.emotions import EMOTIONS, NO_FACE_ID, OBSERVATION_COLUMNS
-from sessions import repository
+from sessions import lifecycle, repository
 from sessions.db import session_scope
 from sessions.errors import NoFaceFound
 from sessions.models import Observation
@@ -145,7 +145,8 @@ def import_video(
     The names and tags are checked first, then the video is analysed (``fer_core.video.analyze_video``,
     time from the decoder's timestamps); the database is written only when the analysis succeeded and found
     a face, in one transaction. A video decoded only in part is stored with what was decoded, and the
-    result's ``warning`` says how much (:func:`coverage_warning`).
+    result's ``warning`` says how much (:func:`coverage_warning`); the session's ``end_reason`` keeps it
+    (``"video imported; decoded 6.1 s of the container's 20.3 s (30%)"``).
 
     Parameters
     ----------
@@ -192,7 +193,6 @@ def import_video(
         raise ValueError("participant_code has to be a non-empty pseudonym (or None for a random one); got blanks")
     check_session_fields(participant_code=participant_code.strip(), tags=dict(tags or {}))
 
-
     def analysis_progress(fraction: float) -> None:
         if progress is not None:
             progress(0.95 * min(max(float(fraction), 0.0), 1.0))
@@ -207,10 +207,11 @@ def import_video(
         session = repository.create_session(
             db, study_id=study_row.id, participant_code=participant_code, tags=tags, source="upload",
         )  # fmt: skip
+        lifecycle.start_session(db, session.id, session.created_at)
         rows = observation_table_rows(session.id, observations)
         for start in range(0, len(rows), INSERT_CHUNK):
             db.execute(insert(Observation), rows[start : start + INSERT_CHUNK])
-        repository.finish_session(db, session.id, "complete")
+        lifecycle.end_session(db, session.id, "complete", reason="video imported" + (f"; {warning}" if warning else ""))
         session_id = session.id
     if progress is not None:
         progress(1.0)

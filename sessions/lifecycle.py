@@ -59,6 +59,8 @@ class StreamClaim(NamedTuple):
         ``(start_s, end_s)`` of the stored gap when resumed, else None.
     skipped_frames, refused_frames : int
         The session's stored counts at the claim (a resumed stream adds to them).
+    started : bool
+        True when this claim started the session (its frame is session time 0).
     """
 
     started_at: datetime
@@ -68,6 +70,7 @@ class StreamClaim(NamedTuple):
     gap: tuple[float, float] | None
     skipped_frames: int
     refused_frames: int
+    started: bool = False
 
 
 def process_start_token(pid: int | None = None) -> int | None:
@@ -327,7 +330,8 @@ def claim_stream(
         select(func.max(Observation.time_s), func.max(Observation.frame)).where(Observation.session_id == session_id)
     ).one()
     gap = None
-    if session.started_at is None:
+    started = session.started_at is None
+    if started:
         session.started_at = capture_at
         session.status = "recording"
     first = max(float(last_time or 0.0), (capture_at - session.started_at).total_seconds())
@@ -339,6 +343,7 @@ def claim_stream(
         started_at=session.started_at, first_time_s=first,
         next_frame=0 if last_frame is None else int(last_frame) + 1, resumed=last_frame is not None, gap=gap,
         skipped_frames=int(session.skipped_frames or 0), refused_frames=int(session.refused_frames or 0),
+        started=started,
     )  # fmt: skip
 
 
@@ -369,6 +374,7 @@ def end_session(
     ended_at: datetime | None = None,
     owner_id: str | None = None,
     require_no_stream: bool = False,
+    stream_id: str | None = None,
 ) -> bool:
     """End an open session as ``complete`` or ``aborted`` and cache its statistics; the only way a session ends.
 
@@ -392,6 +398,9 @@ def end_session(
         taken over in the meantime).
     require_no_stream : bool
         Only end it if no stream holds it (a participant who came back at the last second wins).
+    stream_id : str, optional
+        Only end it if this stream holds it or none does (a STOP from a page whose stream was released a moment
+        before must not end a session another page has taken over since).
 
     Returns
     -------
@@ -412,6 +421,8 @@ def end_session(
         conditions.append(StudySession.owner_id == owner_id)
     if require_no_stream:
         conditions.append(StudySession.stream_id.is_(None))
+    if stream_id is not None:
+        conditions.append(or_(StudySession.stream_id.is_(None), StudySession.stream_id == stream_id))
     ended = db.execute(
         update(StudySession).where(*conditions)
         .values(status=status, ended_at=ended_at or utc_now(), end_reason=(reason or None) and reason[:200],

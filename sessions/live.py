@@ -42,28 +42,35 @@ LATENCY_WINDOW = 300
 
 
 class CaptureClock:
-    """Maps a sender's frame timestamps onto this server's wall clock (UTC seconds since the epoch).
+    """Maps a sender's frame timestamps (``frame.time``, seconds on the sender's clock) onto this server's clock.
 
-    The offset is the smallest ``arrival - stamp`` seen (the least delayed frame), so mapped capture times are
-    never later than arrival and latencies never read negative; the network's constant delay is not included.
-    A frame without a timestamp is placed at its arrival time on the sender's clock.
+    Capture time (UTC epoch seconds) is the first frame's arrival plus the sender-clock time elapsed since it:
+    within a stream, time comes from the frames' own timestamps, never from arrival jitter or ``index / fps``.
+    Latency uses the least delayed frame instead (the smallest ``arrival - stamp`` seen), so it never reads
+    negative when the first frame was the late one; the network's constant delay is not included. A frame
+    without a timestamp is placed at its arrival on the sender's clock.
     """
 
     def __init__(self) -> None:
-        self._offset: float | None = None
+        self._offset: float | None = None  # smallest arrival - stamp
         self._first: tuple[float, float] | None = None  # (stamp, arrival) of the first frame
 
-    def capture_time(self, stamp_s: float | None, arrival_s: float | None = None) -> float:
-        """Return the capture time (UTC epoch seconds) of a frame stamped ``stamp_s`` (sender seconds or None)."""
+    def stamp(self, stamp_s: float | None, arrival_s: float | None = None) -> tuple[float, float]:
+        """Return ``(capture_time, delay_s)`` of a frame stamped ``stamp_s`` (sender seconds, or None).
+
+        ``capture_time`` is in UTC epoch seconds; ``delay_s`` (>= 0) is how much later than the least delayed
+        frame this one arrived (the part of its capture-to-result latency spent before analysis).
+        """
         arrival = time.time() if arrival_s is None else float(arrival_s)
         if stamp_s is None:
             stamp_s = arrival if self._first is None else self._first[0] + (arrival - self._first[1])
+        stamp_s = float(stamp_s)
         if self._first is None:
-            self._first = (float(stamp_s), arrival)
-        offset = arrival - float(stamp_s)
+            self._first = (stamp_s, arrival)
+        offset = arrival - stamp_s
         if self._offset is None or offset < self._offset:
             self._offset = offset
-        return float(stamp_s) + self._offset
+        return self._first[1] + (stamp_s - self._first[0]), offset - self._offset
 
 
 class LiveSnapshot(NamedTuple):
@@ -167,7 +174,8 @@ class LiveSession:
         self._status: str | None = None
 
     # -- video thread ----------------------------------------------------------------------------
-    def on_frame(self, image: np.ndarray, capture_time: float, *, skipped: int = 0) -> list | None:
+    def on_frame(self, image: np.ndarray, capture_time: float, *, skipped: int = 0,
+                 latency_from: float | None = None) -> list | None:  # fmt: skip
         """Analyse and record one camera frame; the first frame claims the session.
 
         Parameters
@@ -178,6 +186,9 @@ class LiveSession:
             Capture time of the frame, UTC seconds since the epoch (:class:`CaptureClock`).
         skipped : int
             Camera frames that arrived since the previous call and were not analysed (analysis busy).
+        latency_from : float, optional
+            UTC epoch seconds the frame's capture-to-result latency is measured from (its arrival minus
+            :meth:`CaptureClock.stamp`'s delay); default ``capture_time``.
 
         Returns
         -------
@@ -203,7 +214,7 @@ class LiveSession:
                 self.recorder.skip(self.session_id, skipped)
             self.recorder.submit(self.session_id, self._next_frame, time_s, results, stream_id=self.stream_id)
             self._next_frame += 1
-            self._publish(time_s, results, capture_time)
+            self._publish(time_s, results, capture_time if latency_from is None else latency_from)
         return results
 
     def _claim(self, capture_time: float) -> bool:
@@ -219,7 +230,8 @@ class LiveSession:
             logger.warning("session %s: claim timed out (%s); retrying with the next frame", self.session_id, exc)
             return False
         with self._lock:
-            self._started_at = claim.started_at.timestamp()
+            # a new session starts at this very frame (exactly 0 s); a resumed one keeps its stored start
+            self._started_at = capture_time if claim.started else claim.started_at.timestamp()
             self._next_frame = claim.next_frame
             self._time_s = claim.first_time_s
             self._base_skipped, self._base_refused = claim.skipped_frames, claim.refused_frames
@@ -228,13 +240,13 @@ class LiveSession:
             logger.info("session %s resumed after a gap %.1f-%.1f s", self.session_id, *claim.gap)
         return True
 
-    def _publish(self, time_s: float, results: list, capture_time: float) -> None:  # caller holds the lock
+    def _publish(self, time_s: float, results: list, latency_from: float) -> None:  # caller holds the lock
         now = time.time()
         self._last_wall = time.monotonic()
         self._frames += 1
         self._time_s = time_s
         self._latest = results
-        self._latency.append(now - capture_time)
+        self._latency.append(max(0.0, now - latency_from))
         self._wall.append(self._last_wall)
         while self._wall and self._wall[0] < self._last_wall - FPS_WINDOW_S:
             self._wall.popleft()
@@ -307,6 +319,9 @@ class LiveSession:
     def finish(self, status: str, *, reason: str | None = None) -> bool:
         """End the session (``"complete"`` or ``"aborted"``) once; later calls do nothing.
 
+        Works after :meth:`disconnect` too (a STOP ends the WebRTC stream, whose end may be seen before the page
+        sees the STOP), unless another stream has taken the session over since. A refused stream never ends it.
+
         Returns
         -------
         bool
@@ -327,5 +342,5 @@ class LiveSession:
                 return False
             self._state = "finished"  # no more frames go to the recorder
             self._status = status
-        self.recorder.finish(self.session_id, status=status, reason=reason)
+        self.recorder.finish(self.session_id, status=status, reason=reason, stream_id=self.stream_id)
         return True

@@ -90,6 +90,7 @@ class _Finish(NamedTuple):
     session_id: int
     status: str
     reason: str | None
+    stream_id: str | None
     done: threading.Event
 
 
@@ -300,7 +301,7 @@ class LiveRecorder:
             logger.warning("recorder queue full: release of session %s deferred to the stall watchdog", session_id)
 
     def finish(self, session_id: int, status: str = "complete", *, reason: str | None = None,
-               timeout_s: float = 30.0) -> RecorderStats:  # fmt: skip
+               stream_id: str | None = None, timeout_s: float = 30.0) -> RecorderStats:  # fmt: skip
         """Store a session's queued frames, then end it (:func:`sessions.lifecycle.end_session`).
 
         Parameters
@@ -311,6 +312,8 @@ class LiveRecorder:
             ``"aborted"`` when the stream failed.
         reason : str, optional
             Why it ended, in words (stored on the session).
+        stream_id : str, optional
+            End it only if this stream holds it or no stream does.
         timeout_s : float
             Seconds to wait for the writer.
 
@@ -330,7 +333,7 @@ class LiveRecorder:
             raise ValueError(f"status has to be 'complete' or 'aborted'; got {status!r}")
         done = threading.Event()
         try:
-            self._queue.put(_Finish(session_id, status, reason, done), timeout=timeout_s)
+            self._queue.put(_Finish(session_id, status, reason, stream_id, done), timeout=timeout_s)
         except queue.Full:
             raise TimeoutError(
                 f"the recorder queue stayed full for {timeout_s} s; session {session_id} was not finished"
@@ -420,7 +423,7 @@ class LiveRecorder:
                             del self._claimed[item.session_id]
                 else:
                     self._save_counts(db, {item.session_id})
-                    lifecycle.end_session(db, item.session_id, item.status, reason=item.reason)
+                    lifecycle.end_session(db, item.session_id, item.status, reason=item.reason, stream_id=item.stream_id)
                     with self._lock:
                         self._claimed.pop(item.session_id, None)
         except Exception as exc:  # handed to the caller (claim) or logged (release, finish)

@@ -16,14 +16,15 @@ from sqlalchemy import case, delete, func, select
 from sqlalchemy.orm import Session
 
 from fer_core.emotions import NO_FACE_ID, OBSERVATION_COLUMNS
-from sessions.errors import MarkerNotFound, SessionNotFound
-from sessions.models import SESSION_SOURCES, SESSION_STATUSES, Marker, Observation, Study, StudySession, utc_now
+from sessions.errors import MarkerNotFound, SessionBusy, SessionNotFound
+from sessions.models import SESSION_SOURCES, Marker, Observation, Study, StudySession, utc_now
 from sessions.validation import check_marker, check_session_fields, check_study, is_plausible_token
 
 #: Columns of :func:`list_sessions`.
 SESSION_LIST_COLUMNS: tuple[str, ...] = (
-    "session_id", "study", "participant_code", "tags", "source", "status", "started_at", "ended_at",
-    "duration_s", "face_present_rate", "dominant_emotion", "dropped_frames",
+    "session_id", "study", "participant_code", "tags", "source", "status", "end_reason", "created_at",
+    "started_at", "ended_at", "duration_s", "face_present_rate", "dominant_emotion", "skipped_frames",
+    "refused_frames", "dropped_frames",
 )  # fmt: skip
 #: Columns of :func:`load_markers`.
 MARKER_COLUMNS: tuple[str, ...] = ("marker_id", "time_s", "label", "note")
@@ -125,7 +126,10 @@ def create_session(
     source: str = "live",
     consent_at: datetime | None = None,
 ) -> StudySession:
-    """Add a session in status ``recording``, started now (UTC), and return it (flushed, so it has an id).
+    """Add a session in status ``pending`` and return it (flushed, so it has an id).
+
+    It starts (``recording``, ``started_at``) with its first camera frame (:func:`sessions.lifecycle.claim_stream`)
+    or when an import begins (:func:`sessions.lifecycle.start_session`).
 
     Parameters
     ----------
@@ -145,8 +149,8 @@ def create_session(
     Returns
     -------
     StudySession
-        The new row (flushed, so it has an id): ``started_at`` and ``heartbeat_at`` now (aware UTC),
-        ``dropped_frames`` 0, no ``ended_at`` and no cached statistics yet.
+        The new row (flushed, so it has an id): ``created_at`` now (aware UTC), no ``started_at``,
+        ``ended_at`` or heartbeat, frame counts 0 and no cached statistics yet.
 
     Raises
     ------
@@ -169,8 +173,9 @@ def create_session(
     now = utc_now()
     session = StudySession(
         study_id=study_id, participant_code=code, tags=tags, stimulus_name=stimulus_name,
-        stimulus_url=stimulus_url, source=source, started_at=now, heartbeat_at=now, status="recording",
-        consent_at=None if consent_at is None else _aware_utc(consent_at, "consent_at"), dropped_frames=0,
+        stimulus_url=stimulus_url, source=source, created_at=now, status="pending",
+        consent_at=None if consent_at is None else _aware_utc(consent_at, "consent_at"), skipped_frames=0,
+        refused_frames=0,
     )  # fmt: skip
     db.add(session)
     db.flush()
@@ -256,7 +261,9 @@ def list_sessions(
         ``duration_s`` (float seconds: time of the last observation, else end minus start, else NaN),
         ``face_present_rate`` (share of analysed frames with a face, NaN without observations),
         ``dominant_emotion`` (most frequent per-frame dominant emotion, None without faces),
-        ``dropped_frames`` (int). Without matching sessions: no rows, the numeric columns keep their dtypes
+        ``skipped_frames`` (int, camera frames not analysed because analysis was busy), ``refused_frames``
+        (int, analysed frames the recorder's queue refused), ``dropped_frames`` (int, their sum: what the live
+        panel shows), ``end_reason`` (str or None), ``created_at``. Without matching sessions: no rows, the numeric columns keep their dtypes
         (int64/float64, so sums and means work), the others are of dtype object.
 
     Raises
@@ -272,7 +279,7 @@ def list_sessions(
     rows = db.execute(query).all()
     if not rows:
         numeric = {"session_id": "int64", "duration_s": "float64", "face_present_rate": "float64",
-                   "dropped_frames": "int64"}
+                   "skipped_frames": "int64", "refused_frames": "int64", "dropped_frames": "int64"}
         return pd.DataFrame({name: pd.Series(dtype=numeric.get(name, object)) for name in SESSION_LIST_COLUMNS})
     uncached = [s.id for s, _ in rows if s.n_frames is None]
     live = _session_stats(db, uncached) if uncached else None
@@ -288,19 +295,20 @@ def list_sessions(
             n_frames, n_face, dominant, last_time = 0, 0, None, None
         if last_time is not None and pd.notna(last_time):
             duration = float(last_time)
-        elif s.ended_at is not None:
+        elif s.ended_at is not None and s.started_at is not None:
             duration = (s.ended_at - s.started_at).total_seconds()
         else:
             duration = float("nan")
         records.append({
             "session_id": s.id, "study": study_name, "participant_code": s.participant_code,
-            "tags": dict(s.tags or {}), "source": s.source, "status": s.status, "started_at": s.started_at,
-            "ended_at": s.ended_at, "duration_s": duration,
+            "tags": dict(s.tags or {}), "source": s.source, "status": s.status, "end_reason": s.end_reason,
+            "created_at": s.created_at, "started_at": s.started_at, "ended_at": s.ended_at, "duration_s": duration,
             "face_present_rate": n_face / n_frames if n_frames else float("nan"),
-            "dominant_emotion": dominant, "dropped_frames": int(s.dropped_frames or 0),
+            "dominant_emotion": dominant, "skipped_frames": int(s.skipped_frames or 0),
+            "refused_frames": int(s.refused_frames or 0), "dropped_frames": s.dropped_frames,
         })  # fmt: skip
     table = pd.DataFrame.from_records(records, columns=list(SESSION_LIST_COLUMNS))
-    for column in ("dominant_emotion", "ended_at"):  # keep None (not NaN/NaT) for missing values
+    for column in ("dominant_emotion", "ended_at", "started_at", "end_reason"):  # keep None (not NaN/NaT)
         table[column] = pd.Series([r[column] for r in records], dtype=object, index=table.index)
     return table
 
@@ -308,7 +316,7 @@ def list_sessions(
 def refresh_session_stats(db: Session, session_id: int) -> StudySession:
     """Compute a session's statistics from its observations and cache them on the session row.
 
-    Called when a session ends (:func:`finish_session`, the recorder, :func:`sessions.recorder.recover_interrupted`),
+    Called when a session ends (:func:`sessions.lifecycle.end_session`, the only way a session ends),
     so that :func:`list_sessions` reads finished sessions without scanning their observations.
 
     Parameters
@@ -386,6 +394,7 @@ def add_marker(db: Session, session_id: int, time_s: float, label: str, note: st
     db.add(marker)
     db.flush()
     return marker
+
 
 def _marker_time(time_s: float) -> float:
     time_s = float(time_s)
@@ -467,7 +476,6 @@ def delete_marker(db: Session, marker_id: int) -> None:
     db.flush()
 
 
-
 def delete_session(db: Session, session_id: int) -> None:
     """Delete a session with its observations and markers (right to be forgotten).
 
@@ -485,8 +493,12 @@ def delete_session(db: Session, session_id: int) -> None:
     ------
     SessionNotFound
         Unknown session.
+    SessionBusy
+        The session is ``recording`` (streaming, or waiting for its participant to come back): stop it first.
     """
     session = get_session(db, session_id)
+    if session.status == "recording":
+        raise SessionBusy(f"session {session_id} is recording; stop it (or wait until it ends) before deleting it")
     # Explicit deletes keep this correct on a SQLite connection opened without foreign keys.
     db.execute(delete(Observation).where(Observation.session_id == session_id))
     db.execute(delete(Marker).where(Marker.session_id == session_id))
@@ -621,35 +633,6 @@ def set_consent(db: Session, session_id: int, when: datetime) -> None:
     """
     get_session(db, session_id).consent_at = _aware_utc(when, "when")
     db.flush()
-
-
-def finish_session(db: Session, session_id: int, status: str) -> None:
-    """Mark a session ``complete`` or ``aborted``, set its end time to now (UTC) unless already ended, and
-    cache its statistics (:func:`refresh_session_stats`).
-
-    Parameters
-    ----------
-    db : sqlalchemy.orm.Session
-        Open ORM session; the changes are flushed, not committed.
-    session_id : int
-        The session.
-    status : {"complete", "aborted"}
-        Final status.
-
-    Raises
-    ------
-    SessionNotFound
-        Unknown session.
-    ValueError
-        ``status`` is not ``"complete"`` or ``"aborted"``.
-    """
-    if status not in SESSION_STATUSES[1:]:
-        raise ValueError(f"status has to be 'complete' or 'aborted'; got {status!r}")
-    session = get_session(db, session_id)
-    session.status = status
-    if session.ended_at is None:
-        session.ended_at = utc_now()
-    refresh_session_stats(db, session_id)
 
 
 def create_join_token(db: Session, session_id: int) -> str:

@@ -28,12 +28,21 @@ except SessionNotFound:
 if read_session(session_id)["status"] in ENDED_STATUSES:
     st.info("This session has ended. Thank you for taking part!")
     st.stop()
-stream = consent_and_camera(session_id, "part", "participant")
-if stream is not None:
-    snap = stream.snapshot()
-    if snap.state == "refused" and snap.message:
+
+
+@st.fragment(run_every=2.0)
+def status_line(session_id: int) -> None:
+    """What the participant needs to know about their camera, refreshed every 2 s (never a result)."""
+    stream = st.session_state.get(f"part_stream_{session_id}")
+    if read_session(session_id)["status"] in ENDED_STATUSES:
+        st.success("Session finished. Thank you!")
+    elif stream is None:
+        return
+    elif stream.session.state == "refused":
         st.warning("This session is already open in another window or tab; close it there to continue here.")
-    elif snap.state == "streaming":
+    elif stream.session.state == "streaming":
         st.caption("Your camera is on. Thank you! Press STOP when the researcher tells you to.")
-if read_session(session_id)["status"] in ENDED_STATUSES:
-    st.success("Session finished. Thank you!")
+
+
+if consent_and_camera(session_id, "part", "participant") is not None:
+    status_line(session_id)

@@ -9,6 +9,7 @@ this page) comes from the store, so a second camera is never offered while one s
 from __future__ import annotations
 
 import math
+import time
 from datetime import UTC, datetime
 
 import streamlit as st
@@ -35,6 +36,8 @@ REFRESH_S = 1.0
 #: Seconds between redraws of the live 60 s line chart: a plotly figure redrawn every second in every
 #: watching browser cost the camera streams frames (benchmarks/bench_live.py); numbers and bars stay at 1 s.
 CHART_REFRESH_S = 3.0
+#: Seconds within which the same "New session" form submitted again is one session (a double-click).
+DOUBLE_SUBMIT_S = 5.0
 #: Key of the session this browser session records into.
 SESSION_KEY = "rec_session_id"
 #: Key of the "Session" select box.
@@ -57,14 +60,18 @@ engine = get_engine()
 with st.expander("New session", expanded=SESSION_KEY not in st.session_state):
     with session_scope(engine) as db:
         study_names = [s.name for s in list_studies(db)]
-    with st.form("rec_new", clear_on_submit=True):
+    with st.form("rec_new"):
         study = st.selectbox("Study", study_names or ["pilot"], accept_new_options=True, key="rec_new_study")
         participant = st.text_input("Participant code (a pseudonym)", key="rec_new_participant")
         tags_text = st.text_input("Tags", placeholder="variant=A, age=18-24", key="rec_new_tags")
         stimulus_name = st.text_input("Stimulus", placeholder="trailer_v2.mp4", key="rec_new_stimulus")
         stimulus_url = st.text_input("Stimulus URL (optional)", key="rec_new_stimulus_url")
         created = st.form_submit_button("Create session", type="primary")
-    if created:
+    form = (study, participant, tags_text, stimulus_name, stimulus_url)
+    last = st.session_state.get("rec_last_created")
+    if created and last and last[0] == form and time.monotonic() - last[1] < DOUBLE_SUBMIT_S:
+        _pick(last[2])  # the second click of a double-click: the session it meant exists already
+    elif created:
         try:
             with session_scope(engine) as db:
                 study_id = get_or_create_study(db, (study or "pilot").strip()).id
@@ -77,6 +84,7 @@ with st.expander("New session", expanded=SESSION_KEY not in st.session_state):
                     stimulus_url=stimulus_url.strip() or None,
                 ).id
             _pick(new_id)
+            st.session_state["rec_last_created"] = (form, time.monotonic(), new_id)
         except ValueError as exc:
             st.error(escape_markdown(exc))
 
@@ -89,9 +97,12 @@ if current is None and open_sessions.empty:
     st.stop()
 choices = list(dict.fromkeys([*([current] if current is not None else []), *open_sessions["session_id"].astype(int)]))
 labels = {int(r.session_id): f"#{r.session_id} {r.participant_code} ({r.study}, {r.status})" for r in sessions.itertuples()}
-if st.session_state.get(PICK_KEY) not in choices:
-    st.session_state[PICK_KEY] = choices[0]
-session_id = st.selectbox("Session", choices, format_func=lambda i: labels.get(i, f"#{i}"), key=PICK_KEY)
+if st.session_state.get(PICK_KEY) not in choices:  # nothing is picked for the researcher: create or pick one
+    st.session_state[PICK_KEY] = current
+session_id = st.selectbox("Session", choices, format_func=lambda i: labels.get(i, f"#{i}"), key=PICK_KEY,
+                          index=None, placeholder="Create a session above, or pick one to watch or record")
+if session_id is None:
+    st.stop()
 st.session_state[SESSION_KEY] = session_id
 
 with session_scope(engine) as db:
@@ -166,8 +177,7 @@ def live_chart(session_id: int) -> None:
 camera_col, live_col = st.columns([3, 2])
 with camera_col:
     mine = st.session_state.get(f"rec_stream_{session_id}")
-    streaming_here = mine is not None and mine.session.state in ("waiting", "streaming") and st.session_state.get(
-        f"rec_playing_{session_id}")
+    streaming_here = mine is not None and mine.session.state == "streaming"  # this page's camera holds the session
     if view["status"] in ENDED_STATUSES:
         st.info(f"This session has ended ({view['status']}). Open it on the Review page.")
     elif view["stream_role"] and not streaming_here:

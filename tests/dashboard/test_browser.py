@@ -81,7 +81,7 @@ def recorded(clip, model, tmp_path_factory) -> dict:
         out["frames_on_screen"] = browser.wait_for_frames(page, 6, timeout_s=300)
         page.screenshot(path=str(RESULTS / "record.png"), full_page=True)
         browser.webrtc_frame(page).get_by_role("button", name="STOP").click()
-        page.get_by_text("Session finished (complete)").wait_for(timeout=60_000)
+        page.get_by_text("This session has ended (complete)").wait_for(timeout=60_000)
         page.get_by_role("link", name="Review").click()
         page.get_by_role("heading", name="Review").wait_for(timeout=60_000)
         page.get_by_text("Emotions per second").wait_for(timeout=60_000)
@@ -108,7 +108,7 @@ def recorded(clip, model, tmp_path_factory) -> dict:
 
 def test_recorded_session_is_complete_with_observations_and_marker(recorded):
     assert recorded["status"] == "complete"
-    assert recorded["consent_at"] is not None and recorded["consent_at"] >= recorded["started_at"]
+    assert recorded["consent_at"] is not None and recorded["consent_at"] <= recorded["started_at"]  # first frame
     observations = recorded["observations"]
     assert len(observations) >= recorded["frames_on_screen"] >= 6
     assert observations["time_s"].is_monotonic_increasing and observations["time_s"].iloc[0] < 1.0
@@ -134,14 +134,15 @@ def test_happy_dominates_the_later_part_of_the_clip(recorded, model):
     assert faces["dominant"].value_counts().idxmax() == "happy"
 
 
-def test_participant_link_reaches_nothing_else_and_closing_the_tab_aborts(clip, model, tmp_path):
+def test_participant_link_reaches_nothing_else_and_closing_the_tab_aborts_after_the_resume_window(clip, model, tmp_path):
     from playwright.sync_api import sync_playwright
 
     from sessions.db import get_engine, session_scope
     from sessions.repository import create_join_token, create_session, get_or_create_study, load_observations
 
     db_url = f"sqlite:///{tmp_path / 'sessions.db'}"
-    env = {"FER_DB_URL": db_url, "FER_MODEL_PATH": str(model[0]), "FER_RESEARCHER_PASSWORD": "researcher-only"}
+    env = {"FER_DB_URL": db_url, "FER_MODEL_PATH": str(model[0]), "FER_RESEARCHER_PASSWORD": "researcher-only",
+           "FER_RESUME_GRACE_S": "5"}
     with browser.dashboard_server(env, log=tmp_path / "streamlit.log", auth=True) as url, sync_playwright() as pw:
         chromium = browser.launch_chromium(pw, clip)
         page = chromium.new_page()

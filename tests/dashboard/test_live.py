@@ -27,8 +27,9 @@ def make_frame(pts: int, *, width: int = 320, height: int = 240, rate: int = 900
 
 
 def new_stream(recorder, session_id, *, analyzer=None, role="researcher", **kwargs) -> LiveStream:
-    session = LiveSession(session_id, analyzer=analyzer or StubAnalyzer(), recorder=recorder, role=role)
-    return LiveStream(session, annotate=role == "researcher", **kwargs)
+    analyzer = analyzer or StubAnalyzer()
+    return LiveStream(lambda: LiveSession(session_id, analyzer=analyzer, recorder=recorder, role=role),
+                      annotate=role == "researcher", **kwargs)  # fmt: skip
 
 
 def wait_until(condition, timeout_s: float = 10.0) -> bool:
@@ -91,10 +92,13 @@ def test_stream_ended_without_stop_releases_the_session_for_a_resume(engine, rec
     again = new_stream(recorder, session_id, role="participant")  # the same link, reloaded
     asyncio.run(again.on_frames([make_frame(90000 * 50)]))  # another sender clock: time continues on the session's
     assert again.session.state == "streaming" and again.snapshot().time_s > 0
+    again.on_ended()  # the same page: STOP's track end is seen first, then a new START of the widget
+    asyncio.run(again.on_frames([make_frame(90000 * 70)]))
+    assert again.session.state == "streaming"  # a fresh live session for the new track
     again.session.finish("complete")
     with session_scope(engine) as db:
         obs = load_observations(db, session_id)
-        assert obs["frame"].tolist() == [0, 1] and len(get_session(db, session_id).gaps) == 1
+        assert obs["frame"].tolist() == [0, 1, 2] and len(get_session(db, session_id).gaps) == 2
     assert status_of(engine, session_id) == "complete"
 
 

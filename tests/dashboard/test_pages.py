@@ -11,7 +11,7 @@ from fer_core.emotions import EMOTIONS
 from fer_core.model_file import write_metadata
 from fer_core.preprocessing import PreprocessSpec
 from sessions.db import session_scope
-from sessions.repository import create_join_token, get_session, list_sessions, load_markers
+from sessions.repository import create_join_token, get_session, list_sessions
 from tests.dashboard.seed import seed_session
 
 
@@ -78,35 +78,46 @@ def test_record_consent_gates_camera_and_stop_completes(app, engine, camera):
     assert not at.exception
     with session_scope(engine) as db:
         assert get_session(db, session_id).status == "complete"
-    assert "Session finished (complete)" in _texts(at)
+    assert "This session has ended (complete)" in _texts(at)
 
 
-def test_record_marker_needs_a_stream_and_stamps_stream_time(app, engine, camera):
-    from dashboard.resources import get_live_registry
+def test_a_new_session_records_into_itself_whatever_else_is_recording(app, engine, camera):
+    """Observed: the "Session" box kept an older recording session and the new one was never recorded into."""
+    from sessions.lifecycle import claim_stream, register_owner
+    from sessions.models import utc_now
+    from sessions.repository import create_session
 
-    session_id = seed_session(engine, status="complete")
-    with session_scope(engine) as db:  # a session still recording, picked on the page
-        from sessions.repository import create_session
-
-        live_id = create_session(db, study_id=get_session(db, session_id).study_id, participant_code="P9").id
+    first = seed_session(engine, status="complete")
+    with session_scope(engine) as db:  # a colleague's session recording, and a spare one never started
+        study_id = get_session(db, first).study_id
+        busy = create_session(db, study_id=study_id, participant_code="COLLEAGUE").id
+        register_owner(db, "other-server")  # another dashboard process, alive
+        claim_stream(db, busy, stream_id="elsewhere", owner_id="other-server", role="participant", capture_at=utc_now())
+        create_session(db, study_id=study_id, participant_code="SPARE")
     at = app("record")
-    at.selectbox(key="rec_session_pick").select(live_id).run()
-    at.button(key="rec_marker_boss fight").click().run()
-    assert "start the camera first" in _texts(at)
-    at.checkbox(key=f"rec_consent_{live_id}").check().run()
-    stream = get_live_registry().get(live_id)
-    assert stream is not None
-    get_live_registry().stall_s = 3600.0  # a loaded test machine must not count this as a closed tab
-    stream._first = (0.0, 0.0)
-    stream._publish(12.5, [], skipped=0)
-    at.text_input(key="rec_marker_text").input("logo shown").run()
-    at.button(key="rec_marker_add").click().run()
-    assert not at.exception
+    at.selectbox(key="rec_session_pick").select(busy).run()  # the researcher looked at the colleague's session
+    for code in ("NEW-1", "NEW-2"):
+        at.text_input(key="rec_new_participant").input(code)
+        at.button(key="FormSubmitter:rec_new-Create session").click().run()
+        assert not at.exception
+        with session_scope(engine) as db:
+            newest = max(list_sessions(db)["session_id"])
+            assert get_session(db, newest).participant_code == code
+        assert at.selectbox(key="rec_session_pick").value == newest
+        assert at.session_state["rec_session_id"] == newest
+    at.checkbox(key=f"rec_consent_{newest}").check().run()
+    assert len(camera.calls) == 1 and camera.calls[-1]["key"] == f"rec_webrtc_{newest}"
+    at.selectbox(key="rec_session_pick").select(busy).run()  # streaming elsewhere: no second camera offered
+    assert "is streaming this session" in _texts(at) and len(camera.calls) == 1
     with session_scope(engine) as db:
-        markers = load_markers(db, live_id)
-    assert list(markers["label"]) == ["logo shown"]
-    assert markers["time_s"][0] == pytest.approx(12.5)
-    assert [m.label for m in at.metric][:1] == ["Session time"]
+        assert get_session(db, busy).participant_code == "COLLEAGUE" and get_session(db, busy).consent_at is None
+
+
+def test_marker_clicks_are_stamped_on_the_session_clock():
+    from dashboard.marker_bar import click_session_time
+
+    assert click_session_time(1_700_000_012_500.0, 1_700_000_000.0) == pytest.approx(12.5)
+    assert click_session_time(1_699_999_999_000.0, 1_700_000_000.0) == 0.0  # before the first frame: 0
 
 
 def test_participant_link_shows_only_consent_and_camera(app, engine, camera):
