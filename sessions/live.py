@@ -314,7 +314,7 @@ class LiveSession:
                 return
             self._state = "finished"
             self._message = "The camera disconnected; the session continues when the participant comes back."
-        self.recorder.release(self.session_id, self.stream_id)
+        self.recorder.release(self.session_id, self.stream_id, latency_ms=self._latency_ms())
 
     def finish(self, status: str, *, reason: str | None = None) -> bool:
         """End the session (``"complete"`` or ``"aborted"``) once; later calls do nothing.
@@ -342,5 +342,12 @@ class LiveSession:
                 return False
             self._state = "finished"  # no more frames go to the recorder
             self._status = status
-        self.recorder.finish(self.session_id, status=status, reason=reason, stream_id=self.stream_id)
+        self.recorder.finish(self.session_id, status=status, reason=reason, stream_id=self.stream_id,
+                             latency_ms=self._latency_ms())  # fmt: skip
         return True
+
+    def _latency_ms(self) -> tuple[float, float] | None:
+        """(p50, p90) capture-to-result latency in milliseconds over the last frames; None before any frame."""
+        with self._lock:
+            latency = np.asarray(self._latency, dtype=float)
+        return tuple(float(v) for v in np.percentile(latency, [50, 90]) * 1000.0) if latency.size else None

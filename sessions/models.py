@@ -113,7 +113,8 @@ class StudySession(Base):
 
     Frame counts: ``skipped_frames`` are camera frames not analysed because analysis was busy (the newer frame
     was analysed instead), ``refused_frames`` analysed frames the recorder's queue refused (full); their sum is
-    the "dropped frames" every page shows. ``n_frames``, ``n_face_frames``, ``dominant_emotion`` and
+    the "dropped frames" every page shows. ``latency_p50_ms`` and ``latency_p90_ms`` are the capture-to-result
+    latency percentiles (milliseconds, the last 300 frames) of the session's latest stream, stored when it ends. ``n_frames``, ``n_face_frames``, ``dominant_emotion`` and
     ``duration_s`` are cached by :func:`sessions.repository.refresh_session_stats` when the session ends.
     ``end_reason`` says in words why it ended.
     """
@@ -142,6 +143,8 @@ class StudySession(Base):
     disconnected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     skipped_frames: Mapped[int] = mapped_column(Integer, default=0)
     refused_frames: Mapped[int] = mapped_column(Integer, default=0)
+    latency_p50_ms: Mapped[float | None] = mapped_column(Float)
+    latency_p90_ms: Mapped[float | None] = mapped_column(Float)
     join_token: Mapped[str | None] = mapped_column(String(64), unique=True)
     # statistics cached when the session ends (NULL while recording), so listing sessions scans no observations
     n_frames: Mapped[int | None] = mapped_column(Integer)

@@ -84,6 +84,7 @@ class _Release(NamedTuple):
     session_id: int
     stream_id: str
     at: datetime
+    latency_ms: tuple[float, float] | None
 
 
 class _Finish(NamedTuple):
@@ -91,6 +92,7 @@ class _Finish(NamedTuple):
     status: str
     reason: str | None
     stream_id: str | None
+    latency_ms: tuple[float, float] | None
     done: threading.Event
 
 
@@ -290,18 +292,20 @@ class LiveRecorder:
             raise reply[0]
         return reply[0]
 
-    def release(self, session_id: int, stream_id: str) -> None:
+    def release(self, session_id: int, stream_id: str, *, latency_ms: tuple[float, float] | None = None) -> None:
         """The stream dropped without Stop: the session waits for a resume (:func:`sessions.lifecycle.release_stream`).
 
-        Never blocks; applied after the stream's queued rows are stored.
+        Never blocks; applied after the stream's queued rows are stored. ``latency_ms`` (p50, p90 in
+        milliseconds) is stored on the session (:func:`sessions.lifecycle.set_latency`).
         """
         try:
-            self._queue.put_nowait(_Release(session_id, stream_id, utc_now()))
+            self._queue.put_nowait(_Release(session_id, stream_id, utc_now(), latency_ms))
         except queue.Full:
             logger.warning("recorder queue full: release of session %s deferred to the stall watchdog", session_id)
 
     def finish(self, session_id: int, status: str = "complete", *, reason: str | None = None,
-               stream_id: str | None = None, timeout_s: float = 30.0) -> RecorderStats:  # fmt: skip
+               stream_id: str | None = None, latency_ms: tuple[float, float] | None = None,
+               timeout_s: float = 30.0) -> RecorderStats:  # fmt: skip
         """Store a session's queued frames, then end it (:func:`sessions.lifecycle.end_session`).
 
         Parameters
@@ -314,6 +318,8 @@ class LiveRecorder:
             Why it ended, in words (stored on the session).
         stream_id : str, optional
             End it only if this stream holds it or no stream does.
+        latency_ms : tuple of float, optional
+            The stream's capture-to-result latency (p50, p90 in milliseconds), stored on the session.
         timeout_s : float
             Seconds to wait for the writer.
 
@@ -333,7 +339,7 @@ class LiveRecorder:
             raise ValueError(f"status has to be 'complete' or 'aborted'; got {status!r}")
         done = threading.Event()
         try:
-            self._queue.put(_Finish(session_id, status, reason, stream_id, done), timeout=timeout_s)
+            self._queue.put(_Finish(session_id, status, reason, stream_id, latency_ms, done), timeout=timeout_s)
         except queue.Full:
             raise TimeoutError(
                 f"the recorder queue stayed full for {timeout_s} s; session {session_id} was not finished"
@@ -417,12 +423,15 @@ class LiveRecorder:
                         self._claimed[item.session_id] = item.stream_id
                         self._lost.discard(item.stream_id)
                 elif isinstance(item, _Release):
-                    lifecycle.release_stream(db, item.session_id, item.stream_id, at=item.at)
+                    if lifecycle.release_stream(db, item.session_id, item.stream_id, at=item.at) and item.latency_ms:
+                        lifecycle.set_latency(db, item.session_id, *item.latency_ms)
                     with self._lock:
                         if self._claimed.get(item.session_id) == item.stream_id:
                             del self._claimed[item.session_id]
                 else:
                     self._save_counts(db, {item.session_id})
+                    if item.latency_ms:
+                        lifecycle.set_latency(db, item.session_id, *item.latency_ms)
                     lifecycle.end_session(db, item.session_id, item.status, reason=item.reason, stream_id=item.stream_id)
                     with self._lock:
                         self._claimed.pop(item.session_id, None)

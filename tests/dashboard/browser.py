@@ -70,15 +70,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@contextmanager
-def dashboard_server(env: dict[str, str], *, log: Path, auth: bool = False, timeout_s: float = 180.0) -> Iterator[str]:
-    """Run ``streamlit run dashboard/app.py`` on 127.0.0.1 and a free port with extra ``env``; yield its base URL.
+def start_dashboard(env: dict[str, str], *, log: Path, port: int | None = None, auth: bool = False,
+                    timeout_s: float = 180.0) -> tuple[subprocess.Popen, str]:  # fmt: skip
+    """Start ``streamlit run dashboard/app.py`` on 127.0.0.1 (a free port unless ``port``); return it and its URL.
 
     ``auth=False`` (the default) turns sign-in off (``FER_AUTH=none``, allowed on 127.0.0.1); ``auth=True``
     requires it as in production. The account file is ``accounts.json`` beside ``log`` unless ``env`` has
-    ``FER_AUTH_FILE``; on first start the server prints the first account's password into ``log``.
+    ``FER_AUTH_FILE``; on first start the server prints the first account's password into ``log`` (appended to).
+    The caller stops the process (``terminate``, or ``kill`` to simulate a crash).
     """
-    port = free_port()
+    port = port or free_port()
     command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"), "--server.port", str(port),
                "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
                "--server.fileWatcherType", "none"]  # fmt: skip
@@ -87,21 +88,28 @@ def dashboard_server(env: dict[str, str], *, log: Path, auth: bool = False, time
         server_env.pop("FER_AUTH", None)
     else:
         server_env["FER_AUTH"] = "none"
-    with open(log, "wb") as out:
+    with open(log, "ab") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=server_env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
+                if reply.status == 200:
+                    return process, url
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"the dashboard did not start; see {log}:\n{log.read_text()[-2000:]}")
+        time.sleep(0.3)
+
+
+@contextmanager
+def dashboard_server(env: dict[str, str], *, log: Path, auth: bool = False, timeout_s: float = 180.0) -> Iterator[str]:
+    """Run the dashboard (:func:`start_dashboard`) for the block; yield its base URL."""
+    process, url = start_dashboard(env, log=log, auth=auth, timeout_s=timeout_s)
     try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the dashboard did not start; see {log}:\n{log.read_text()[-2000:]}")
-            time.sleep(0.5)
         yield url
     finally:
         process.terminate()

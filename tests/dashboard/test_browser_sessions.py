@@ -6,10 +6,7 @@ can show the same stream.
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -125,6 +122,13 @@ def open_link(context, url: str, token: str, *, consent: bool = True):
     return page
 
 
+def pick_session(page, label: str) -> None:
+    """Pick the session whose label starts with ``label`` in the Record page's "Session" box."""
+    box = page.locator('[data-testid="stSelectbox"]').filter(has_text="Session").last
+    box.locator("input").click(timeout=60_000)
+    page.get_by_role("option").filter(has_text=label).first.click(timeout=60_000)
+
+
 def assert_unique_frames(store: Store, session_id: int) -> None:
     obs = store.observations(session_id)
     frames = obs.drop_duplicates(["frame"])  # a frame with two faces has two rows
@@ -200,7 +204,7 @@ def test_two_researchers_record_their_own_sessions_while_a_third_records(server)
             assert len(recorded) == 1, f"{code}: rows in sessions {rows}"  # a double-click's spare stays empty
             streamed[code] = recorded[0]
             assert_unique_frames(store, recorded[0])
-            assert store.session(recorded[0]).status == "complete"
+            store.wait(lambda s=recorded[0]: store.session(s).status == "complete", f"{code} complete after STOP", 60)
         assert streamed["R1-A"] != streamed["R2-B"]
         assert len(store.observations(colleague)) == 0  # nothing recorded into the colleague's session
         assert store.session(colleague).status == "recording" and store.session(colleague).consent_at is None
@@ -220,6 +224,7 @@ def test_one_camera_per_session_and_no_row_after_the_end(server):
     second.get_by_text("already open in another window").wait_for(timeout=60_000)
     researcher = chromium.new_context(viewport={"width": 1400, "height": 1800}).new_page()
     researcher.goto(f"{url}/record")
+    pick_session(researcher, f"#{sid} TWICE")
     researcher.get_by_text("is streaming this session").wait_for(timeout=60_000)
     researcher.get_by_text("Connected: the participant").wait_for(timeout=60_000)
     assert researcher.locator('iframe[title*="webrtc"]').count() == 0  # no second START offered
@@ -288,7 +293,8 @@ def test_markers_land_within_a_fifth_of_a_second_of_the_click(server):
         with session_scope(store.engine) as db:
             return load_markers(db, sid)
 
-    placed = store.wait(lambda: len(markers()) >= len(clicks) and markers(), "all markers stored", 60)
+    store.wait(lambda: len(markers()) >= len(clicks), "all markers stored", 60)
+    placed = markers()
     assert list(placed["label"]) == [label for label, _ in clicks]
     errors = [abs(t - (clicked - started)) for t, (_, clicked) in zip(placed["time_s"], clicks, strict=True)]
     print(f"marker errors (s): {[round(e, 3) for e in errors]}")
@@ -312,41 +318,24 @@ def test_stored_dropped_frames_equal_the_live_panel(server):
     # the panel refreshes every second: the store may hold the last second's drops more, never fewer
     assert shown <= session.dropped_frames <= shown + 30
     assert store.observations(sid)["frame"].nunique() >= 40
-    page.goto(f"{url}/studies")
-    page.get_by_text("DROPS").first.wait_for(timeout=60_000)
+    from sessions.db import session_scope
+    from sessions.repository import list_sessions
 
-
-def _start_server(env: dict, port: int, log: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "streamlit", "run", str(browser.ROOT / "dashboard" / "app.py"), "--server.port",
-               str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
-               "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]  # fmt: skip
-    with open(log, "ab") as out:
-        process = subprocess.Popen(command, cwd=browser.ROOT, env={**os.environ, **env}, stdout=out,
-                                   stderr=subprocess.STDOUT)  # fmt: skip
-    import urllib.request
-
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as reply:
-                if reply.status == 200:
-                    return process
-        except OSError:
-            time.sleep(0.3)
-    process.kill()
-    raise RuntimeError(f"the dashboard did not start; see {log}")
+    with session_scope(store.engine) as db:  # what the Studies and Review pages list
+        listed = list_sessions(db, session_ids=[sid]).iloc[0]
+    assert (listed["skipped_frames"], listed["refused_frames"], listed["dropped_frames"]) == (
+        session.skipped_frames, session.refused_frames, session.dropped_frames)
 
 
 def test_a_killed_server_restarted_after_a_second_aborts_its_session(clip, model, tmp_path):
     from playwright.sync_api import sync_playwright
 
     db_url = f"sqlite:///{tmp_path / 'sessions.db'}"
-    env = {"FER_DB_URL": db_url, "FER_MODEL_PATH": str(model), "FER_AUTH": "none",
-           "FER_AUTH_FILE": str(tmp_path / "accounts.json")}  # fmt: skip
+    env = {"FER_DB_URL": db_url, "FER_MODEL_PATH": str(model)}
     port = browser.free_port()
     store = Store(db_url)
     sid, token = store.new_session("CRASH")
-    process = _start_server(env, port, tmp_path / "streamlit.log")
+    process, _ = browser.start_dashboard(env, log=tmp_path / "streamlit.log", port=port)
     try:
         with sync_playwright() as pw:
             chromium = browser.launch_chromium(pw, clip)
@@ -357,7 +346,7 @@ def test_a_killed_server_restarted_after_a_second_aborts_its_session(clip, model
             process.wait(10)
             time.sleep(1.0)
             killed_at = time.monotonic()
-            process = _start_server(env, port, tmp_path / "streamlit.log")  # the participant's page reconnects
+            process, _ = browser.start_dashboard(env, log=tmp_path / "streamlit.log", port=port)  # the page reconnects
             store.wait(lambda: store.session(sid).status == "aborted", "aborted after the restart", 20)
             took = time.monotonic() - killed_at
             print(f"aborted {took:.1f} s after the restart")

@@ -80,6 +80,7 @@ def test_callback_analyses_newest_frame_counts_drops_and_records(engine, recordi
         assert session.status == "complete" and session.started_at is not None
         assert len(load_observations(db, session_id)) == 2
         assert session.dropped_frames == snap.dropped  # the store says what the live panel said
+        assert session.latency_p50_ms is not None and 0 <= session.latency_p50_ms <= session.latency_p90_ms
 
 
 def test_stream_ended_without_stop_releases_the_session_for_a_resume(engine, recording):
