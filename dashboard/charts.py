@@ -155,8 +155,9 @@ def bin_means(table: pd.DataFrame, width_s: float = 0.5) -> pd.DataFrame:
     return table.drop(columns="time_s").groupby(starts.rename("time_s")).mean().reset_index()
 
 
-def emotion_lines(table: pd.DataFrame, markers: pd.DataFrame | None = None, *, title: str = "Emotions over time") -> go.Figure:
-    """One line per emotion over time, markers as labelled vertical lines.
+def emotion_lines(table: pd.DataFrame, markers: pd.DataFrame | None = None, *, title: str = "Emotions over time",
+                  gaps: pd.DataFrame | None = None) -> go.Figure:  # fmt: skip
+    """One line per emotion over time, markers as labelled vertical lines, gaps as shaded stretches.
 
     Parameters
     ----------
@@ -165,6 +166,9 @@ def emotion_lines(table: pd.DataFrame, markers: pd.DataFrame | None = None, *, t
         or per bin (review).
     markers : DataFrame, optional
         ``time_s`` and ``label``.
+    gaps : DataFrame, optional
+        ``start_s`` and ``end_s`` (seconds) of stretches without camera frames (a reload or network drop the
+        session survived, :func:`sessions.repository.load_gaps`).
 
     Raises
     ------
@@ -178,8 +182,20 @@ def emotion_lines(table: pd.DataFrame, markers: pd.DataFrame | None = None, *, t
             go.Scatter(x=table["time_s"], y=table[emotion], mode="lines", name=emotion, line_color=EMOTION_COLORS[emotion])
         )
     fig.update_yaxes(range=[0, 1], tickformat=".0%")
+    add_gaps(fig, gaps)
     add_markers(fig, markers)
     return _layout(fig, title=title, yaxis="probability")
+
+
+def add_gaps(fig: go.Figure, gaps: pd.DataFrame | None) -> go.Figure:
+    """Shade each gap (``start_s``, ``end_s`` seconds) grey, labelled "no camera"."""
+    if gaps is None or gaps.empty:
+        return fig
+    _require_columns(gaps, ["start_s", "end_s"], "gaps")
+    for start, end in zip(gaps["start_s"], gaps["end_s"], strict=True):
+        fig.add_vrect(x0=float(start), x1=float(end), fillcolor="grey", opacity=0.25, line_width=0,
+                      annotation_text="no camera", annotation_position="top left")  # fmt: skip
+    return fig
 
 
 def add_markers(fig: go.Figure, markers: pd.DataFrame | None) -> go.Figure:

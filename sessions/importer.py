@@ -18,7 +18,7 @@ from typing import NamedTuple
 import pandas as pd
 from sqlalchemy import Engine, insert
 
-from fer_core.emotions import EMOTIONS, NO_FACE_ID, OBSERVATION_COLUMNS
+from fer_core.emotions import NO_FACE_ID, OBSERVATION_COLUMNS
 from sessions import lifecycle, repository
 from sessions.db import session_scope
 from sessions.errors import NoFaceFound
@@ -113,21 +113,11 @@ def observation_table_rows(session_id: int, observations: pd.DataFrame) -> list[
     TypeError
         A ``frame``, ``face_id`` or ``time_s`` value is missing (NaN/None).
     """
-    frame = observations[list(OBSERVATION_COLUMNS)].copy()
+    from sessions.recorder import stored_row  # the one conversion of live and imported rows
+
+    frame = observations[list(OBSERVATION_COLUMNS)]
     frame = frame.astype(object).where(frame.notna(), None)
-    records = frame.to_dict("records")
-    for record in records:
-        record["session_id"] = session_id
-        record["frame"] = int(record["frame"])
-        record["face_id"] = int(record["face_id"])
-        record["time_s"] = float(record["time_s"])
-        for key in ("x", "y", "w", "h"):
-            if record[key] is not None:
-                record[key] = int(round(float(record[key])))
-        for key in EMOTIONS:
-            if record[key] is not None:
-                record[key] = float(record[key])
-    return records
+    return [stored_row(session_id, record) for record in frame.to_dict("records")]
 
 
 def import_video(

@@ -35,7 +35,7 @@ from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.orm import Session
 
 from fer_core.analyzer import observation_rows
-from fer_core.emotions import BOX_COLUMNS, EMOTIONS
+from fer_core.emotions import BOX_COLUMNS, EMOTIONS, OBSERVATION_COLUMNS
 from sessions import lifecycle
 from sessions.models import LiveOwner, Observation, StudySession, utc_now
 
@@ -99,20 +99,59 @@ class _Finish(NamedTuple):
 _STOP = object()
 
 
+def stored_row(session_id: int, row: dict) -> dict:
+    """Turn one ``OBSERVATION_COLUMNS`` row into a row of the ``observations`` table: the one conversion that live
+    frames (:func:`observation_records`) and imported videos (:func:`sessions.importer.observation_table_rows`)
+    both go through.
+
+    Parameters
+    ----------
+    session_id : int
+        Session the row belongs to.
+    row : dict
+        ``time_s`` (seconds), ``frame``, ``face_id`` (-1 without a face), ``x, y, w, h`` (pixels), the seven
+        probabilities and ``dominant`` (the core's :func:`fer_core.analyzer.observation_rows`; its arg-max is the
+        one definition of the dominant expression).
+
+    Returns
+    -------
+    dict
+        ``session_id`` added; ``frame`` and ``face_id`` int, ``time_s`` float, the box rounded to int pixels, the
+        probabilities float; a missing (NaN/None) box, probability or ``dominant`` as None.
+
+    Raises
+    ------
+    KeyError
+        ``row`` lacks one of the ``OBSERVATION_COLUMNS``.
+    TypeError, ValueError
+        A ``frame``, ``face_id`` or ``time_s`` value is missing or not a number.
+    """
+    out = {name: row[name] for name in OBSERVATION_COLUMNS}
+    out["session_id"] = session_id
+    out["frame"], out["face_id"], out["time_s"] = int(out["frame"]), int(out["face_id"]), float(out["time_s"])
+    for key in BOX_COLUMNS:
+        out[key] = None if _missing(out[key]) else int(round(float(out[key])))
+    for key in EMOTIONS:
+        out[key] = None if _missing(out[key]) else float(out[key])
+    if _missing(out["dominant"]):
+        out["dominant"] = None
+    return out
+
+
 def observation_records(session_id: int, frame_index: int, time_s: float, results: Sequence[Any]) -> list[dict]:
     """Turn one frame's face results into rows of the ``observations`` table.
 
     Uses the core's :func:`fer_core.analyzer.observation_rows` (raw probabilities, ``dominant`` their
-    arg-max; one no-face row with ``dominant = "none"`` when ``results`` is empty) and maps NaN to NULL.
+    arg-max; one no-face row with ``dominant = "none"`` when ``results`` is empty), then :func:`stored_row`.
 
     Parameters
     ----------
     session_id : int
         Session the frame belongs to.
     frame_index : int
-        Index of the frame in the stream.
+        Index of the frame in the session.
     time_s : float
-        Seconds since the session started (from the frame's timestamp).
+        Seconds since the session started (from the frame's capture time).
     results : sequence of fer_core.analyzer.FaceResult
         Faces found in the frame (``face_id``, ``box`` (x, y, w, h) pixels, ``probs`` (7,) float32 raw
         probabilities, ...).
@@ -127,15 +166,7 @@ def observation_records(session_id: int, frame_index: int, time_s: float, result
     ValueError
         If a result's ``probs`` does not hold seven probabilities.
     """
-    rows = observation_rows(int(frame_index), float(time_s), list(results))
-    for row in rows:
-        row["session_id"] = session_id
-        row["face_id"] = int(row["face_id"])
-        for key in BOX_COLUMNS:
-            row[key] = None if _missing(row[key]) else int(row[key])
-        for key in EMOTIONS:
-            row[key] = None if _missing(row[key]) else float(row[key])
-    return rows
+    return [stored_row(session_id, row) for row in observation_rows(int(frame_index), float(time_s), list(results))]
 
 
 def _missing(value) -> bool:

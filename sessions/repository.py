@@ -688,3 +688,36 @@ def session_for_token(db: Session, token: str) -> StudySession:
     if session is None:
         raise SessionNotFound("no session has this join token (it is unknown or was replaced)")
     return session
+
+
+#: Columns of :func:`load_gaps`.
+GAP_COLUMNS: tuple[str, ...] = ("start_s", "end_s")
+
+
+def load_gaps(db: Session, session_id: int) -> pd.DataFrame:
+    """Return a session's gaps without camera frames that it survived (reload, network drop), ordered by time.
+
+    Parameters
+    ----------
+    db : sqlalchemy.orm.Session
+        Open ORM session.
+    session_id : int
+        The session.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``GAP_COLUMNS``: ``start_s`` (session time of the last frame before the drop) and ``end_s`` (of
+        the first frame after the return), float64 seconds; no rows when the session never dropped.
+
+    Raises
+    ------
+    SessionNotFound
+        Unknown session.
+    """
+    from sessions.models import SessionGap
+
+    get_session(db, session_id)
+    rows = db.execute(select(SessionGap.start_s, SessionGap.end_s).where(SessionGap.session_id == session_id)
+                      .order_by(SessionGap.start_s)).all()  # fmt: skip
+    return pd.DataFrame(rows, columns=list(GAP_COLUMNS)).astype("float64")

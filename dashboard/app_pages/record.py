@@ -29,6 +29,7 @@ from sessions.repository import (
     get_session,
     list_sessions,
     list_studies,
+    load_markers,
 )
 
 #: Seconds between refreshes of the live numbers.
@@ -171,7 +172,11 @@ def live_chart(session_id: int) -> None:
     if stream is None or stream.session.state != "streaming":
         return
     history = charts.bin_means(stream.snapshot().history, width_s=0.5)
-    st.plotly_chart(charts.emotion_lines(history, title="Last 60 s"), key="rec_live_lines")
+    with session_scope(get_engine()) as db:
+        markers = load_markers(db, session_id)
+    if len(history):  # the markers of the last 60 s, on the same session clock
+        markers = markers[markers["time_s"] >= history["time_s"].min()]
+    st.plotly_chart(charts.emotion_lines(history, markers, title="Last 60 s"), key="rec_live_lines")
 
 
 camera_col, live_col = st.columns([3, 2])
@@ -187,7 +192,7 @@ with camera_col:
         consent_and_camera(session_id, "rec", "researcher")
         stream = st.session_state.get(f"rec_stream_{session_id}")
         if stream is not None and stream.session.state == "refused" and stream.session.snapshot().message:
-            st.warning(stream.session.snapshot().message)
+            st.warning(escape_markdown(stream.session.snapshot().message))
     marker_bar(session_id)
 with live_col:
     live_panel(session_id)

@@ -13,7 +13,7 @@ from dashboard.text import escape_markdown
 from fer_core.emotions import EMOTIONS
 from sessions.aggregate import per_bin, session_summary
 from sessions.exports import SessionIdentity, export_bins, export_observations, export_summary
-from sessions.repository import list_sessions, load_markers, load_observations
+from sessions.repository import list_sessions, load_gaps, load_markers, load_observations
 
 #: Width of the review bins in seconds ("per-second bins").
 BIN_S = 1.0
@@ -36,6 +36,7 @@ if end_reason:  # e.g. an upload decoded only in part says how much
 with page_session() as db:
     observations = load_observations(db, session_id)
     markers = load_markers(db, session_id)
+    gaps = load_gaps(db, session_id)
 if observations.empty:
     st.info("This session has no observation yet; markers can be placed already.")
     marker_editor(session_id, markers)
@@ -55,7 +56,11 @@ cols[2].metric("Face present", _share(summary["face_present_rate"]))
 cols[3].metric("Valence", "-" if summary["valence"] is None else f"{summary['valence']:+.2f}")
 cols[4].metric("Engagement", _share(summary["engagement"]))
 
-st.plotly_chart(charts.emotion_lines(bins, markers, title="Emotions per second"), key="review_timeline")
+if len(gaps):
+    stretches = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in zip(gaps["start_s"], gaps["end_s"], strict=True))
+    st.caption(f"The camera was away {len(gaps)} time{'s' if len(gaps) > 1 else ''} and came back (reload or network "
+               f"drop): {stretches}. Those stretches have no observation and are shaded below.")  # fmt: skip
+st.plotly_chart(charts.emotion_lines(bins, markers, title="Emotions per second", gaps=gaps), key="review_timeline")
 st.plotly_chart(charts.dominant_ribbon(bins), key="review_ribbon")
 st.plotly_chart(charts.valence_engagement(bins, markers), key="review_valence")
 

@@ -76,7 +76,7 @@ def recorded(clip, model, tmp_path_factory) -> dict:
         started = time.monotonic()
         browser.wait_for_frames(page, 3, timeout_s=300)  # slow when the CPU is shared (e.g. with training)
         page.get_by_role("button", name="boss fight").click()
-        page.get_by_text("Marker 'boss fight'").first.wait_for(timeout=30_000)
+        page.get_by_text("Marker boss fight at").first.wait_for(timeout=30_000)
         time.sleep(max(0.0, 2.4 + HOLD_S - 1.0 - (time.monotonic() - started)))  # into the held smile, before the loop restarts
         out["frames_on_screen"] = browser.wait_for_frames(page, 6, timeout_s=300)
         page.screenshot(path=str(RESULTS / "record.png"), full_page=True)

@@ -143,3 +143,17 @@ def test_bin_means_averages_frames_into_half_second_bins():
     assert charts.bin_means(frames.iloc[:0]).empty
     with pytest.raises(ValueError, match="width_s"):
         charts.bin_means(frames, width_s=0)
+
+
+def test_gaps_are_shaded_on_the_timeline():
+    import pandas as pd
+
+    from dashboard import charts
+
+    table = pd.DataFrame({"time_s": [0.0, 1.0, 5.0], **{e: [0.1, 0.2, 0.3] for e in EMOTIONS}})
+    gaps = pd.DataFrame({"start_s": [1.0], "end_s": [4.5]})
+    fig = charts.emotion_lines(table, gaps=gaps)
+    shapes = [s for s in fig.layout.shapes if s.type == "rect"]
+    assert len(shapes) == 1 and (shapes[0].x0, shapes[0].x1) == (1.0, 4.5)
+    assert any(a.text == "no camera" for a in fig.layout.annotations)
+    assert not [s for s in charts.emotion_lines(table).layout.shapes if s.type == "rect"]

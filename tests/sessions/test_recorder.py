@@ -223,6 +223,8 @@ def test_a_released_session_resumes_on_its_own_clock_with_its_gap_stored(engine)
         gaps = [(g.start_s, g.end_s) for g in repo.get_session(db, sid).gaps]
     assert obs["frame"].tolist() == list(range(6)) and obs["time_s"].is_monotonic_increasing
     assert gaps == [pytest.approx((0.4, 3.0))]
+    with session_scope(engine) as db:
+        assert repo.load_gaps(db, sid).to_numpy().tolist() == [pytest.approx([0.4, 3.0])]
     assert _row(engine, sid).status == "complete"
 
 
