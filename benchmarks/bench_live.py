@@ -43,14 +43,15 @@ CONSENT = "I have read this and I agree to take part."
 
 
 def cpu_model() -> str:
-    """The CPU model name from ``/proc/cpuinfo`` (or the platform's processor string)."""
+    """The CPU model name and its widest vector extensions from ``/proc/cpuinfo`` (else the platform's string)."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+        return platform.processor() or "unknown CPU"
+    name = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "CPU")
+    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
+    vector = [f for f in ("avx2", "avx512f", "avx512_vnni", "amx_tile") if f in flags]
+    return f"{name} ({', '.join(vector) or 'no AVX2'})"
 
 
 def cpu_seconds(pid: int) -> float:
