@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -721,3 +722,60 @@ def load_gaps(db: Session, session_id: int) -> pd.DataFrame:
     rows = db.execute(select(SessionGap.start_s, SessionGap.end_s).where(SessionGap.session_id == session_id)
                       .order_by(SessionGap.start_s)).all()  # fmt: skip
     return pd.DataFrame(rows, columns=list(GAP_COLUMNS)).astype("float64")
+
+
+class StoredLiveNumbers(NamedTuple):
+    """A streaming session's numbers as the store has them (any server process can read them).
+
+    Attributes
+    ----------
+    time_s : float
+        Session time (seconds) of the newest stored frame; 0 without frames.
+    frames : int
+        Frames stored so far (the newest frame's index plus one: indices are unique and increasing).
+    fps : float
+        Frames stored per second of session time over the last ``window_s`` seconds.
+    dropped : int
+        Skipped plus refused frames stored so far (flushed every half second by the recorder).
+    """
+
+    time_s: float
+    frames: int
+    fps: float
+    dropped: int
+
+
+def stored_live_numbers(db: Session, session_id: int, *, window_s: float = 5.0) -> StoredLiveNumbers:
+    """Return the live numbers of a session from the store, for a page on another server process than the stream.
+
+    Reads only the newest rows through the ``(session_id, time_s)`` index, so it costs the same in the first
+    minute and the sixtieth.
+
+    Parameters
+    ----------
+    db : sqlalchemy.orm.Session
+        Open ORM session.
+    session_id : int
+        The session.
+    window_s : float
+        Seconds of session time over which ``fps`` is measured (> 0).
+
+    Raises
+    ------
+    SessionNotFound
+        Unknown session.
+    ValueError
+        If ``window_s`` is not positive.
+    """
+    if not window_s > 0:
+        raise ValueError(f"window_s has to be > 0 seconds; got {window_s!r}")
+    session = get_session(db, session_id)
+    newest = db.execute(select(Observation.time_s, Observation.frame).where(Observation.session_id == session_id)
+                        .order_by(Observation.time_s.desc()).limit(1)).first()  # fmt: skip
+    if newest is None:
+        return StoredLiveNumbers(0.0, 0, 0.0, session.dropped_frames)
+    last_time, last_frame = float(newest[0]), int(newest[1])
+    recent = db.scalar(select(func.count(func.distinct(Observation.frame))).where(
+        Observation.session_id == session_id, Observation.time_s > last_time - window_s))  # fmt: skip
+    span = min(window_s, last_time) if last_time > 0 else window_s
+    return StoredLiveNumbers(last_time, last_frame + 1, float(recent or 0) / span, session.dropped_frames)

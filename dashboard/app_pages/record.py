@@ -30,6 +30,7 @@ from sessions.repository import (
     list_sessions,
     list_studies,
     load_markers,
+    stored_live_numbers,
 )
 
 #: Seconds between refreshes of the live numbers.
@@ -150,6 +151,15 @@ def live_panel(session_id: int) -> None:
     st.text(connection_line(session_id))
     stream = get_live_registry().get(session_id)
     if stream is None or stream.session.state != "streaming":
+        if read_session(session_id)["stream_role"]:  # streamed by another server process: the store's numbers
+            with session_scope(get_engine()) as db:
+                stored = stored_live_numbers(db, session_id)
+            cols = st.columns(4)
+            cols[0].metric("Session time", f"{stored.time_s:.1f} s")
+            cols[1].metric("Frames stored", stored.frames)
+            cols[2].metric("Stored fps", f"{stored.fps:.1f}")
+            cols[3].metric("Dropped frames", stored.dropped)
+            st.caption("Read from the session store: the camera streams into another dashboard server.")
         return
     snap = stream.snapshot()
     cols = st.columns(3)

@@ -109,6 +109,8 @@ def test_a_new_session_records_into_itself_whatever_else_is_recording(app, engin
     assert len(camera.calls) == 1 and camera.calls[-1]["key"] == f"rec_webrtc_{newest}"
     at.selectbox(key="rec_session_pick").select(busy).run()  # streaming elsewhere: no second camera offered
     assert "is streaming this session" in _texts(at) and len(camera.calls) == 1
+    assert "Read from the session store" in _texts(at)  # another server's stream: the store's live numbers
+    assert "Frames stored" in [m.label for m in at.metric]
     with session_scope(engine) as db:
         assert get_session(db, busy).participant_code == "COLLEAGUE" and get_session(db, busy).consent_at is None
 

@@ -218,3 +218,16 @@ def test_a_session_cannot_be_deleted_while_it_records(engine):
         assert lifecycle.end_session(db, sid, "complete", reason="stopped")
         assert not lifecycle.end_session(db, sid, "aborted")  # an ended session never changes status again
         repo.delete_session(db, sid)
+
+
+def test_stored_live_numbers_read_the_newest_rows(engine):
+    sid = _session(engine)
+    with session_scope(engine) as db:
+        assert repo.stored_live_numbers(db, sid) == (0.0, 0, 0.0, 0)
+    _observe(engine, sid, [(i / 10, [face(happy=0.5)] if i % 2 else []) for i in range(100)])  # 10 fps for 9.9 s
+    with session_scope(engine) as db:
+        numbers = repo.stored_live_numbers(db, sid, window_s=5.0)
+        assert numbers.frames == 100 and numbers.time_s == pytest.approx(9.9)
+        assert numbers.fps == pytest.approx(10.0, abs=0.3)
+        with pytest.raises(ValueError, match="window_s"):
+            repo.stored_live_numbers(db, sid, window_s=0)
