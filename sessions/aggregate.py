@@ -212,11 +212,16 @@ def _as_bins(frame: pd.DataFrame, offset: float, bin_s: float) -> pd.DataFrame:
     _check_columns(frame, ("time_s", *COMPARE_METRICS), "a per-bin table")
     if offset == 0:
         return frame
-    # already binned: move each bin to the aligned grid and average bins that land together
-    shifted = frame[["time_s", *COMPARE_METRICS]].assign(
+    # already binned: move each bin to the aligned grid and average bins that land together (frames add up)
+    counted = ["n_frames"] if "n_frames" in frame.columns else []
+    shifted = frame[["time_s", *COMPARE_METRICS, *counted]].assign(
         time_s=np.floor((frame["time_s"] - offset) / bin_s + 1e-9) * bin_s
     )
-    return shifted.groupby("time_s", as_index=False).mean()
+    grouped = shifted.groupby("time_s", as_index=False)
+    moved = grouped[list(COMPARE_METRICS)].mean()
+    if counted:
+        moved["n_frames"] = grouped["n_frames"].sum()["n_frames"].to_numpy()
+    return moved
 
 
 def compare(
