@@ -12,7 +12,8 @@ from a page (two pages can show the same stream):
 - capture-to-result latency p50/p90 (ms), which each stream stores on its session when it ends (its last 300
   frames; capture time = the frame's timestamp mapped onto the server clock by the least delayed frame, so the
   network's constant delay is left out);
-- the dashboard server process's CPU (user + system, from ``/proc``) per stream over the window, in cores.
+- the dashboard server process's CPU (user + system, from ``/proc``) per stream over the window, in cores, and its
+  resident memory at the end of the window (before any stream is measured: ``idle``).
 
 Browsers run on this machine too, so on a 2-core machine they compete with the server for the CPU. It prints the
 CPU model beside the figures.
@@ -58,6 +59,14 @@ def cpu_seconds(pid: int) -> float:
     """User plus system CPU seconds of process ``pid`` so far (Linux ``/proc/PID/stat``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of process ``pid`` in MB (Linux ``/proc/PID/status`` VmRSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def store_counts(engine, session_id: int) -> tuple[int, int]:
@@ -108,6 +117,7 @@ def run(n_streams: int, url: str, clip: Path, engine, pid: int, *, warmup_s: flo
         time.sleep(seconds)
         after = [store_counts(engine, sid) for sid, _ in links]
         elapsed, cpu = time.monotonic() - t0, cpu_seconds(pid) - cpu0
+        memory = rss_mb(pid)
         for page in pages:
             browser.webrtc_frame(page).get_by_role("button", name="STOP").click()
         time.sleep(3)
@@ -122,7 +132,7 @@ def run(n_streams: int, url: str, clip: Path, engine, pid: int, *, warmup_s: flo
                 "dropped_share": dropped / max(frames + dropped, 1),
                 "p50": session.latency_p50_ms or float("nan"), "p90": session.latency_p90_ms or float("nan"),
             })  # fmt: skip
-    return {"streams": streams, "cores_per_stream": cpu / elapsed / n_streams}
+    return {"streams": streams, "cores_per_stream": cpu / elapsed / n_streams, "rss_mb": memory}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -154,13 +164,14 @@ def main(argv: list[str] | None = None) -> None:
         process, url = browser.start_dashboard(env, log=folder / "streamlit.log")
         engine = get_engine(db_url)
         try:
+            print(f"server resident memory, no stream yet: {rss_mb(process.pid):.0f} MB")
             print(f"{'streams':>7} {'session':>7} {'fps':>6} {'dropped':>8} {'drop %':>7} {'p50 ms':>7} {'p90 ms':>7} "
-                  f"{'server cores/stream':>20}")  # fmt: skip
+                  f"{'server cores/stream':>20} {'server MB':>10}")  # fmt: skip
             for n in args.streams:
                 result = run(n, url, clip, engine, process.pid, warmup_s=args.warmup, seconds=args.seconds)
                 for r in result["streams"]:
                     print(f"{n:>7} {r['session']:>7} {r['fps']:>6.1f} {r['dropped']:>8.0f} {r['dropped_share']:>7.1%} "
-                          f"{r['p50']:>7.0f} {r['p90']:>7.0f} {result['cores_per_stream']:>20.2f}")  # fmt: skip
+                          f"{r['p50']:>7.0f} {r['p90']:>7.0f} {result['cores_per_stream']:>20.2f} {result['rss_mb']:>10.0f}")  # fmt: skip
         finally:
             engine.dispose()
             process.terminate()
