@@ -269,15 +269,34 @@ def _groups(comparison: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(comparison["group"].astype(str)))
 
 
-def compare_curves(comparison: pd.DataFrame, metric: str) -> go.Figure:
-    """Per-group mean curve of one metric over time with its 95% confidence band.
+def _segments(mask: np.ndarray) -> list[np.ndarray]:
+    """Index runs where ``mask`` is True (one band polygon each, so a missing band leaves a gap)."""
+    runs, current = [], []
+    for i, on in enumerate(mask):
+        if on:
+            current.append(i)
+        elif current:
+            runs.append(np.array(current))
+            current = []
+    if current:
+        runs.append(np.array(current))
+    return runs
+
+
+def compare_curves(comparison: pd.DataFrame, metric: str, *, value_range: tuple[float, float] | None = None) -> go.Figure:
+    """Per-group mean curve of one metric over time, its 95% band where there is one, sessions per bin.
 
     Parameters
     ----------
     comparison : DataFrame
-        Tidy output of ``sessions.aggregate.compare``: ``group, time_s, metric, mean, ci_low, ci_high``.
+        Tidy output of ``sessions.stats.group_curves``: ``group, time_s, metric, mean, ci_low, ci_high``,
+        optionally ``n_sessions`` (shown on hover) and ``n_low_frames`` (bins left out for too few frames,
+        marked at the bottom of the axis).
     metric : str
         One value of the ``metric`` column (an emotion, ``valence``, ``engagement``...).
+    value_range : (float, float), optional
+        The metric's range (``sessions.stats.METRIC_RANGES``): the y-axis is fixed to it and bands are clipped
+        to it; default: autoscaled.
 
     Raises
     ------
@@ -292,62 +311,106 @@ def compare_curves(comparison: pd.DataFrame, metric: str) -> go.Figure:
     for i, group in enumerate(_groups(rows)):
         part = rows[rows["group"].astype(str) == group].sort_values("time_s")
         color = GROUP_COLORS[i % len(GROUP_COLORS)]
-        band_x = pd.concat([part["time_s"], part["time_s"][::-1]])
-        band_y = pd.concat([part["ci_high"], part["ci_low"][::-1]])
-        fig.add_trace(
-            go.Scatter(x=band_x, y=band_y, fill="toself", fillcolor=_rgba(color, 0.2), line_color="rgba(0,0,0,0)", hoverinfo="skip", showlegend=False, name=f"{group} 95% CI")
-        )
-        fig.add_trace(go.Scatter(x=part["time_s"], y=part["mean"], mode="lines", name=escape_chart_text(group), line_color=color))
-    return _layout(fig, title=f"Mean {metric} (95% band)", yaxis=metric)
+        name = escape_chart_text(group)
+        low, high = part["ci_low"].to_numpy(dtype=float), part["ci_high"].to_numpy(dtype=float)
+        if value_range is not None:
+            low, high = np.clip(low, *value_range), np.clip(high, *value_range)
+        times = part["time_s"].to_numpy(dtype=float)
+        for run in _segments(~(np.isnan(low) | np.isnan(high))):
+            fig.add_trace(go.Scatter(
+                x=np.concatenate([times[run], times[run][::-1]]), y=np.concatenate([high[run], low[run][::-1]]),
+                fill="toself", fillcolor=_rgba(color, 0.2), line_color="rgba(0,0,0,0)", hoverinfo="skip",
+                showlegend=False, legendgroup=name, name=f"{name} 95% band",
+            ))  # fmt: skip
+        n = part["n_sessions"].to_numpy() if "n_sessions" in part else np.full(len(part), -1)
+        fig.add_trace(go.Scatter(
+            x=times, y=part["mean"], mode="lines", name=name, line_color=color, legendgroup=name, customdata=n,
+            hovertemplate=f"{name}<br>%{{x:.1f}} s: %{{y:.3f}}<br>n = %{{customdata}} sessions<extra></extra>",
+        ))  # fmt: skip
+        if "n_low_frames" in part and (part["n_low_frames"] > 0).any():
+            flagged = part[part["n_low_frames"] > 0]
+            bottom = value_range[0] if value_range is not None else float(np.nanmin(low)) if np.isfinite(low).any() else 0.0
+            fig.add_trace(go.Scatter(
+                x=flagged["time_s"], y=np.full(len(flagged), bottom), mode="markers", legendgroup=name,
+                marker=dict(symbol="x", color=color, size=7), name=f"{name}: bins left out (few frames)",
+                customdata=flagged["n_low_frames"],
+                hovertemplate="%{x:.1f} s: %{customdata} session(s) with too few frames, left out<extra></extra>",
+            ))  # fmt: skip
+    if value_range is not None:
+        fig.update_yaxes(range=list(value_range), autorange=False)
+    return _layout(fig, title=f"Mean {metric} over sessions (95% band)", yaxis=metric)
 
 
-def share_expressing(comparison: pd.DataFrame, emotion: str) -> go.Figure:
-    """Per group, the share of participants whose dominant emotion is ``emotion`` in each bin.
+def share_expressing(comparison: pd.DataFrame, metric: str, *, definition: str | None = None) -> go.Figure:
+    """Per group, the share of sessions expressing ``metric`` in each bin (each session once).
 
     Parameters
     ----------
     comparison : DataFrame
-        Tidy comparison with ``group, time_s, metric, share_expressing`` (0-1).
-    emotion : str
-        One of the ``metric`` values (an ``EMOTIONS`` name).
+        Tidy comparison with ``group, time_s, metric, share_expressing`` (0-1), optionally ``n_sessions``.
+    metric : str
+        One of the ``metric`` values (an emotion, ``engagement`` or ``valence``).
+    definition : str, optional
+        What the share means (``sessions.stats.share_definition``), shown as the y-axis title.
 
     Raises
     ------
     ValueError
-        If a column is missing or ``comparison`` holds no rows for ``emotion``.
+        If a column is missing or ``comparison`` holds no rows for ``metric``.
     """
     _require_columns(comparison, ["group", "time_s", "metric", "share_expressing"], "comparison")
-    rows = comparison[comparison["metric"] == emotion]
+    rows = comparison[comparison["metric"] == metric]
     if rows.empty:
-        raise ValueError(f"emotion has to be one of {sorted(comparison['metric'].unique())}; got {emotion!r}")
+        raise ValueError(f"metric has to be one of {sorted(comparison['metric'].unique())}; got {metric!r}")
     fig = go.Figure()
     for i, group in enumerate(_groups(rows)):
         part = rows[rows["group"].astype(str) == group].sort_values("time_s")
-        fig.add_trace(
-            go.Scatter(x=part["time_s"], y=part["share_expressing"], mode="lines", name=escape_chart_text(group), line_color=GROUP_COLORS[i % len(GROUP_COLORS)], line_shape="hv")
-        )
-    fig.update_yaxes(range=[0, 1.05], tickformat=".0%")
-    return _layout(fig, title=f"Share of participants expressing {emotion}", yaxis="share")
+        name = escape_chart_text(group)
+        n = part["n_sessions"].to_numpy() if "n_sessions" in part else np.full(len(part), -1)
+        fig.add_trace(go.Scatter(
+            x=part["time_s"], y=part["share_expressing"], mode="lines", name=name, line_shape="hv",
+            line_color=GROUP_COLORS[i % len(GROUP_COLORS)], customdata=n,
+            hovertemplate=f"{name}<br>%{{x:.1f}} s: %{{y:.1%}} of %{{customdata}} sessions<extra></extra>",
+        ))  # fmt: skip
+    fig.update_yaxes(range=[0, 1], autorange=False, tickformat=".0%")
+    title = "Share of sessions with positive valence" if metric == "valence" else f"Share of sessions expressing {metric}"
+    return _layout(fig, title=title, yaxis=escape_chart_text(definition) if definition else "share of sessions")
 
 
-def emotion_means(comparison: pd.DataFrame) -> go.Figure:
-    """Per-emotion means over the whole time range, groups side by side (grouped bars).
+def emotion_means(means: pd.DataFrame) -> go.Figure:
+    """Per-emotion means, groups side by side (grouped bars), with their 95% bands as error bars.
 
     Parameters
     ----------
-    comparison : DataFrame
-        Tidy comparison with ``group, metric, mean``; rows whose metric is not an emotion are ignored.
+    means : DataFrame
+        ``group, metric, mean`` with one row per group and metric (``sessions.stats.group_means``: the mean
+        over sessions of each session's mean), optionally ``ci_low, ci_high`` (NaN: no error bar) and
+        ``n_sessions`` (hover); rows whose metric is not an emotion are ignored.
+
+    Raises
+    ------
+    ValueError
+        If a column is missing.
     """
-    _require_columns(comparison, ["group", "metric", "mean"], "comparison")
-    rows = comparison[comparison["metric"].isin(EMOTIONS)]
-    means = rows.pivot_table(index="group", columns="metric", values="mean", aggfunc="mean", observed=True)
+    _require_columns(means, ["group", "metric", "mean"], "means")
+    rows = means[means["metric"].isin(EMOTIONS)]
     fig = go.Figure()
-    for i, group in enumerate(means.index):
-        values = [means.loc[group].get(e, np.nan) for e in EMOTIONS]
-        fig.add_trace(go.Bar(x=list(EMOTIONS), y=values, name=escape_chart_text(group), marker_color=GROUP_COLORS[i % len(GROUP_COLORS)]))
+    for i, group in enumerate(_groups(rows)):
+        part = rows[rows["group"].astype(str) == group].drop_duplicates("metric").set_index("metric").reindex(list(EMOTIONS))
+        values = part["mean"].to_numpy(dtype=float)
+        error = None
+        if "ci_low" in part and "ci_high" in part:
+            error = dict(type="data", symmetric=False, array=np.clip(part["ci_high"].to_numpy(dtype=float), 0, 1) - values,
+                         arrayminus=values - np.clip(part["ci_low"].to_numpy(dtype=float), 0, 1))  # fmt: skip
+        n = part["n_sessions"].to_numpy() if "n_sessions" in part else np.full(len(part), -1)
+        name = escape_chart_text(group)
+        fig.add_trace(go.Bar(
+            x=list(EMOTIONS), y=values, name=name, marker_color=GROUP_COLORS[i % len(GROUP_COLORS)], error_y=error,
+            customdata=n, hovertemplate=f"{name}<br>%{{x}}: %{{y:.1%}} (n = %{{customdata}} sessions)<extra></extra>",
+        ))  # fmt: skip
     fig.update_layout(barmode="group")
-    fig.update_yaxes(tickformat=".0%")
-    return _layout(fig, title="Mean probability per emotion", yaxis="mean probability", xaxis="emotion")
+    fig.update_yaxes(range=[0, 1], autorange=False, tickformat=".0%")
+    return _layout(fig, title="Mean probability per emotion (each session once)", yaxis="mean probability", xaxis="emotion")
 
 
 def confusion_matrix(matrix: Sequence[Sequence[float]], classes: Sequence[str] = EMOTIONS, *, normalize: bool = True) -> go.Figure:

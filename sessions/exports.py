@@ -302,14 +302,20 @@ def export_bins(df: pd.DataFrame, path: str | os.PathLike, *, identity: SessionI
     return _write_table(with_identity(df, identity, BIN_COLUMNS), path, fmt)
 
 
+#: Columns of :func:`sessions.stats.group_curves` written after ``COMPARE_COLUMNS`` when present.
+COMPARISON_EXTRA_COLUMNS: tuple[str, ...] = ("n_low_frames", "method")
+
+
 def export_comparison(table: pd.DataFrame, path: str | os.PathLike, *, fmt: str | None = None) -> Path:
-    """Write a comparison across sessions (:func:`sessions.aggregate.compare`) to ``path``.
+    """Write a comparison across sessions (:func:`sessions.stats.group_curves`) to ``path``.
 
     Parameters
     ----------
     table : pandas.DataFrame
         Columns ``COMPARE_COLUMNS`` (``group``, ``time_s`` in s, ``metric``, ``mean``, ``ci_low``, ``ci_high``,
-        ``n_sessions``, ``share_expressing``), written in that order; other columns are left out.
+        ``n_sessions`` (sessions with a value in the bin), ``share_expressing``), written in that order, then
+        those of ``COMPARISON_EXTRA_COLUMNS`` it has (``n_low_frames``: sessions whose bin was left out for too
+        few frames; ``method``: how the band was computed, in words); other columns are left out.
     path : str or path-like
         Target file; the format comes from its suffix (``.csv``, ``.parquet``, ``.json``).
     fmt : {"csv", "parquet", "json"}, optional
@@ -330,7 +336,8 @@ def export_comparison(table: pd.DataFrame, path: str | os.PathLike, *, fmt: str 
     missing = [c for c in COMPARE_COLUMNS if c not in table.columns]
     if missing:
         raise ValueError(f"a comparison has to have the columns {list(COMPARE_COLUMNS)}; missing {missing}")
-    return _write_table(table[list(COMPARE_COLUMNS)], path, fmt)
+    extra = [c for c in COMPARISON_EXTRA_COLUMNS if c in table.columns]
+    return _write_table(table[[*COMPARE_COLUMNS, *extra]], path, fmt)
 
 
 def json_ready(value):

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -522,7 +523,9 @@ def compare_two(
     b = rows.loc[by_group == group_b, "mean"].to_numpy(dtype=np.float64)
     welch_t = welch_p = permutation_p = math.nan
     if len(a) >= 2 and len(b) >= 2:
-        welch = stats.ttest_ind(a, b, equal_var=False)
+        with warnings.catch_warnings():  # near-identical session means: scipy warns, the result says NaN or inf
+            warnings.simplefilter("ignore", RuntimeWarning)
+            welch = stats.ttest_ind(a, b, equal_var=False)
         welch_t, welch_p = float(welch.statistic), float(welch.pvalue)
         permutation = stats.permutation_test((a, b), _difference_of_means, permutation_type="independent",
                                              n_resamples=n_resamples, alternative="two-sided",

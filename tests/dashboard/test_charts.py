@@ -71,20 +71,49 @@ def test_valence_engagement_lines():
 def test_compare_curves_band_and_mean_per_group():
     fig = charts.compare_curves(comparison_table(), "happy")
     names = [t.name for t in fig.data]
-    assert names == ["variant=A 95% CI", "variant=A", "variant=B 95% CI", "variant=B"]
+    assert names == ["variant=A 95% band", "variant=A", "variant=B 95% band", "variant=B"]
     assert list(fig.data[1].y) == [0.6] * 3
     assert list(fig.data[0].y) == pytest.approx([0.65] * 3 + [0.55] * 3)  # upper edge out, lower edge back
+    assert list(fig.data[1].customdata) == [2, 2, 2]  # sessions per bin, on hover
     with pytest.raises(ValueError, match="metric has to be one of"):
         charts.compare_curves(comparison_table(), "boredom")
+
+
+def test_compare_curves_clip_bands_fix_the_axis_and_leave_gaps_without_a_band():
+    table = comparison_table()
+    valence = table["metric"] == "valence"
+    table.loc[valence, "mean"] = 0.9
+    table.loc[valence, ["ci_low", "ci_high"]] = [-11.3, 11.2]  # a Student-t band over 2 sessions
+    fig = charts.compare_curves(table, "valence", value_range=(-1.0, 1.0))
+    assert tuple(fig.layout.yaxis.range) == (-1.0, 1.0)
+    bands = [t for t in fig.data if t.name.endswith("95% band")]
+    assert all(min(t.y) >= -1.0 and max(t.y) <= 1.0 for t in bands)
+    # no band where ci is NaN: bins 0 and 2 of group A make two separate polygons, none over bin 1
+    table.loc[valence & (table["group"] == "variant=A") & (table["time_s"] == 1.0), ["ci_low", "ci_high"]] = np.nan
+    table["n_low_frames"] = 0
+    table.loc[valence & (table["time_s"] == 2.0), "n_low_frames"] = 1
+    fig = charts.compare_curves(table, "valence", value_range=(-1.0, 1.0))
+    a_bands = [list(t.x) for t in fig.data if t.name == "variant=A 95% band"]
+    assert a_bands == [[0.0, 0.0], [2.0, 2.0]]
+    flagged = [t for t in fig.data if "left out" in t.name]
+    assert len(flagged) == 2 and list(flagged[0].x) == [2.0] and list(flagged[0].y) == [-1.0]
 
 
 def test_share_expressing_and_emotion_means():
     share = charts.share_expressing(comparison_table(), "happy")
     assert [list(t.y) for t in share.data] == [[1.0] * 3, [0.0] * 3]
-    means = charts.emotion_means(comparison_table())
-    assert [t.name for t in means.data] == ["variant=A", "variant=B"]
-    assert means.data[0].y[EMOTIONS.index("happy")] == pytest.approx(0.6)
-    assert list(means.data[0].x) == list(EMOTIONS)  # valence is not an emotion bar
+    assert tuple(share.layout.yaxis.range) == (0, 1)
+    valence = charts.share_expressing(comparison_table(), "valence", definition="share with positive valence")
+    assert "positive valence" in valence.layout.title.text and valence.layout.yaxis.title.text == "share with positive valence"
+    means = pd.DataFrame({"group": ["A"] * 7 + ["B"] * 7, "metric": list(EMOTIONS) * 2, "mean": [0.1] * 14,
+                          "ci_low": [0.05] * 14, "ci_high": [1.3] * 14, "n_sessions": [3] * 14})  # fmt: skip
+    means.loc[EMOTIONS.index("happy"), "mean"] = 0.6
+    fig = charts.emotion_means(means)
+    assert [t.name for t in fig.data] == ["A", "B"]
+    assert fig.data[0].y[EMOTIONS.index("happy")] == pytest.approx(0.6)
+    assert list(fig.data[0].x) == list(EMOTIONS)
+    assert fig.data[1].error_y.array[0] == pytest.approx(0.9)  # band clipped at 1
+    assert tuple(fig.layout.yaxis.range) == (0, 1)
 
 
 def test_confusion_matrix_is_row_normalised():

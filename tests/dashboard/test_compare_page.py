@@ -1,0 +1,78 @@
+"""AppTest of the Compare page's statistics: quality gate, wording, the share chart per metric, group differences."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from tests.dashboard.seed import seed_session
+from tests.dashboard.test_pages import _texts
+
+
+def _table(at, column: str) -> pd.DataFrame:
+    """The page's table that has ``column`` (AppTest does not find st.dataframe by key)."""
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def test_an_aborted_session_is_left_out_listed_and_kept_after_ticking_its_box(app, engine):
+    seed_session(engine, study="ads", participant="P1")
+    seed_session(engine, study="ads", participant="P2")
+    aborted = seed_session(engine, study="ads", participant="P*3*", status="aborted")
+    at = app("compare")
+    at.radio(key="compare_mode").set_value("A whole study").run()
+    assert not at.exception
+    assert "2 sessions, 1 group;" in _texts(at)
+    listed = _table(at, "reason")
+    assert list(listed["session"]) == [aborted] and list(listed["reason"]) == ["aborted"]
+    box = at.checkbox(key=f"compare_keep_{aborted}")
+    assert box.label == f"Keep #{aborted} P\\*3\\* (aborted)"  # participant code escaped
+    box.check().run()
+    assert not at.exception
+    assert "3 sessions, 1 group;" in _texts(at)
+    means = _table(at, "95% band")
+    assert means.loc[0, "sessions"] == 3 and means.loc[0, "mean"].endswith("%")
+
+
+def test_one_session_wording_and_the_share_chart_follows_the_metric(app, engine):
+    seed_session(engine, participant="P1")
+    at = app("compare")
+    at.multiselect(key="compare_ids").set_value([int(at.multiselect(key="compare_ids").value[0])]).run()
+    assert not at.exception
+    text = _texts(at)
+    assert "1 session, 1 group;" in text and "1 sessions" not in text
+    assert "no band where fewer than 3 sessions have a value" in text
+    at.selectbox(key="compare_metric").select("valence").run()
+    assert not at.exception
+    assert "positive valence" in _texts(at)
+    assert "happy" not in at.get("plotly_chart")[1].proto.spec.split('"title"')[-1][:200]
+    at.selectbox(key="compare_metric").select("face_present_rate").run()
+    assert not at.exception
+    assert "Share expressing is not defined for face_present_rate" in _texts(at)
+    assert len(at.get("plotly_chart")) == 2  # curves and emotion means; no share chart
+
+
+def test_group_differences_and_the_csv_carry_n_and_method(app, engine, monkeypatch):
+    import dashboard.downloads
+
+    for i, variant in enumerate("AAABBB"):
+        happy = 1.0 + i if variant == "A" else 0.5
+        seed_session(engine, study="ads", participant=f"P{i}", tags={"variant": variant},
+                     timeline=(("neutral", 2.0), ("happy", happy)))  # fmt: skip
+    made: list[bytes] = []
+    real = dashboard.downloads.export_bytes
+    monkeypatch.setattr(dashboard.downloads, "export_bytes", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
+    at = app("compare")
+    at.radio(key="compare_mode").set_value("Groups by tag").run()
+    assert not at.exception
+    assert "6 sessions, 2 groups;" in _texts(at)
+    assert "bootstrap percentile 95% interval over sessions, 2000 resamples" in _texts(at)
+    table = _table(at, "Welch p")
+    assert list(table[["group A", "group B", "n A", "n B"]].iloc[0]) == ["variant=A", "variant=B", 3, 3]
+    assert table.loc[0, "note"] == "few sessions: read with caution (fewer than 5 in a group)"
+    assert table.loc[0, "permutation p"] != ""
+    import io
+
+    csv = pd.read_csv(io.BytesIO(made[-1]))
+    assert {"n_sessions", "n_low_frames", "method"} <= set(csv.columns)
+    few = csv["n_sessions"] < 3  # group A's sessions run longer than the others
+    assert set(csv.loc[~few, "method"]) == {"bootstrap percentile 95% interval over sessions, 2000 resamples"}
+    assert set(csv.loc[few, "method"]) == {"no band (fewer than 3 sessions)"} and csv.loc[few, "ci_low"].isna().all()
