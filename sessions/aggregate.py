@@ -21,7 +21,8 @@ Engagement
     ``1 - neutral``: expressiveness, the probability that the face shows any expression (cf. the AFFDEX
     "engagement"/expressiveness measure). In [0, 1].
 Across sessions (:func:`compare`)
-    For each group, bin and metric, the mean over sessions of the sessions' bin values, with a 95%
+    Kept for the benchmark and old callers; the Compare page and its CSV use :mod:`sessions.stats` (each session
+    once, bootstrap bands at pilot sizes, clipped to the metric's range, quality gate). For each group, bin and metric, the mean over sessions of the sessions' bin values, with a 95%
     confidence interval from Student's t distribution (``mean +- t(0.975, n-1) * sd / sqrt(n)``,
     ``scipy.stats.t``; NaN for n < 2), ``n_sessions`` the sessions with a value in the bin, and
     ``share_expressing``: the share of those sessions whose **bin mean probability** of the emotion exceeds
