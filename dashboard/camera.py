@@ -28,6 +28,8 @@ CONSENT_TEXT = (
     "(probabilities of seven expressions and the face's position) are kept, under a pseudonymous "
     "participant code. You can stop at any time with the STOP button."
 )
+#: ``st.session_state`` key of the counter of this browser session's full script runs (the router counts them).
+RUN_KEY = "app_run"
 #: The consent checkbox's label.
 CONSENT_LABEL = "I have read this and I agree to take part."
 
@@ -37,10 +39,11 @@ class SessionView(dict):
 
 
 def read_session(session_id: int) -> SessionView:
-    """Read ``status``, ``consent_at``, ``stream_role``, ``stream_since``, ``disconnected_at``, ``end_reason``."""
+    """Read ``status``, ``consent_at``, ``stream_role``, ``stream_id``, ``stream_since``, ``disconnected_at``,
+    ``end_reason``, ``started_at``."""
     with session_scope(get_engine()) as db:
         s = get_session(db, session_id)
-        return SessionView(status=s.status, consent_at=s.consent_at, stream_role=s.stream_role,
+        return SessionView(status=s.status, consent_at=s.consent_at, stream_role=s.stream_role, stream_id=s.stream_id,
                            stream_since=s.stream_since, disconnected_at=s.disconnected_at, end_reason=s.end_reason,
                            started_at=s.started_at)  # fmt: skip
 
@@ -96,12 +99,20 @@ def consent_and_camera(session_id: int, prefix: str, role: str) -> live.LiveStre
         st.session_state[stream_key] = stream
     get_live_registry().add(stream)  # again after a STOP and a new START of the same widget
     ctx = live.open_camera(f"{prefix}_webrtc_{session_id}", stream, get_settings().rtc_configuration)
+    run = st.session_state.get(RUN_KEY, 0)
+    shown_playing_before = st.session_state.get(playing_key) == run - 1  # the previous full run showed it playing
     if ctx.state.playing:
-        st.session_state[playing_key] = True
-    elif st.session_state.get(playing_key):
-        st.session_state[playing_key] = False
-        if stream.session.state != "refused" and stream.session.status is None:  # STOP pressed on this page
-            stream.session.finish("complete", reason=f"stopped on the {role}'s page")
+        st.session_state[playing_key] = run
+    elif st.session_state.pop(playing_key, None) is not None and shown_playing_before:
+        # STOP pressed on this page. A camera that stopped while the page was elsewhere (another page, another
+        # session picked) is no STOP: its track's end released the session for a resume.
+        if stream.session.state != "refused" and stream.session.status is None:
+            try:
+                stream.session.finish("complete", reason=f"stopped on the {role}'s page")
+            except TimeoutError:
+                st.warning("The end of the session could not be stored yet; everything recorded is kept. Press "
+                           "STOP again in a moment.")  # fmt: skip
+                return stream
             get_live_registry().remove(stream)
             st.rerun()
     return stream

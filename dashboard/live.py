@@ -18,6 +18,7 @@ import logging
 import sys
 import threading
 import time
+import weakref
 
 import av
 import cv2
@@ -110,7 +111,9 @@ class LiveStream:
             The frame, BGR, scaled to at most ``preview_width`` pixels wide; with each face's box and expression
             drawn when ``annotate``. Capture time comes from the frame's own timestamp.
         """
-        if self._track_ended:  # a new START after the previous track ended: a fresh live session and clock
+        # A new START after the previous track ended, or frames again after the stall watchdog released the
+        # session (a network freeze, not an end): a fresh live session and clock, which resumes the session.
+        if self._track_ended or (self.session.state == "finished" and self.session.status is None):
             self._track_ended = False
             self.session, self._clock = self._new_session(), CaptureClock()
         frame = frames[-1]
@@ -166,20 +169,21 @@ class LiveRegistry:
             raise ValueError(f"stall_s has to be > 0 seconds; got {stall_s!r}")
         self.stall_s = stall_s
         self._lock = threading.Lock()
-        self._streams: dict[int, list[LiveStream]] = {}
+        # weak references: a stream lives as long as its page's session state (or its running WebRTC track)
+        self._streams: dict[int, list[weakref.ref]] = {}
         self._watchdog: threading.Thread | None = None
 
     def add(self, stream: LiveStream) -> None:
         """Register ``stream`` under its session id (again after a restart of its widget), forgetting streams that
         no longer record."""
         with self._lock:
-            for session_id, streams in list(self._streams.items()):
-                streams[:] = [s for s in streams if s.session.state in ("waiting", "streaming")]
-                if not streams:
+            for session_id, refs in list(self._streams.items()):
+                refs[:] = [r for r in refs if (s := r()) is not None and s.session.state in ("waiting", "streaming")]
+                if not refs:
                     del self._streams[session_id]
-            streams = self._streams.setdefault(stream.session_id, [])
-            if stream not in streams:  # pages add their stream at every run: once is enough
-                streams.append(stream)
+            refs = self._streams.setdefault(stream.session_id, [])
+            if all(r() is not stream for r in refs):  # pages add their stream at every run: once is enough
+                refs.append(weakref.ref(stream))
             if self._watchdog is None:
                 self._watchdog = threading.Thread(target=self._watch, name="live-stream-watchdog", daemon=True)
                 self._watchdog.start()
@@ -187,7 +191,7 @@ class LiveRegistry:
     def get(self, session_id: int) -> LiveStream | None:
         """The stream recording ``session_id`` in this process (else the newest one waiting), or None."""
         with self._lock:
-            streams = list(self._streams.get(session_id, ()))
+            streams = [s for r in self._streams.get(session_id, ()) if (s := r()) is not None]
         for stream in reversed(streams):
             if stream.session.state == "streaming":
                 return stream
@@ -197,14 +201,13 @@ class LiveRegistry:
     def remove(self, stream: LiveStream) -> None:
         """Forget ``stream`` (no error if absent)."""
         with self._lock:
-            streams = self._streams.get(stream.session_id, [])
-            if stream in streams:
-                streams.remove(stream)
+            refs = self._streams.get(stream.session_id, [])
+            refs[:] = [r for r in refs if r() is not None and r() is not stream]
 
     def release_stalled(self) -> list[int]:
         """Release the streaming sessions silent for ``stall_s``; return their session ids."""
         with self._lock:
-            streams = [s for group in self._streams.values() for s in group]
+            streams = [s for refs in self._streams.values() for r in refs if (s := r()) is not None]
         stalled = []
         for stream in streams:
             silence = stream.session.seconds_since_frame()

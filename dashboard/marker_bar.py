@@ -3,7 +3,7 @@
 A Streamlit button reaches the server only with the next script run, after whatever run is in progress (a
 live panel refresh, a chart), and the newest analysed frame's time is later still: markers landed 0.6-2.4 s
 late. Here the buttons are one two-way component (``st.components.v2``): the browser stamps each click with
-its own clock, corrected by the offset between the browser's and the server's clocks (the smallest difference
+its own clock (the event's creation time, ``performance.timeOrigin + event.timeStamp``), corrected by the offset between the browser's and the server's clocks (the smallest difference
 seen between the server time sent with a render and the browser time at which the render arrived), and the
 server turns that instant into session time with the session's ``started_at`` (the same UTC clock the camera
 frames' capture times are on). The free-text field lives in the component too, so its first click counts.
@@ -50,11 +50,12 @@ export default function(component) {
   const key = "__ferClockOffset";
   const offset = arrival - data.server_ms;
   if (window[key] === undefined || offset < window[key]) { window[key] = offset; }
-  const stamp = () => Date.now() - window[key];
-  const send = (label) => {
+  // The click's own time (when the browser created the event, not when a busy page got round to handling it).
+  const stamp = (event) => (event ? performance.timeOrigin + event.timeStamp : Date.now()) - window[key];
+  const send = (label, event) => {
     label = (label || "").trim();
     if (!label) { return; }
-    setTriggerValue("marker", { label: label, at_ms: stamp(), nonce: Math.random().toString(36).slice(2) });
+    setTriggerValue("marker", { label: label, at_ms: stamp(event), nonce: Math.random().toString(36).slice(2) });
   };
   const presets = parentElement.querySelector(".fer-presets");
   presets.replaceChildren();
@@ -62,13 +63,13 @@ export default function(component) {
     const button = document.createElement("button");
     button.type = "button";
     button.textContent = label;  // text, never HTML
-    button.onclick = () => send(label);
+    button.onclick = (event) => send(label, event);
     presets.appendChild(button);
   }
   const input = parentElement.querySelector("input");
   const add = parentElement.querySelector(".fer-add");
-  add.onclick = () => { send(input.value); input.value = ""; };
-  input.onkeydown = (event) => { if (event.key === "Enter") { add.onclick(); } };
+  add.onclick = (event) => { send(input.value, event); input.value = ""; };
+  input.onkeydown = (event) => { if (event.key === "Enter") { add.onclick(event); } };
 }
 """
 

@@ -139,15 +139,21 @@ def new_live_stream(session_id: int, role: str) -> LiveStream:
         Who streams; only the researcher's preview is annotated.
 
     The analyzer comes from this module's ``new_analyzer`` (looked up at call time, so tests can stub it).
+
+    Raises
+    ------
+    fer_core.model_file.ModelFileError
+        If the configured model cannot be loaded (checked now, on the page, not with the first frame).
     """
     from sessions.live import LiveSession
 
     settings = get_settings()
     recorder = get_recorder()
     analyzer = globals()["new_analyzer"]  # looked up now, on the page's thread (tests stub it)
+    get_classifier()  # the shared model loads (or its error shows) on the page, before any camera starts
 
-    def new_session() -> LiveSession:  # one per START; called on the stream's worker thread after the first
-        return LiveSession(session_id, analyzer=analyzer(), recorder=recorder, role=role)
+    def new_session() -> LiveSession:  # one per START; its analyzer is built with its first frame
+        return LiveSession(session_id, new_analyzer=analyzer, recorder=recorder, role=role)
 
     stream = LiveStream(new_session, frame_width=settings.frame_width, preview_width=settings.preview_width,
                         annotate=role == "researcher")

@@ -195,8 +195,12 @@ def abort_orphaned(db: Session, *, stale_after_s: float = OWNER_STALE_S, self_id
     ).all()
     aborted = []
     for sid, owner_id, heartbeat, started in candidates:
-        if owner_id is not None:
-            if owner_id not in gone and owner_id in owners:
+        if owner_id is not None and owner_id in owners:
+            if owner_id not in gone:
+                continue
+            reason = "the server process recording it stopped (crash or restart)"
+        elif owner_id is not None:  # an owner registered after our snapshot, or retired: the session's heartbeat
+            if heartbeat is not None and heartbeat >= cutoff:
                 continue
             reason = "the server process recording it stopped (crash or restart)"
         else:
@@ -245,6 +249,17 @@ def abort_expired_disconnects(db: Session, *, grace_s: float = RESUME_GRACE_S) -
     for sid, when in expired:
         reason = f"the participant's camera did not come back within {grace_s:.0f} s of the disconnect"
         if end_session(db, sid, "aborted", reason=reason, ended_at=when, require_no_stream=True):
+            done.append(int(sid))
+    # A holder that stored nothing for the whole window is gone too, even if its release never reached the store
+    # (a full queue, a worker that died): the same window, conditioned on that very holder.
+    silent = db.execute(
+        select(StudySession.id, StudySession.stream_id, StudySession.heartbeat_at).where(
+            StudySession.status == "recording", StudySession.stream_id.is_not(None),
+            StudySession.heartbeat_at < cutoff)
+    ).all()  # fmt: skip
+    for sid, stream, when in silent:
+        reason = f"no camera frame for {grace_s:.0f} s"
+        if end_session(db, sid, "aborted", reason=reason, ended_at=when, stream_id=stream, require_stream=True):
             done.append(int(sid))
     return done
 
@@ -375,6 +390,7 @@ def end_session(
     owner_id: str | None = None,
     require_no_stream: bool = False,
     stream_id: str | None = None,
+    require_stream: bool = False,
 ) -> bool:
     """End an open session as ``complete`` or ``aborted`` and cache its statistics; the only way a session ends.
 
@@ -401,6 +417,8 @@ def end_session(
     stream_id : str, optional
         Only end it if this stream holds it or none does (a STOP from a page whose stream was released a moment
         before must not end a session another page has taken over since).
+    require_stream : bool
+        With ``stream_id``: only end it if that very stream still holds it.
 
     Returns
     -------
@@ -421,7 +439,9 @@ def end_session(
         conditions.append(StudySession.owner_id == owner_id)
     if require_no_stream:
         conditions.append(StudySession.stream_id.is_(None))
-    if stream_id is not None:
+    if stream_id is not None and require_stream:
+        conditions.append(StudySession.stream_id == stream_id)
+    elif stream_id is not None:
         conditions.append(or_(StudySession.stream_id.is_(None), StudySession.stream_id == stream_id))
     ended = db.execute(
         update(StudySession).where(*conditions)
@@ -449,17 +469,22 @@ def start_session(db: Session, session_id: int, started_at: datetime) -> None:
     SessionEnded
         The session is not ``pending``.
     """
-    session = get_session(db, session_id)
-    if session.status != "pending":
+    started = db.execute(update(StudySession).where(StudySession.id == session_id, StudySession.status == "pending")
+                         .values(status="recording", started_at=started_at)
+                         .execution_options(synchronize_session=False)).rowcount  # fmt: skip
+    if not started:
+        session = get_session(db, session_id)
         raise SessionEnded(f"session {session_id} is {session.status}, not pending; it cannot be started again")
-    session.status, session.started_at = "recording", started_at
-    db.flush()
+    db.refresh(get_session(db, session_id))
 
 
 def accepting_sessions(db: Session, session_ids: Iterable[int]) -> dict[int, str | None]:
     """The open sessions among ``session_ids``, each with the stream that holds it (None: no stream holds it).
 
-    The recorder keeps only rows of these sessions, and of a held session only the holder's rows.
+    The recorder keeps only rows of these sessions, and of a held session only the holder's rows. On PostgreSQL
+    the session rows are locked (``SELECT ... FOR UPDATE``) until the caller's transaction ends, so no other
+    server can end or take over a session between this check and the insert of its rows (SQLite's single writer
+    gives the same guarantee).
     """
     ids = [int(i) for i in session_ids]
     if not ids:
@@ -467,6 +492,8 @@ def accepting_sessions(db: Session, session_ids: Iterable[int]) -> dict[int, str
     rows = db.execute(
         select(StudySession.id, StudySession.stream_id)
         .where(StudySession.id.in_(ids), StudySession.status.in_(OPEN_STATUSES))
+        .order_by(StudySession.id)  # one lock order for every server: no deadlock between two flushes
+        .with_for_update()
     ).all()  # fmt: skip
     return {int(sid): stream for sid, stream in rows}
 
@@ -482,8 +509,8 @@ def add_frame_counts(db: Session, session_id: int, *, skipped: int = 0, refused:
     if heartbeat_at is not None:
         values["heartbeat_at"] = heartbeat_at
     if values:
-        db.execute(update(StudySession).where(StudySession.id == session_id).values(**values)
-                   .execution_options(synchronize_session=False))  # fmt: skip
+        db.execute(update(StudySession).where(StudySession.id == session_id, StudySession.status.in_(OPEN_STATUSES))
+                   .values(**values).execution_options(synchronize_session=False))  # fmt: skip
 
 
 def require_open(db: Session, session_id: int) -> StudySession:

@@ -137,8 +137,11 @@ class LiveSession:
     ----------
     session_id : int
         The session to record into.
-    analyzer : fer_core.analyzer.FrameAnalyzer
+    analyzer : fer_core.analyzer.FrameAnalyzer, optional
         Used by this stream only (it holds tracking state).
+    new_analyzer : callable, optional
+        Instead of ``analyzer``: builds it (no argument) with the first frame, so a page that never starts its
+        camera holds no detector.
     recorder : sessions.recorder.LiveRecorder
         The process's recorder (shared; ``submit`` never blocks).
     role : {"participant", "researcher"}
@@ -147,14 +150,20 @@ class LiveSession:
     Raises
     ------
     ValueError
-        Unknown ``role``.
+        Unknown ``role``, or not exactly one of ``analyzer`` and ``new_analyzer``.
     """
 
-    def __init__(self, session_id: int, *, analyzer, recorder, role: str) -> None:
+    #: Seconds the first frame waits for the claim: well under streamlit-webrtc's 10 s limit per callback.
+    CLAIM_TIMEOUT_S = 3.0
+
+    def __init__(self, session_id: int, *, recorder, role: str, analyzer=None, new_analyzer=None) -> None:
         if role not in ("participant", "researcher"):
             raise ValueError(f"role has to be 'participant' or 'researcher'; got {role!r}")
+        if (analyzer is None) == (new_analyzer is None):
+            raise ValueError("give exactly one of analyzer and new_analyzer")
         self.session_id = int(session_id)
         self.analyzer = analyzer
+        self.new_analyzer = new_analyzer
         self.recorder = recorder
         self.role = role
         self.stream_id = uuid.uuid4().hex
@@ -164,7 +173,9 @@ class LiveSession:
         self._started_at: float | None = None  # UTC epoch seconds of session time 0
         self._next_frame = 0
         self._time_s = 0.0
-        self._base_skipped = self._base_refused = 0
+        self._base_skipped = self._base_refused = 0  # the store's counts at the claim
+        self._recorder_base = (0, 0)  # the recorder's counts of the session at the claim (skipped, refused)
+        self._claimed = False
         self._frames = 0
         self._latest: list = []
         self._history: deque[tuple[float, np.ndarray]] = deque()
@@ -206,6 +217,8 @@ class LiveSession:
                     self._message = "This camera no longer records: the session ended or continues on another page."
             return None
         time_s = max(self._time_s, capture_time - self._started_at)
+        if self.analyzer is None:  # built with the first frame
+            self.analyzer = self.new_analyzer()
         results = self.analyzer.analyze(image, time_s)
         with self._lock:  # the finishing flag and the submit under one lock: no frame after finish()
             if self._state != "streaming":
@@ -220,16 +233,20 @@ class LiveSession:
     def _claim(self, capture_time: float) -> bool:
         try:
             claim = self.recorder.claim(self.session_id, stream_id=self.stream_id, role=self.role,
-                                        capture_at=datetime.fromtimestamp(capture_time, UTC))  # fmt: skip
+                                        capture_at=datetime.fromtimestamp(capture_time, UTC),
+                                        timeout_s=self.CLAIM_TIMEOUT_S)  # fmt: skip
         except (StreamRefused, SessionEnded, SessionNotFound) as exc:
             with self._lock:
                 self._state, self._message = "refused", str(exc)
             logger.warning("session %s: stream refused: %s", self.session_id, exc)
             return False
-        except TimeoutError as exc:  # the writer is busy: try again with the next frame
-            logger.warning("session %s: claim timed out (%s); retrying with the next frame", self.session_id, exc)
+        except Exception as exc:  # writer busy or database failure: try again with a later frame
+            logger.warning("session %s: claim failed (%s); retrying with the next frame", self.session_id, exc)
             return False
+        counts = self.recorder.stats(self.session_id)
         with self._lock:
+            self._claimed = True
+            self._recorder_base = (counts.skipped, counts.refused)
             # a new session starts at this very frame (exactly 0 s); a resumed one keeps its stored start
             self._started_at = capture_time if claim.started else claim.started_at.timestamp()
             self._next_frame = claim.next_frame
@@ -290,6 +307,7 @@ class LiveSession:
             latency = np.asarray(self._latency, dtype=float)
             frames, time_s, state, status, message = self._frames, self._time_s, self._state, self._status, self._message
             base_skipped, base_refused = self._base_skipped, self._base_refused
+            recorder_skipped, recorder_refused = self._recorder_base
         counts = self.recorder.stats(self.session_id)
         fps = (len(wall) - 1) / (wall[-1] - wall[0]) if len(wall) > 1 and wall[-1] > wall[0] else 0.0
         table = pd.DataFrame([p for _, p in history], columns=list(EMOTIONS))
@@ -298,7 +316,8 @@ class LiveSession:
         p50, p90 = (np.percentile(latency, [50, 90]) * 1000.0) if latency.size else (np.nan, np.nan)
         return LiveSnapshot(
             session_id=self.session_id, state=state, role=self.role, time_s=time_s, frames=frames, fps=fps,
-            skipped=base_skipped + counts.skipped, refused=base_refused + counts.refused, faces=len(latest),
+            skipped=base_skipped + counts.skipped - recorder_skipped,
+            refused=base_refused + counts.refused - recorder_refused, faces=len(latest),
             probs=None if largest is None else np.asarray(largest.smoothed, dtype=np.float32), history=table,
             latency_p50_ms=float(p50), latency_p90_ms=float(p90), status=status, message=message,
         )  # fmt: skip
@@ -320,7 +339,8 @@ class LiveSession:
         """End the session (``"complete"`` or ``"aborted"``) once; later calls do nothing.
 
         Works after :meth:`disconnect` too (a STOP ends the WebRTC stream, whose end may be seen before the page
-        sees the STOP), unless another stream has taken the session over since. A refused stream never ends it.
+        sees the STOP), unless another stream has taken the session over since. A stream that never held the
+        session (refused, or stopped before its first frame) never ends it: returns False.
 
         Returns
         -------
@@ -338,7 +358,9 @@ class LiveSession:
         if status not in ("complete", "aborted"):
             raise ValueError(f"status has to be 'complete' or 'aborted'; got {status!r}")
         with self._lock:
-            if self._status is not None or self._state == "refused":
+            if self._status is not None or not self._claimed or self._state == "refused":
+                if self._state == "waiting":
+                    self._state = "finished"  # stopped before its first frame: it will not claim any more
                 return False
             self._state = "finished"  # no more frames go to the recorder
             self._status = status

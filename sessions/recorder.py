@@ -28,6 +28,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -230,7 +231,6 @@ class LiveRecorder:
         # session id -> [submitted, written, refused, skipped, discarded]
         self._counts: dict[int, list[int]] = {}
         self._unsaved: dict[int, list[int]] = {}  # session id -> [skipped, refused] not yet added in the store
-        self._claimed: dict[int, str] = {}  # session id -> stream id, for sessions this process streams
         self._lost: set[str] = set()  # streams whose rows the store refused (session ended or taken over)
         self._closed = False
         with Session(engine) as db, db.begin():
@@ -444,28 +444,24 @@ class LiveRecorder:
 
     def _control(self, item) -> None:
         """Apply one claim, release or finish in its own transaction (after the rows queued before it)."""
+        finishing = {item.session_id} if isinstance(item, _Finish) else set()
         try:
-            with Session(self.engine) as db, db.begin():
+            with self._saved_counts(finishing) as unsaved, Session(self.engine) as db, db.begin():
                 if isinstance(item, _Claim):
                     claim = lifecycle.claim_stream(db, item.session_id, stream_id=item.stream_id,
                                                    owner_id=self.owner_id, role=item.role, capture_at=item.capture_at)  # fmt: skip
-                    item.reply.append(claim)
-                    with self._lock:
-                        self._claimed[item.session_id] = item.stream_id
-                        self._lost.discard(item.stream_id)
                 elif isinstance(item, _Release):
                     if lifecycle.release_stream(db, item.session_id, item.stream_id, at=item.at) and item.latency_ms:
                         lifecycle.set_latency(db, item.session_id, *item.latency_ms)
-                    with self._lock:
-                        if self._claimed.get(item.session_id) == item.stream_id:
-                            del self._claimed[item.session_id]
                 else:
-                    self._save_counts(db, {item.session_id})
+                    self._add_counts(db, unsaved)
                     if item.latency_ms:
                         lifecycle.set_latency(db, item.session_id, *item.latency_ms)
                     lifecycle.end_session(db, item.session_id, item.status, reason=item.reason, stream_id=item.stream_id)
-                    with self._lock:
-                        self._claimed.pop(item.session_id, None)
+            if isinstance(item, _Claim):  # committed: only now is the claim the caller's
+                with self._lock:
+                    self._lost.discard(item.stream_id)
+                item.reply.append(claim)
         except Exception as exc:  # handed to the caller (claim) or logged (release, finish)
             if isinstance(item, _Claim):
                 item.reply.append(exc)
@@ -475,14 +471,27 @@ class LiveRecorder:
             if not isinstance(item, _Release):
                 item.done.set()
 
-    def _save_counts(self, db: Session, session_ids: set[int], heartbeat: set[int] = frozenset()) -> None:
+    @contextmanager
+    def _saved_counts(self, session_ids: set[int]):
+        """Take the sessions' unsaved skipped/refused counts for one transaction; put them back if it fails."""
         with self._lock:
             unsaved = {sid: self._unsaved.pop(sid) for sid in list(self._unsaved) if sid in session_ids}
-        now = utc_now()
-        for sid in session_ids:
+        try:
+            yield unsaved
+        except BaseException:
+            with self._lock:
+                for sid, (skipped, refused) in unsaved.items():
+                    counts = self._unsaved.setdefault(sid, [0, 0])
+                    counts[0] += skipped
+                    counts[1] += refused
+            raise
+
+    @staticmethod
+    def _add_counts(db: Session, unsaved: dict[int, list[int]], heartbeat: dict[int, datetime] | None = None) -> None:
+        for sid in set(unsaved) | set(heartbeat or {}):
             skipped, refused = unsaved.get(sid, (0, 0))
             lifecycle.add_frame_counts(db, sid, skipped=skipped, refused=refused,
-                                       heartbeat_at=now if sid in heartbeat else None)  # fmt: skip
+                                       heartbeat_at=(heartbeat or {}).get(sid))  # fmt: skip
 
     def _flush(self, rows: list[dict]) -> None:
         """Store a batch in one transaction with the owner's heartbeat; if that fails, session by session, so one
@@ -502,10 +511,10 @@ class LiveRecorder:
                     logger.exception("recorder could not write session %s; its %d rows are lost", sid, len(mine))
                     frames = len({r["frame"] for r in mine})
                     with self._lock:
-                        self._counts.setdefault(sid, [0, 0, 0, 0, 0])[2] += frames
+                        self._refuse(sid, frames)  # counted, and stored with the next flush that succeeds
 
     def _write(self, rows: list[dict], sessions: set[int]) -> None:
-        with Session(self.engine) as db, db.begin():
+        with self._saved_counts(sessions) as unsaved, Session(self.engine) as db, db.begin():
             lifecycle.beat(db, self.owner_id)
             if not sessions:
                 return
@@ -521,7 +530,8 @@ class LiveRecorder:
                         lost.add(stream)
             if kept:
                 db.execute(insert(Observation), kept)
-            self._save_counts(db, sessions, heartbeat={r["session_id"] for r in kept})
+            now = utc_now()
+            self._add_counts(db, unsaved, heartbeat={r["session_id"]: now for r in kept})
         written: dict[int, set] = {}
         for row in kept:
             written.setdefault(row["session_id"], set()).add(row["frame"])

@@ -192,7 +192,8 @@ def live_chart(session_id: int) -> None:
 camera_col, live_col = st.columns([3, 2])
 with camera_col:
     mine = st.session_state.get(f"rec_stream_{session_id}")
-    streaming_here = mine is not None and mine.session.state == "streaming"  # this page's camera holds the session
+    # this page's camera holds the session (its claim may be stored a moment before the live session knows it)
+    streaming_here = mine is not None and (mine.session.state == "streaming" or view["stream_id"] == mine.session.stream_id)
     if view["status"] in ENDED_STATUSES:
         st.info(f"This session has ended ({view['status']}). Open it on the Review page.")
     elif view["stream_role"] and not streaming_here:

@@ -204,3 +204,30 @@ def test_a_participants_preview_is_the_plain_camera_image(engine, recording):
     image = out.to_ndarray(format="bgr24")
     assert image.shape == (120, 160, 3) and (image == 90).all()  # no box, no label, no probability
     assert stream.snapshot().faces == 1  # it was analysed and recorded all the same
+
+
+def test_frames_after_the_watchdog_released_a_frozen_stream_resume_the_session(engine, recording):
+    """A network freeze longer than the stall window, then frames again on the same track: recorded again."""
+    recorder, session_id = recording
+    registry = LiveRegistry(stall_s=0.2)
+    stream = new_stream(recorder, session_id, role="participant")
+    registry.add(stream)
+    asyncio.run(stream.on_frames([make_frame(0)]))
+    assert wait_until(lambda: stream.session.state == "finished")  # released by the watchdog
+    assert wait_until(lambda: _row(engine, session_id).stream_id is None)
+    recorder.skip(session_id, 3)  # counts from before the freeze are not counted twice after the resume
+    asyncio.run(stream.on_frames([make_frame(90000 * 2)]))  # the same track delivers again
+    assert stream.session.state == "streaming"
+    asyncio.run(stream.on_frames([make_frame(90000 * 3)]))
+    assert wait_until(lambda: len(load_observations_of(engine, session_id)) == 3)
+    shown = stream.snapshot().dropped
+    stream.session.finish("complete")
+    with session_scope(engine) as db:
+        session = get_session(db, session_id)
+        assert session.status == "complete" and len(session.gaps) == 1
+        assert session.dropped_frames == shown == 3
+
+
+def load_observations_of(engine, session_id):
+    with session_scope(engine) as db:
+        return load_observations(db, session_id)

@@ -73,7 +73,22 @@ def test_record_consent_gates_camera_and_stop_completes(app, engine, camera):
         assert get_session(db, session_id).consent_at is not None
     camera.playing = True
     at.run()
-    camera.playing = False  # Stop pressed in the component
+    camera.playing = False  # STOP before the first frame: nothing was recorded, the session is still to come
+    at.run()
+    assert not at.exception
+    with session_scope(engine) as db:
+        assert get_session(db, session_id).status == "pending"
+    camera.playing = True  # START again; a frame arrives
+    at.run()
+    import asyncio
+
+    from tests.dashboard.test_live import make_frame
+
+    asyncio.run(camera.calls[-1]["queued_video_frames_callback"]([make_frame(0)]))
+    with session_scope(engine) as db:
+        assert get_session(db, session_id).status == "recording"
+    at.run()
+    camera.playing = False  # STOP pressed in the component
     at.run()
     assert not at.exception
     with session_scope(engine) as db:

@@ -324,3 +324,31 @@ def test_killed_writer_keeps_earlier_observations_and_reads_as_aborted(engine, d
         assert killed.n_frames == len(obs)  # statistics cached at recovery
         assert repo.get_session(db, waiting).status == "pending"
         assert len(repo.load_observations(db, sid)) == len(obs)
+
+
+def test_a_held_session_whose_stream_went_silent_ends_after_the_window_even_without_its_release(engine):
+    """A release lost (queue full, worker died): the holder stored nothing for the window, so the session ends."""
+    sid = _new_session(engine)
+    with LiveRecorder(engine, batch_interval_s=0.05, resume_grace_s=0.3, maintenance_interval_s=0.1) as recorder:
+        recorder.claim(sid, stream_id="gone", role="participant", capture_at=utc_now())
+        recorder.submit(sid, 0, 0.0, [face(happy=0.5)], stream_id="gone")
+        deadline = time.monotonic() + 5
+        while _row(engine, sid).status == "recording" and time.monotonic() < deadline:
+            time.sleep(0.05)
+    row = _row(engine, sid)
+    assert row.status == "aborted" and "no camera frame" in row.end_reason
+
+
+def test_recovery_judges_a_session_of_an_owner_it_has_not_seen_by_the_sessions_heartbeat(engine):
+    """An owner that registered after recovery read the owners (or whose row was retired) is not called gone."""
+    from sqlalchemy import update
+
+    from sessions import lifecycle
+
+    sid = _new_session(engine)
+    with session_scope(engine) as db:  # claimed by an owner with no live_owners row, heartbeat fresh
+        db.execute(update(StudySession).where(StudySession.id == sid).values(
+            status="recording", started_at=utc_now(), owner_id="not-yet-seen", heartbeat_at=utc_now()))  # fmt: skip
+    with session_scope(engine) as db:
+        assert lifecycle.abort_orphaned(db, stale_after_s=10) == []
+    assert _row(engine, sid).status == "recording"
