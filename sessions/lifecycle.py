@@ -87,7 +87,13 @@ def process_start_token(pid: int | None = None) -> int | None:
 
 
 def _host() -> str:
-    return socket.gethostname()[:255]
+    """This machine and pid namespace: two containers with one host name (host networking) are two hosts here,
+    since a pid of one means nothing in the other."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")  # e.g. "pid:[4026531836]"
+    except OSError:
+        namespace = ""
+    return f"{socket.gethostname()} {namespace}".strip()[:255]
 
 
 def register_owner(db: Session, owner_id: str) -> LiveOwner:
