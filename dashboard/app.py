@@ -19,7 +19,7 @@ if str(ROOT) not in sys.path:  # `streamlit run dashboard/app.py` puts dashboard
     sys.path.insert(0, str(ROOT))
 
 from dashboard import auth  # noqa: E402
-from dashboard.camera import RUN_KEY  # noqa: E402
+from dashboard.camera import note_page  # noqa: E402
 from dashboard.resources import get_recorder, get_settings, get_sign_in  # noqa: E402
 from sessions.errors import DatabaseUnavailable  # noqa: E402
 
@@ -65,9 +65,6 @@ def sign_in_pages(render) -> list[st.Page]:
 def main() -> None:
     """Pick the pages for this visitor and run the selected one."""
     st.set_page_config(page_title="FER dashboard", page_icon=PAGE_ICON, layout="wide")
-    # Counts this browser session's full script runs (fragments do not pass here): the camera tells a STOP on its
-    # page (the run right after one that showed it playing) from a return to the page (dashboard/camera.py).
-    st.session_state[RUN_KEY] = st.session_state.get(RUN_KEY, 0) + 1
     try:
         settings = get_settings()
     except ValueError as exc:
@@ -86,6 +83,7 @@ def main() -> None:
     else:
         page = _researcher_navigation(settings)
     auth.apply_cookie_action()
+    note_page(page.url_path)
     page.run()
 
 

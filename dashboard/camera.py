@@ -28,8 +28,10 @@ CONSENT_TEXT = (
     "(probabilities of seven expressions and the face's position) are kept, under a pseudonymous "
     "participant code. You can stop at any time with the STOP button."
 )
-#: ``st.session_state`` key of the counter of this browser session's full script runs (the router counts them).
-RUN_KEY = "app_run"
+#: ``st.session_state`` key of the camera shown by the latest run that showed one: ``(prefix, session id)``.
+CAMERA_KEY = "camera_on_screen"
+#: ``st.session_state`` key of the page of the latest run.
+PAGE_KEY = "camera_page"
 #: The consent checkbox's label.
 CONSENT_LABEL = "I have read this and I agree to take part."
 
@@ -46,6 +48,18 @@ def read_session(session_id: int) -> SessionView:
         return SessionView(status=s.status, consent_at=s.consent_at, stream_role=s.stream_role, stream_id=s.stream_id,
                            stream_since=s.stream_since, disconnected_at=s.disconnected_at, end_reason=s.end_reason,
                            started_at=s.started_at)  # fmt: skip
+
+
+def note_page(url_path: str) -> None:
+    """Called by the router before each run of a page: leaving a page takes its camera off the screen."""
+    if st.session_state.get(PAGE_KEY) != url_path:
+        st.session_state[PAGE_KEY] = url_path
+        st.session_state[CAMERA_KEY] = None
+
+
+def no_camera() -> None:
+    """Say that this run shows no camera (a page branch without one): a later stop is then no STOP."""
+    st.session_state[CAMERA_KEY] = None
 
 
 def consent_and_camera(session_id: int, prefix: str, role: str) -> live.LiveStream | None:
@@ -66,7 +80,9 @@ def consent_and_camera(session_id: int, prefix: str, role: str) -> live.LiveStre
         None while consent is missing, the session has ended, or the model cannot be loaded.
     """
     view = read_session(session_id)
+    on_screen_before = st.session_state.get(CAMERA_KEY) == (prefix, session_id)
     if view["status"] in ENDED_STATUSES:
+        no_camera()
         return None
     consent_key, welcome_key = f"{prefix}_consent_{session_id}", f"{prefix}_welcome_{session_id}"
     # Everything above the camera sits in one container, so the camera keeps its place in the page whatever is
@@ -76,6 +92,7 @@ def consent_and_camera(session_id: int, prefix: str, role: str) -> live.LiveStre
             st.markdown(CONSENT_TEXT)
             if not st.checkbox(CONSENT_LABEL, key=consent_key):
                 st.info("The camera starts once the consent box is ticked.")
+                no_camera()
                 return None
             with session_scope(get_engine()) as db:
                 if get_session(db, session_id).consent_at is None:  # stored once: a second tab keeps the first time
@@ -95,15 +112,15 @@ def consent_and_camera(session_id: int, prefix: str, role: str) -> live.LiveStre
                          "(docs/SETTINGS.md) or train one.")  # fmt: skip
             else:  # a participant sees no server path or setting
                 st.error("The session cannot start right now (the analysis is not available). Please tell the researcher.")
+            no_camera()
             return None
         st.session_state[stream_key] = stream
     get_live_registry().add(stream)  # again after a STOP and a new START of the same widget
     ctx = live.open_camera(f"{prefix}_webrtc_{session_id}", stream, get_settings().rtc_configuration)
-    run = st.session_state.get(RUN_KEY, 0)
-    shown_playing_before = st.session_state.get(playing_key) == run - 1  # the previous full run showed it playing
+    st.session_state[CAMERA_KEY] = (prefix, session_id)
     if ctx.state.playing:
-        st.session_state[playing_key] = run
-    elif st.session_state.pop(playing_key, None) is not None and shown_playing_before:
+        st.session_state[playing_key] = True
+    elif st.session_state.pop(playing_key, False) and on_screen_before:
         # STOP pressed on this page. A camera that stopped while the page was elsewhere (another page, another
         # session picked) is no STOP: its track's end released the session for a resume.
         if stream.session.state != "refused" and stream.session.status is None:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import streamlit as st
 
 from dashboard import charts
-from dashboard.camera import consent_and_camera, read_session
+from dashboard.camera import consent_and_camera, no_camera, read_session
 from dashboard.marker_bar import marker_bar
 from dashboard.resources import get_engine, get_live_registry, get_settings
 from dashboard.tags import format_tags, parse_tags
@@ -104,6 +104,7 @@ if st.session_state.get(PICK_KEY) not in choices:  # nothing is picked for the r
 session_id = st.selectbox("Session", choices, format_func=lambda i: labels.get(i, f"#{i}"), key=PICK_KEY,
                           index=None, placeholder="Create a session above, or pick one to watch or record")
 if session_id is None:
+    no_camera()
     st.stop()
 st.session_state[SESSION_KEY] = session_id
 
@@ -195,8 +196,10 @@ with camera_col:
     # this page's camera holds the session (its claim may be stored a moment before the live session knows it)
     streaming_here = mine is not None and (mine.session.state == "streaming" or view["stream_id"] == mine.session.stream_id)
     if view["status"] in ENDED_STATUSES:
+        no_camera()
         st.info(f"This session has ended ({view['status']}). Open it on the Review page.")
     elif view["stream_role"] and not streaming_here:
+        no_camera()
         st.info(f"The {view['stream_role']} is streaming this session (since {_clock(view['stream_since'])}); "
                 "a session takes one camera at a time. Watch the live numbers here.")  # fmt: skip
     else:
