@@ -351,7 +351,8 @@ def share_expressing(comparison: pd.DataFrame, metric: str, *, definition: str |
     metric : str
         One of the ``metric`` values (an emotion, ``engagement`` or ``valence``).
     definition : str, optional
-        What the share means (``sessions.stats.share_definition``), shown as the y-axis title.
+        What the share means (``sessions.stats.share_definition``); the page writes it under the chart, the y
+        axis says "share of sessions" (a longer axis title is cut off).
 
     Raises
     ------
@@ -374,7 +375,8 @@ def share_expressing(comparison: pd.DataFrame, metric: str, *, definition: str |
         ))  # fmt: skip
     fig.update_yaxes(range=[0, 1], autorange=False, tickformat=".0%")
     title = "Share of sessions with positive valence" if metric == "valence" else f"Share of sessions expressing {metric}"
-    return _layout(fig, title=title, yaxis=escape_chart_text(definition) if definition else "share of sessions")
+    # the full definition is written under the chart (the page's caption); an axis title that long is cut off
+    return _layout(fig, title=title, yaxis="share of sessions")
 
 
 def emotion_means(means: pd.DataFrame) -> go.Figure:

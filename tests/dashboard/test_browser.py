@@ -90,7 +90,7 @@ def recorded(clip, model, tmp_path_factory) -> dict:
         page.screenshot(path=str(RESULTS / "review.png"), full_page=True)
         page.get_by_role("link", name="Compare").click()
         page.get_by_role("heading", name="Compare").wait_for(timeout=60_000)
-        page.get_by_text("Share of participants expressing").wait_for(timeout=60_000)
+        page.get_by_text("Share of sessions").first.wait_for(timeout=60_000)
         page.locator(".js-plotly-plot").nth(2).wait_for(timeout=60_000)
         out["compare_charts"] = page.locator(".js-plotly-plot").count()
         page.screenshot(path=str(RESULTS / "compare.png"), full_page=True)

@@ -104,7 +104,7 @@ def test_share_expressing_and_emotion_means():
     assert [list(t.y) for t in share.data] == [[1.0] * 3, [0.0] * 3]
     assert tuple(share.layout.yaxis.range) == (0, 1)
     valence = charts.share_expressing(comparison_table(), "valence", definition="share with positive valence")
-    assert "positive valence" in valence.layout.title.text and valence.layout.yaxis.title.text == "share with positive valence"
+    assert "positive valence" in valence.layout.title.text and valence.layout.yaxis.title.text == "share of sessions"
     means = pd.DataFrame({"group": ["A"] * 7 + ["B"] * 7, "metric": list(EMOTIONS) * 2, "mean": [0.1] * 14,
                           "ci_low": [0.05] * 14, "ci_high": [1.3] * 14, "n_sessions": [3] * 14})  # fmt: skip
     means.loc[EMOTIONS.index("happy"), "mean"] = 0.6

@@ -96,6 +96,29 @@ def test_record_consent_gates_camera_and_stop_completes(app, engine, camera):
     assert "This session has ended (complete)" in _texts(at)
 
 
+def test_leaving_the_record_page_while_the_camera_runs_is_no_stop(app, engine, camera):
+    """The camera ends when its page is left (or another session is picked); that is not the researcher's STOP."""
+    import asyncio
+
+    from tests.dashboard.test_live import make_frame
+
+    at = app("record")
+    at.text_input(key="rec_new_participant").input("P-AWAY")
+    at.button[0].click().run()
+    with session_scope(engine) as db:
+        session_id = int(list_sessions(db)["session_id"][0])
+    at.checkbox(key=f"rec_consent_{session_id}").check().run()
+    camera.playing = True
+    at.run()
+    asyncio.run(camera.calls[-1]["queued_video_frames_callback"]([make_frame(0)]))
+    at.switch_page("app_pages/review.py").run()  # the researcher looks at Review meanwhile
+    camera.playing = False  # the widget was unmounted: its track ended
+    at.switch_page("app_pages/record.py").run()
+    assert not at.exception
+    with session_scope(engine) as db:
+        assert get_session(db, session_id).status == "recording"  # resumable, not complete
+
+
 def test_a_new_session_records_into_itself_whatever_else_is_recording(app, engine, camera):
     """Observed: the "Session" box kept an older recording session and the new one was never recorded into."""
     from sessions.lifecycle import claim_stream, register_owner
