@@ -8,35 +8,13 @@ from __future__ import annotations
 
 import signal
 import time
-import uuid
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from tests.dashboard import browser
 from tests.dashboard.test_browser_sessions import CONSENT, Store, pick_session, press
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.postgres]
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-@pytest.fixture
-def pg_url():
-    try:
-        admin = create_engine(PG_URL, connect_args={"connect_timeout": 3})
-        with admin.connect():
-            pass
-    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {str(exc).splitlines()[0]}")
-    schema = f"replicas_{uuid.uuid4().hex[:10]}"
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
-
-
 @pytest.fixture(scope="module")
 def clip(video_dir, tmp_path_factory):
     reason = browser.missing_tools()
@@ -46,11 +24,11 @@ def clip(video_dir, tmp_path_factory):
                             hold_last_s=4.0)  # fmt: skip
 
 
-def test_replicas_own_their_sessions_and_see_each_others_numbers(pg_url, clip, tmp_path):
+def test_replicas_own_their_sessions_and_see_each_others_numbers(postgres_url, clip, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    store = Store(pg_url)
-    env = {"FER_DB_URL": pg_url, "FER_AUTH_FILE": str(tmp_path / "accounts.json")}
+    store = Store(postgres_url)
+    env = {"FER_DB_URL": postgres_url, "FER_AUTH_FILE": str(tmp_path / "accounts.json")}
     on_a, token_a = store.new_session("ON-A")
     on_b, token_b = store.new_session("ON-B")
     waiting, _ = store.new_session("NOT-YET")  # a link nobody has opened

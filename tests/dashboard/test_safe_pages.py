@@ -14,7 +14,8 @@ from sessions import repository as repo
 from sessions.db import session_scope
 from sessions.models import Observation
 from sessions.recorder import observation_records
-from tests.sessions.conftest import PG_URL, _postgres_reason, face
+from tests.conftest import PG_URL, _postgres_reason
+from tests.sessions.conftest import face
 
 EVIL = "![x](http://evil/t.png) **bold** [link](http://evil)"
 

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import NamedTuple
 
 import numpy as np
 import pytest
-from sqlalchemy import create_engine, text
 
 from fer_core.emotions import EMOTIONS
-
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+from tests.conftest import PG_URL  # noqa: F401 - the shared PostgreSQL fixtures live in tests/conftest.py
 
 try:  # the core's own result type once it exists; the same fields otherwise
     from fer_core.analyzer import FaceResult
@@ -33,40 +30,9 @@ def face(face_id: int = 1, *, box=(10, 20, 100, 120), **probs: float) -> FaceRes
     return FaceResult(face_id, tuple(box), vector, smoothed, EMOTIONS[int(np.argmax(smoothed))])
 
 
-def _postgres_reason() -> str | None:
-    try:
-        engine = create_engine(PG_URL, connect_args={"connect_timeout": 3})
-        with engine.connect():
-            pass
-        engine.dispose()
-    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
-        return f"PostgreSQL not reachable at {PG_URL}: {str(exc).splitlines()[0]}"
-    return None
-
-
-@pytest.fixture(scope="session")
-def postgres_available() -> str | None:
-    return _postgres_reason()
-
-
 @pytest.fixture
 def sqlite_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'sessions.db'}"
-
-
-@pytest.fixture
-def postgres_url(postgres_available):
-    """URL of a fresh schema in the shared test database (search_path set through the URL); dropped after."""
-    if postgres_available:
-        pytest.skip(postgres_available)
-    schema = f"sessions_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
