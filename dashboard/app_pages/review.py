@@ -75,6 +75,12 @@ st.dataframe(
     },
     hide_index=True,
     key="review_summary",
+    column_config={  # shares and probabilities as percentages with one decimal, times in seconds
+        "mean": st.column_config.NumberColumn("mean", format="percent"),
+        "peak": st.column_config.NumberColumn("peak", format="percent"),
+        "peak at (s)": st.column_config.NumberColumn("peak at (s)", format="%.1f"),
+        "dominant share": st.column_config.NumberColumn("dominant share", format="percent"),
+    },
 )
 marker_editor(session_id, markers)
 
