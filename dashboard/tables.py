@@ -115,3 +115,12 @@ def difference_table(differences: pd.DataFrame) -> pd.DataFrame:
             "note": differences["note"],
         }
     )
+
+
+#: ``st.session_state`` key of the study this browser session used last (Record and Upload default to it).
+LAST_STUDY_KEY = "last_study"
+
+
+def default_study_index(names: list[str], last: str | None) -> int:
+    """Index of the study a Study box starts on: the one used last in this browser session, else the first."""
+    return names.index(last) if last in names else 0

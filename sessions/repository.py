@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from fer_core.emotions import NO_FACE_ID, OBSERVATION_COLUMNS
 from sessions.errors import MarkerNotFound, SessionBusy, SessionNotFound
-from sessions.models import SESSION_SOURCES, Marker, Observation, Study, StudySession, utc_now
+from sessions.models import SESSION_SOURCES, Marker, Observation, SessionGap, Study, StudySession, utc_now
 from sessions.validation import check_marker, check_session_fields, check_study, is_plausible_token
 
 #: Columns of :func:`list_sessions`.
@@ -503,6 +503,7 @@ def delete_session(db: Session, session_id: int) -> None:
     # Explicit deletes keep this correct on a SQLite connection opened without foreign keys.
     db.execute(delete(Observation).where(Observation.session_id == session_id))
     db.execute(delete(Marker).where(Marker.session_id == session_id))
+    db.execute(delete(SessionGap).where(SessionGap.session_id == session_id))
     db.delete(session)
     db.flush()
 
@@ -716,8 +717,6 @@ def load_gaps(db: Session, session_id: int) -> pd.DataFrame:
     SessionNotFound
         Unknown session.
     """
-    from sessions.models import SessionGap
-
     get_session(db, session_id)
     rows = db.execute(select(SessionGap.start_s, SessionGap.end_s).where(SessionGap.session_id == session_id)
                       .order_by(SessionGap.start_s)).all()  # fmt: skip
@@ -779,3 +778,74 @@ def stored_live_numbers(db: Session, session_id: int, *, window_s: float = 5.0) 
         Observation.session_id == session_id, Observation.time_s > last_time - window_s))  # fmt: skip
     span = min(window_s, last_time) if last_time > 0 else window_s
     return StoredLiveNumbers(last_time, last_frame + 1, float(recent or 0) / span, session.dropped_frames)
+
+
+def rename_study(db: Session, study_id: int, name: str) -> Study:
+    """Give study ``study_id`` a new name (unique, non-empty after stripping, within the study-name limits).
+
+    Parameters
+    ----------
+    db : sqlalchemy.orm.Session
+        Open ORM session; flushed, not committed.
+    study_id : int
+        The study.
+    name : str
+        The new name; leading and trailing whitespace is stripped.
+
+    Returns
+    -------
+    Study
+        The renamed study.
+
+    Raises
+    ------
+    LookupError
+        Unknown study.
+    ValueError
+        Empty, over-long or control-character name, or another study has it.
+    """
+    study = db.get(Study, study_id)
+    if study is None:
+        raise LookupError(f"no study has id {study_id!r}")
+    name = (name or "").strip()
+    if not name:
+        raise ValueError("study name has to be a non-empty string; got an empty one")
+    check_study(name)
+    if db.scalar(select(Study.id).where(Study.name == name, Study.id != study_id)) is not None:
+        raise ValueError(f"study name has to be unique; a study named {name!r} exists")
+    study.name = name
+    db.flush()
+    return study
+
+
+def delete_study(db: Session, study_id: int) -> int:
+    """Delete a study with all its sessions, their observations, markers and gaps; return the sessions deleted.
+
+    Parameters
+    ----------
+    db : sqlalchemy.orm.Session
+        Open ORM session; flushed, not committed.
+    study_id : int
+        The study.
+
+    Raises
+    ------
+    LookupError
+        Unknown study.
+    SessionBusy
+        A session of the study is recording (streaming, or waiting for its participant to come back).
+    """
+    study = db.get(Study, study_id)
+    if study is None:
+        raise LookupError(f"no study has id {study_id!r}")
+    ids = list(db.scalars(select(StudySession.id).where(StudySession.study_id == study_id)))
+    busy = db.scalars(select(StudySession.id).where(StudySession.study_id == study_id,
+                                                   StudySession.status == "recording")).all()  # fmt: skip
+    if busy:
+        raise SessionBusy(f"study {study.name!r} has sessions recording ({', '.join(f'#{i}' for i in busy)}); "
+                          "stop them (or wait until they end) before deleting the study")  # fmt: skip
+    for session_id in ids:
+        delete_session(db, session_id)
+    db.delete(study)
+    db.flush()
+    return len(ids)

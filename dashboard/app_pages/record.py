@@ -18,6 +18,7 @@ from dashboard import charts
 from dashboard.camera import consent_and_camera, no_camera, read_session
 from dashboard.marker_bar import marker_bar
 from dashboard.resources import get_engine, get_live_registry, get_settings
+from dashboard.tables import LAST_STUDY_KEY, default_study_index
 from dashboard.tags import format_tags, parse_tags
 from dashboard.text import escape_markdown
 from sessions.db import session_scope
@@ -61,14 +62,18 @@ engine = get_engine()
 
 with st.expander("New session", expanded=SESSION_KEY not in st.session_state):
     with session_scope(engine) as db:
-        study_names = [s.name for s in list_studies(db)]
+        study_names = [s.name for s in list_studies(db)] or ["pilot"]
     with st.form("rec_new"):
-        study = st.selectbox("Study", study_names or ["pilot"], accept_new_options=True, key="rec_new_study")
+        # picking a study is picking; creating one is its own field (Enter in the box no longer creates one)
+        study = st.selectbox("Study", study_names, key="rec_new_study",
+                             index=default_study_index(study_names, st.session_state.get(LAST_STUDY_KEY)))
+        new_study = st.text_input("Or a new study", placeholder="name of a study to create", key="rec_new_study_name")
         participant = st.text_input("Participant code (a pseudonym)", key="rec_new_participant")
         tags_text = st.text_input("Tags", placeholder="variant=A, age=18-24", key="rec_new_tags")
         stimulus_name = st.text_input("Stimulus", placeholder="trailer_v2.mp4", key="rec_new_stimulus")
         stimulus_url = st.text_input("Stimulus URL (optional)", key="rec_new_stimulus_url")
         created = st.form_submit_button("Create session", type="primary")
+    study = new_study.strip() or study
     form = (study, participant, tags_text, stimulus_name, stimulus_url)
     last = st.session_state.get("rec_last_created")
     if created and last and last[0] == form and time.monotonic() - last[1] < DOUBLE_SUBMIT_S:
@@ -87,6 +92,7 @@ with st.expander("New session", expanded=SESSION_KEY not in st.session_state):
                 ).id
             _pick(new_id)
             st.session_state["rec_last_created"] = (form, time.monotonic(), new_id)
+            st.session_state[LAST_STUDY_KEY] = (study or "pilot").strip()
         except ValueError as exc:
             st.error(escape_markdown(exc))
 

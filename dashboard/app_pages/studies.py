@@ -1,13 +1,13 @@
-"""Studies: list, create and describe studies; list a study's sessions; delete a session."""
+"""Studies: list, create, describe, rename and delete studies; list a study's sessions; delete a session."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from dashboard.store import page_session
-from dashboard.tables import session_table
+from dashboard.tables import LAST_STUDY_KEY, session_table
 from dashboard.text import escape_markdown
-from sessions.repository import create_study, delete_session, list_sessions, list_studies
+from sessions.repository import create_study, delete_session, delete_study, list_sessions, list_studies, rename_study
 
 st.title("Studies")
 
@@ -33,6 +33,29 @@ names = {study_id: name for study_id, name, _, _ in studies}
 study_id = st.selectbox("Study", list(names), format_func=names.get, key="studies_study")
 _, _, description, created_at = next(s for s in studies if s[0] == study_id)
 st.caption(f"Created {created_at:%Y-%m-%d %H:%M} UTC. {escape_markdown(description)}")
+
+with st.expander("Rename or delete this study"):
+    new_name = st.text_input("New name", value=names[study_id], key=f"studies_rename_{study_id}")
+    if st.button("Rename study", key="studies_rename", disabled=new_name.strip() == names[study_id]):
+        try:
+            with page_session() as db:
+                rename_study(db, study_id, new_name)
+            st.session_state[LAST_STUDY_KEY] = new_name.strip()
+            st.rerun()
+        except (ValueError, LookupError) as exc:
+            st.error(escape_markdown(exc))
+    sure = st.checkbox("I understand that this deletes the study, all its sessions and their observations.",
+                       key=f"studies_delete_study_sure_{study_id}")  # fmt: skip
+    if st.button("Delete study", disabled=not sure, type="primary", key="studies_delete_study"):
+        try:
+            with page_session() as db:
+                n = delete_study(db, study_id)
+        except (ValueError, LookupError) as exc:  # a session still recording (SessionBusy), or gone meanwhile
+            st.error(escape_markdown(exc))
+            st.stop()
+        st.session_state.pop("studies_study", None)
+        st.success(f"Study deleted with {n} session{'s' if n != 1 else ''}.")
+        st.rerun()
 
 with page_session() as db:
     sessions = list_sessions(db, study_id=study_id)

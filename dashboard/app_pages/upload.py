@@ -6,6 +6,7 @@ import streamlit as st
 
 from dashboard.resources import get_engine, new_analyzer
 from dashboard.store import database_errors_shown, page_session
+from dashboard.tables import LAST_STUDY_KEY, default_study_index
 from dashboard.tags import parse_tags
 from dashboard.text import escape_markdown
 from dashboard.uploads import import_upload
@@ -17,16 +18,19 @@ VIDEO_TYPES: tuple[str, ...] = ("mp4", "mov", "m4v", "avi", "mkv", "webm")
 
 st.title("Upload a video")
 with page_session() as db:
-    study_names = [s.name for s in list_studies(db)]
+    study_names = [s.name for s in list_studies(db)] or ["pilot"]
 
 with st.form("upload_form"):
     upload = st.file_uploader("Video", type=list(VIDEO_TYPES), key="upload_file")
-    study = st.selectbox("Study", study_names or ["pilot"], accept_new_options=True, key="upload_study")
+    study = st.selectbox("Study", study_names, key="upload_study",
+                         index=default_study_index(study_names, st.session_state.get(LAST_STUDY_KEY)))
+    new_study = st.text_input("Or a new study", placeholder="name of a study to create", key="upload_study_name")
     participant = st.text_input("Participant code (empty: a random pseudonym)", key="upload_participant")
     tags_text = st.text_input("Tags", placeholder="variant=A", key="upload_tags")
     submitted = st.form_submit_button("Analyse", type="primary")
 
 if submitted:
+    study = new_study.strip() or study
     if upload is None:
         st.warning("Choose a video file first.")
         st.stop()
@@ -65,6 +69,7 @@ if submitted:
         st.stop()
     bar.progress(1.0, text="Done")
     st.session_state["rec_session_id"] = result.session_id
+    st.session_state[LAST_STUDY_KEY] = (study or "pilot").strip()
     if result.warning:
         st.warning(f"Session #{result.session_id} was stored with what could be decoded, but the video looks "
                    f"truncated or damaged: {escape_markdown(result.warning)}.")  # fmt: skip

@@ -283,3 +283,34 @@ def test_record_without_model_says_how_to_get_one(app, engine, monkeypatch, tmp_
     at.checkbox(key=f"rec_consent_{live_id}").check().run()
     assert not at.exception
     assert "The emotion model cannot be loaded" in _texts(at) and "FER_MODEL_PATH" in _texts(at)
+
+
+def test_study_choice_is_picking_and_a_new_study_is_explicit_then_renamed_and_deleted(app, engine, camera):
+    """Observed: typing in the Study box and pressing Enter created a new study; studies could not be renamed."""
+    from sessions.repository import list_studies
+
+    seed_session(engine, study="Ad test", status="complete")
+    at = app("record")
+    assert at.selectbox(key="rec_new_study").value == "Ad test"
+    at.text_input(key="rec_new_study_name").input("Trailer test")
+    at.text_input(key="rec_new_participant").input("P-NEW")
+    at.button(key="FormSubmitter:rec_new-Create session").click().run()
+    assert not at.exception
+    with session_scope(engine) as db:
+        assert sorted(s.name for s in list_studies(db)) == ["Ad test", "Trailer test"]
+    at.switch_page("app_pages/upload.py").run()
+    assert at.selectbox(key="upload_study").value == "Trailer test"  # the study used last
+    at.switch_page("app_pages/studies.py").run()
+    study_id = at.selectbox(key="studies_study").value
+    at.text_input(key=f"studies_rename_{study_id}").input("Ad test (wave 1)").run()
+    at.button(key="studies_rename").click().run()
+    assert not at.exception
+    with session_scope(engine) as db:
+        assert sorted(s.name for s in list_studies(db)) == ["Ad test (wave 1)", "Trailer test"]
+    at.selectbox(key="studies_study").select(study_id).run()
+    at.checkbox(key=f"studies_delete_study_sure_{study_id}").check().run()
+    at.button(key="studies_delete_study").click().run()
+    assert not at.exception
+    with session_scope(engine) as db:
+        assert [s.name for s in list_studies(db)] == ["Trailer test"]
+        assert list(list_sessions(db)["participant_code"]) == ["P-NEW"]  # the deleted study's sessions are gone

@@ -231,3 +231,32 @@ def test_stored_live_numbers_read_the_newest_rows(engine):
         assert numbers.fps == pytest.approx(10.0, abs=0.3)
         with pytest.raises(ValueError, match="window_s"):
             repo.stored_live_numbers(db, sid, window_s=0)
+
+
+def test_studies_are_renamed_and_deleted_with_their_sessions_never_while_one_records(engine):
+    from sessions.errors import SessionBusy
+    from sessions.models import Study, utc_now
+
+    sid = _session(engine)
+    _observe(engine, sid, [(i / 10, [face(happy=0.5)]) for i in range(5)])
+    with session_scope(engine) as db:
+        study_id = repo.get_session(db, sid).study_id
+        repo.create_study(db, "Taken")
+        with pytest.raises(ValueError, match="unique"):
+            repo.rename_study(db, study_id, " Taken ")
+        with pytest.raises(ValueError, match="non-empty"):
+            repo.rename_study(db, study_id, "  ")
+        assert repo.rename_study(db, study_id, " Renamed ").name == "Renamed"
+        live = repo.create_session(db, study_id=study_id, participant_code="P-live").id
+        lifecycle.claim_stream(db, live, stream_id="s", owner_id="o", role="participant", capture_at=utc_now())
+    with session_scope(engine) as db, pytest.raises(SessionBusy, match="recording"):
+        repo.delete_study(db, study_id)
+    with session_scope(engine) as db:
+        lifecycle.end_session(db, live, "complete")
+    with session_scope(engine) as db:
+        assert repo.delete_study(db, study_id) == 2
+    with session_scope(engine) as db:
+        assert db.get(Study, study_id) is None and repo.list_sessions(db).empty
+        assert db.scalar(select(func.count()).select_from(Observation)) == 0
+        with pytest.raises(LookupError):
+            repo.delete_study(db, study_id)
