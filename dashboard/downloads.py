@@ -40,3 +40,23 @@ def export_bytes(export: Callable[..., object], data: object, suffix: str, **opt
         path = Path(folder) / f"export{suffix}"
         export(data, path, **options)
         return path.read_bytes()
+
+
+def table_bytes(frame, suffix: str) -> bytes:
+    """The bytes of ``frame`` written by :func:`sessions.exports.write_table` in the format of ``suffix``.
+
+    Raises
+    ------
+    ValueError
+        If ``suffix`` does not start with a dot or names no table format.
+    sessions.exports.ExportError
+        If the temporary file cannot be written.
+    """
+    from sessions.exports import write_table
+
+    if not suffix.startswith("."):
+        raise ValueError(f"suffix has to start with a dot, e.g. '.csv'; got {suffix!r}")
+    with tempfile.TemporaryDirectory(prefix="fer-export-") as folder:
+        path = Path(folder) / f"export{suffix}"
+        write_table(frame, path)
+        return path.read_bytes()

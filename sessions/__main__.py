@@ -17,7 +17,7 @@ from sessions.errors import DatabaseUnavailable, ExportError, NoFaceFound, Sessi
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
-    errors: list[type[BaseException]] = [DatabaseUnavailable, SessionNotFound, ExportError, NoFaceFound,
+    errors: list[type[BaseException]] = [DatabaseUnavailable, SessionNotFound, LookupError, ExportError, NoFaceFound,
                                          ValueError, OSError]  # fmt: skip
     try:
         from fer_core.model_file import ModelFileError
@@ -75,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     delete = commands.add_parser("delete", parents=[common], help="delete a session with its observations")
     delete.add_argument("session", type=int, metavar="SESSION", help="session id")
+
+    study_export = commands.add_parser("export-study", parents=[common], help="export every session of a study "
+                                       "into one file (per frame, or per bin with --per-second)")  # fmt: skip
+    study_export.add_argument("study", metavar="STUDY", help="study name")
+    study_export.add_argument("--per-second", action="store_true", help="per-bin rows instead of per-frame rows")
+    study_export.add_argument("--bin-s", type=float, default=1.0, help="bin width in seconds with --per-second")
+    study_export.add_argument("--out", required=True, metavar="PATH", help="output file: .csv, .parquet or .json")
 
     recover = commands.add_parser("recover", parents=[common], help="end as aborted the sessions whose server "
                                   "process is gone (run before starting a dashboard server)")  # fmt: skip
@@ -183,6 +190,21 @@ def _cmd_delete(engine, args) -> None:
     print(f"deleted session {args.session} with its observations and markers")
 
 
+def _cmd_export_study(engine, args) -> None:
+    from sqlalchemy import select
+
+    from sessions.db import session_scope
+    from sessions.models import Study
+    from sessions.study_export import export_study
+
+    with session_scope(engine) as db:
+        study_id = db.scalar(select(Study.id).where(Study.name == args.study.strip()))
+        if study_id is None:
+            raise LookupError(f"no study is named {args.study!r}")
+        path = export_study(db, study_id, args.out, per_second=args.per_second, bin_s=args.bin_s)
+    print(f"wrote {path}")
+
+
 def _cmd_recover(engine, args) -> None:
     from sessions.lifecycle import OWNER_STALE_S
     from sessions.recorder import recover_interrupted
@@ -192,7 +214,7 @@ def _cmd_recover(engine, args) -> None:
 
 
 COMMANDS = {"list": _cmd_list, "show": _cmd_show, "import-video": _cmd_import, "export": _cmd_export,
-            "delete": _cmd_delete, "recover": _cmd_recover}  # fmt: skip
+            "delete": _cmd_delete, "export-study": _cmd_export_study, "recover": _cmd_recover}  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -204,11 +226,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sessions.db import get_engine
     from sessions.errors import describe_database_error
 
-    if args.command == "export":
+    if args.command in ("export", "export-study"):
         from sessions.exports import resolve_format
 
         try:
-            resolve_format(args.out, args.fmt)
+            resolve_format(args.out, getattr(args, "fmt", None))
         except ValueError as exc:
             parser.error(str(exc))  # exits with status 2
     try:

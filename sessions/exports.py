@@ -235,6 +235,19 @@ def _write_table(frame: pd.DataFrame, path: str | os.PathLike, fmt: str | None) 
     return _atomic_write(path, write)
 
 
+def write_table(frame: pd.DataFrame, path: str | os.PathLike, *, fmt: str | None = None) -> Path:
+    """Write a finished export table to ``path`` atomically: CSV (cells neutralised), Parquet or JSON by suffix.
+
+    Raises
+    ------
+    ValueError
+        Unknown or contradicting format; nothing is written.
+    ExportError
+        The file cannot be written; nothing is left behind.
+    """
+    return _write_table(frame, path, fmt)
+
+
 def export_observations(df: pd.DataFrame, path: str | os.PathLike, *, identity: SessionIdentity,
                         fmt: str | None = None) -> Path:  # fmt: skip
     """Write one session's per-frame observations to ``path``, every row led by whose they are.

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard.downloads import table_bytes
 from dashboard.store import page_session
 from dashboard.tables import LAST_STUDY_KEY, session_table
 from dashboard.text import escape_markdown
 from sessions.repository import create_study, delete_session, delete_study, list_sessions, list_studies, rename_study
+from sessions.study_export import study_table
 
 st.title("Studies")
 
@@ -56,6 +58,23 @@ with st.expander("Rename or delete this study"):
         st.session_state.pop("studies_study", None)
         st.success(f"Study deleted with {n} session{'s' if n != 1 else ''}.")
         st.rerun()
+
+with st.expander("Export the whole study"):
+    st.caption("One file with every session's rows, each led by session, participant, study, status, consent time "
+               "and tags; per frame or per second (with the analysed frames per bin).")  # fmt: skip
+    per_second = st.toggle("Per second instead of per frame", value=True, key="studies_export_bins")
+    if st.button("Prepare the export", key="studies_export"):
+        bar = st.progress(0.0, text="Reading the sessions...")
+        with page_session() as db:
+            table = study_table(db, study_id, per_second=per_second,
+                                progress=lambda f: bar.progress(f, text=f"Reading the sessions: {f:.0%}"))  # fmt: skip
+        bar.empty()
+        kind = "seconds" if per_second else "frames"
+        cols = st.columns(2)
+        cols[0].download_button("CSV", table_bytes(table, ".csv"), f"study_{study_id}_{kind}.csv", "text/csv",
+                                key="studies_export_csv")  # fmt: skip
+        cols[1].download_button("Parquet", table_bytes(table, ".parquet"), f"study_{study_id}_{kind}.parquet",
+                                "application/octet-stream", key="studies_export_parquet")  # fmt: skip
 
 with page_session() as db:
     sessions = list_sessions(db, study_id=study_id)

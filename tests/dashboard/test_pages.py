@@ -314,3 +314,12 @@ def test_study_choice_is_picking_and_a_new_study_is_explicit_then_renamed_and_de
     with session_scope(engine) as db:
         assert [s.name for s in list_studies(db)] == ["Trailer test"]
         assert list(list_sessions(db)["participant_code"]) == ["P-NEW"]  # the deleted study's sessions are gone
+
+
+def test_studies_page_exports_the_whole_study(app, engine):
+    seed_session(engine, study="Ad test", participant="P1", tags={"variant": "A"})
+    seed_session(engine, study="Ad test", participant="P2", tags={"variant": "B"})
+    at = app("studies")
+    at.button(key="studies_export").click().run()
+    assert not at.exception
+    assert len(at.get("download_button")) >= 2
