@@ -10,8 +10,8 @@ from sessions import repository as repo
 from sessions.__main__ import main
 from sessions.db import session_scope
 from sessions.study_export import export_study, study_table
-from tests.sessions.test_repository import _observe
 from tests.sessions.conftest import face
+from tests.sessions.test_repository import _observe
 
 
 def _study(engine) -> int:
