@@ -247,10 +247,12 @@ def test_a_participant_reload_resumes_the_same_session(server):
     context = chromium.new_context()
     page = open_link(context, url, token)
     press(page, "START")
-    before = store.wait_rows(sid, 15)
+    store.wait_rows(sid, 15)
     page.reload()
     page.get_by_text("Welcome back").wait_for(timeout=60_000)
     assert page.get_by_text(CONSENT).count() == 0  # no second consent
+    time.sleep(1.0)  # the old stream's last rows are flushed
+    before = len(store.observations(sid))
     press(page, "START")
     store.wait(lambda: len(store.observations(sid)) >= before + 15, "rows after the reload")
     press(page, "STOP")
