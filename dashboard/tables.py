@@ -14,7 +14,7 @@ def session_table(sessions: pd.DataFrame) -> pd.DataFrame:
     -------
     DataFrame
         Columns ``session, participant, tags, source, status, started (UTC), duration (s),
-        face present, dominant emotion, dropped frames``.
+        face present, dominant emotion, dropped frames, model`` (the expression model that analysed it).
     """
     return pd.DataFrame(
         {
@@ -28,6 +28,7 @@ def session_table(sessions: pd.DataFrame) -> pd.DataFrame:
             "face present": (sessions["face_present_rate"].astype(float) * 100).round(0).map(lambda v: f"{v:.0f}%" if pd.notna(v) else ""),
             "dominant emotion": sessions["dominant_emotion"].fillna(""),
             "dropped frames": sessions["dropped_frames"].fillna(0).astype(int),
+            "model": sessions["model"].fillna("") if "model" in sessions else "",
         }
     )
 

@@ -52,6 +52,20 @@ def default_model_path() -> Path:
     return Path(__file__).resolve().parent / "models" / DEFAULT_MODEL_FILENAME
 
 
+def model_file_id(path: str | Path) -> str:
+    """``"<file name> sha256:<first 12 hex digits>"`` of a model file: how a session records its model.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be read.
+    """
+    import hashlib
+
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+    return f"{Path(path).name} sha256:{digest}"
+
+
 class EmotionClassifier:
     """Seven-class FER2013 expression classifier loaded from a model file with metadata.
 
@@ -249,6 +263,19 @@ class EmotionClassifier:
         interpreter.set_tensor(input_index, batch.astype(np.float32))
         interpreter.invoke()
         return interpreter.get_tensor(self._local.output_index)
+
+    @property
+    def model_id(self) -> str:
+        """Which model this is, for the record of every session it analyses: ``"<file name> sha256:<12 hex>"``.
+
+        The digest is of the model file (computed once, on first use); a model built in memory without a file is
+        ``"in-memory model"``.
+        """
+        cached = getattr(self, "_model_id", None)
+        if cached is None:
+            cached = "in-memory model" if self.path_ is None else model_file_id(self.path_)
+            self._model_id = cached
+        return cached
 
     def predict(self, faces) -> np.ndarray:
         """Classify a batch of face crops.

@@ -188,6 +188,7 @@ def import_video(
             progress(0.95 * min(max(float(fraction), 0.0), 1.0))
 
     observations = analyze_video(path, analyzer=analyzer, progress=analysis_progress, show_progress=False)
+    model = _model_id(analyzer)
     if observations.empty or not (observations["face_id"] != NO_FACE_ID).any():
         raise NoFaceFound(f"video {str(path)!r} has no face in any of its {observations['frame'].nunique()} "
                           "analysed frames; nothing was stored")  # fmt: skip
@@ -197,7 +198,7 @@ def import_video(
         session = repository.create_session(
             db, study_id=study_row.id, participant_code=participant_code, tags=tags, source="upload",
         )  # fmt: skip
-        lifecycle.start_session(db, session.id, session.created_at)
+        lifecycle.start_session(db, session.id, session.created_at, model=model)
         rows = observation_table_rows(session.id, observations)
         for start in range(0, len(rows), INSERT_CHUNK):
             db.execute(insert(Observation), rows[start : start + INSERT_CHUNK])
@@ -206,3 +207,16 @@ def import_video(
     if progress is not None:
         progress(1.0)
     return ImportResult(session_id, warning)
+
+
+def _model_id(analyzer) -> str | None:
+    """The model a video was analysed with: the analyzer's classifier, else the shipped default model."""
+    classifier = getattr(analyzer, "classifier", None)
+    if classifier is not None:
+        return getattr(classifier, "model_id", None)
+    from fer_core.classifier import default_model_path, model_file_id
+
+    try:
+        return model_file_id(default_model_path())
+    except OSError:
+        return None

@@ -19,6 +19,7 @@ Like the repository, functions take an ORM session ``db`` and never commit: the 
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Iterable
@@ -31,6 +32,8 @@ from sqlalchemy.orm import Session
 from sessions.errors import SessionEnded, StreamRefused
 from sessions.models import ENDED_STATUSES, STREAM_ROLES, LiveOwner, Observation, SessionGap, StudySession, utc_now
 from sessions.repository import get_session, refresh_session_stats
+
+logger = logging.getLogger(__name__)
 
 #: Seconds without stored frames after which a session's stream counts as gone and another may take over.
 TAKEOVER_S = 5.0
@@ -279,6 +282,7 @@ def claim_stream(
     role: str,
     capture_at: datetime,
     takeover_after_s: float = TAKEOVER_S,
+    model: str | None = None,
 ) -> StreamClaim:
     """Make ``stream_id`` the one live stream of a session, starting or resuming it.
 
@@ -303,6 +307,9 @@ def claim_stream(
         Aware capture time of the stream's first frame.
     takeover_after_s : float
         Seconds of silence after which another stream may take over.
+    model : str, optional
+        The expression model analysing the stream (``EmotionClassifier.model_id``); stored when the claim starts
+        the session (a resumed session keeps the model it started with).
 
     Returns
     -------
@@ -355,6 +362,9 @@ def claim_stream(
     if started:
         session.started_at = capture_at
         session.status = "recording"
+        session.model = (model or None) and model[:300]
+    elif model and session.model and model != session.model:
+        logger.warning("session %s resumed with the model %s; it started with %s", session_id, model, session.model)
     first = max(float(last_time or 0.0), (capture_at - session.started_at).total_seconds())
     if last_frame is not None:
         gap = (float(last_time), first)
@@ -465,7 +475,7 @@ def end_session(
     return True
 
 
-def start_session(db: Session, session_id: int, started_at: datetime) -> None:
+def start_session(db: Session, session_id: int, started_at: datetime, *, model: str | None = None) -> None:
     """Start a ``pending`` session that is not streamed (an uploaded video): status ``recording``.
 
     Raises
@@ -476,7 +486,7 @@ def start_session(db: Session, session_id: int, started_at: datetime) -> None:
         The session is not ``pending``.
     """
     started = db.execute(update(StudySession).where(StudySession.id == session_id, StudySession.status == "pending")
-                         .values(status="recording", started_at=started_at)
+                         .values(status="recording", started_at=started_at, model=(model or None) and model[:300])
                          .execution_options(synchronize_session=False)).rowcount  # fmt: skip
     if not started:
         session = get_session(db, session_id)

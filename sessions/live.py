@@ -231,9 +231,13 @@ class LiveSession:
         return results
 
     def _claim(self, capture_time: float) -> bool:
+        if self.analyzer is None:  # built with the first frame, before the claim: the session records its model
+            self.analyzer = self.new_analyzer()
+        classifier = getattr(self.analyzer, "classifier", None)
         try:
             claim = self.recorder.claim(self.session_id, stream_id=self.stream_id, role=self.role,
                                         capture_at=datetime.fromtimestamp(capture_time, UTC),
+                                        model=getattr(classifier, "model_id", None),
                                         timeout_s=self.CLAIM_TIMEOUT_S)  # fmt: skip
         except (StreamRefused, SessionEnded, SessionNotFound) as exc:
             with self._lock:

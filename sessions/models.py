@@ -116,7 +116,8 @@ class StudySession(Base):
     the "dropped frames" every page shows. ``latency_p50_ms`` and ``latency_p90_ms`` are the capture-to-result
     latency percentiles (milliseconds, the last 300 frames) of the session's latest stream, stored when it ends. ``n_frames``, ``n_face_frames``, ``dominant_emotion`` and
     ``duration_s`` are cached by :func:`sessions.repository.refresh_session_stats` when the session ends.
-    ``end_reason`` says in words why it ended.
+    ``end_reason`` says in words why it ended. ``model`` names the expression model that analysed it
+    (:attr:`fer_core.classifier.EmotionClassifier.model_id`: file name and SHA-256 prefix), set when it starts.
     """
 
     __tablename__ = "study_sessions"
@@ -143,6 +144,7 @@ class StudySession(Base):
     disconnected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     skipped_frames: Mapped[int] = mapped_column(Integer, default=0)
     refused_frames: Mapped[int] = mapped_column(Integer, default=0)
+    model: Mapped[str | None] = mapped_column(String(300))
     latency_p50_ms: Mapped[float | None] = mapped_column(Float)
     latency_p90_ms: Mapped[float | None] = mapped_column(Float)
     join_token: Mapped[str | None] = mapped_column(String(64), unique=True)

@@ -77,6 +77,7 @@ class _Claim(NamedTuple):
     stream_id: str
     role: str
     capture_at: datetime
+    model: str | None
     reply: list
     done: threading.Event
 
@@ -294,7 +295,7 @@ class LiveRecorder:
         self._unsaved.setdefault(session_id, [0, 0])[1] += n
 
     # -- called from page / control threads ----------------------------------------------------------
-    def claim(self, session_id: int, *, stream_id: str, role: str, capture_at: datetime,
+    def claim(self, session_id: int, *, stream_id: str, role: str, capture_at: datetime, model: str | None = None,
               timeout_s: float = 10.0) -> lifecycle.StreamClaim:  # fmt: skip
         """Make ``stream_id`` the session's one live stream (:func:`sessions.lifecycle.claim_stream`); blocks.
 
@@ -314,7 +315,7 @@ class LiveRecorder:
         reply: list = []
         done = threading.Event()
         try:
-            self._queue.put(_Claim(session_id, stream_id, role, capture_at, reply, done), timeout=timeout_s)
+            self._queue.put(_Claim(session_id, stream_id, role, capture_at, model, reply, done), timeout=timeout_s)
         except queue.Full:
             raise TimeoutError(f"the recorder queue stayed full for {timeout_s} s; session {session_id} was not claimed") from None
         if not done.wait(timeout_s):
@@ -448,8 +449,8 @@ class LiveRecorder:
         try:
             with self._saved_counts(finishing) as unsaved, Session(self.engine) as db, db.begin():
                 if isinstance(item, _Claim):
-                    claim = lifecycle.claim_stream(db, item.session_id, stream_id=item.stream_id,
-                                                   owner_id=self.owner_id, role=item.role, capture_at=item.capture_at)  # fmt: skip
+                    claim = lifecycle.claim_stream(db, item.session_id, stream_id=item.stream_id, owner_id=self.owner_id,
+                                                   role=item.role, capture_at=item.capture_at, model=item.model)  # fmt: skip
                 elif isinstance(item, _Release):
                     if lifecycle.release_stream(db, item.session_id, item.stream_id, at=item.at) and item.latency_ms:
                         lifecycle.set_latency(db, item.session_id, *item.latency_ms)

@@ -25,7 +25,7 @@ from sessions.validation import check_marker, check_session_fields, check_study,
 SESSION_LIST_COLUMNS: tuple[str, ...] = (
     "session_id", "study", "participant_code", "tags", "source", "status", "end_reason", "created_at",
     "started_at", "ended_at", "duration_s", "face_present_rate", "dominant_emotion", "skipped_frames",
-    "refused_frames", "dropped_frames",
+    "refused_frames", "dropped_frames", "model",
 )  # fmt: skip
 #: Columns of :func:`load_markers`.
 MARKER_COLUMNS: tuple[str, ...] = ("marker_id", "time_s", "label", "note")
@@ -264,7 +264,8 @@ def list_sessions(
         ``dominant_emotion`` (most frequent per-frame dominant emotion, None without faces),
         ``skipped_frames`` (int, camera frames not analysed because analysis was busy), ``refused_frames``
         (int, analysed frames the recorder's queue refused), ``dropped_frames`` (int, their sum: what the live
-        panel shows), ``end_reason`` (str or None), ``created_at``. Without matching sessions: no rows, the numeric columns keep their dtypes
+        panel shows), ``end_reason`` (str or None), ``created_at``, ``model`` (the expression model that analysed it,
+        or None). Without matching sessions: no rows, the numeric columns keep their dtypes
         (int64/float64, so sums and means work), the others are of dtype object.
 
     Raises
@@ -306,10 +307,10 @@ def list_sessions(
             "created_at": s.created_at, "started_at": s.started_at, "ended_at": s.ended_at, "duration_s": duration,
             "face_present_rate": n_face / n_frames if n_frames else float("nan"),
             "dominant_emotion": dominant, "skipped_frames": int(s.skipped_frames or 0),
-            "refused_frames": int(s.refused_frames or 0), "dropped_frames": s.dropped_frames,
+            "refused_frames": int(s.refused_frames or 0), "dropped_frames": s.dropped_frames, "model": s.model,
         })  # fmt: skip
     table = pd.DataFrame.from_records(records, columns=list(SESSION_LIST_COLUMNS))
-    for column in ("dominant_emotion", "ended_at", "started_at", "end_reason"):  # keep None (not NaN/NaT)
+    for column in ("dominant_emotion", "ended_at", "started_at", "end_reason", "model"):  # keep None (not NaN/NaT)
         table[column] = pd.Series([r[column] for r in records], dtype=object, index=table.index)
     return table
 

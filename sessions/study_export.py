@@ -1,7 +1,8 @@
 """Whole-study exports: one file with every session's rows, each row led by whose it is.
 
 One row per session per frame (or per time bin): ``session_id, participant_code, study``, then the session's
-``status``, ``source`` and ``consent_at`` (so a reader can leave out aborted sessions or check consent), then one
+``status``, ``source``, ``consent_at`` and ``model`` (so a reader can leave out aborted sessions, check consent and
+see which model analysed each), then one
 ``tag_<key>`` column per tag used anywhere in the study (empty where a session lacks it), then the per-frame
 columns (``OBSERVATION_COLUMNS``) or the per-bin columns of :func:`sessions.aggregate.per_bin`. The file format
 follows the suffix (CSV cells neutralised against formula injection, Parquet, JSON), written atomically by
@@ -23,7 +24,7 @@ from sessions.exports import IDENTITY_COLUMNS, TAG_COLUMN_PREFIX, resolve_format
 from sessions.repository import list_sessions, load_observations
 
 #: Session columns written after the identity columns of a study export.
-SESSION_COLUMNS: tuple[str, ...] = ("status", "source", "consent_at")
+SESSION_COLUMNS: tuple[str, ...] = ("status", "source", "consent_at", "model")
 
 
 def study_table(db: Session, study_id: int, *, per_second: bool = False, bin_s: float = 1.0,
@@ -61,7 +62,8 @@ def study_table(db: Session, study_id: int, *, per_second: bool = False, bin_s: 
         if per_second:
             data = per_bin(data, bin_s)
         lead = {"session_id": int(row.session_id), "participant_code": row.participant_code, "study": row.study,
-                "status": row.status, "source": row.source, "consent_at": _iso(db, int(row.session_id))}  # fmt: skip
+                "status": row.status, "source": row.source, "consent_at": _iso(db, int(row.session_id)),
+                "model": row.model or ""}  # fmt: skip
         for key in tag_keys:
             lead[f"{TAG_COLUMN_PREFIX}{key}"] = (row.tags or {}).get(key, "")
         part = data.reset_index(drop=True)

@@ -231,3 +231,14 @@ def test_frames_after_the_watchdog_released_a_frozen_stream_resume_the_session(e
 def load_observations_of(engine, session_id):
     with session_scope(engine) as db:
         return load_observations(db, session_id)
+
+
+def test_a_live_session_records_the_model_that_analyses_it(engine, recording):
+    from types import SimpleNamespace
+
+    recorder, session_id = recording
+    analyzer = StubAnalyzer()
+    analyzer.classifier = SimpleNamespace(model_id="fer2013_cnn.keras sha256:0123456789ab")
+    stream = new_stream(recorder, session_id, analyzer=analyzer)
+    asyncio.run(stream.on_frames([make_frame(0)]))
+    assert _row(engine, session_id).model == "fer2013_cnn.keras sha256:0123456789ab"

@@ -128,8 +128,10 @@ def test_import_with_the_shipped_model(sqlite_url, video_dir):
     sid = import_video(engine, video_dir / "single_face.mp4", study="Imports").session_id
     with session_scope(engine) as db:
         obs = repo.load_observations(db, sid)
+        model = repo.get_session(db, sid).model
     faces = obs[obs["face_id"] != -1]
     assert len(faces) > 50
+    assert model is not None and model.startswith("fer2013_cnn.keras sha256:")  # the session records its model
     np.testing.assert_allclose(faces[list(EMOTIONS)].sum(axis=1), 1.0, atol=1e-4)
     engine.dispose()
 

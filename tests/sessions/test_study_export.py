@@ -34,7 +34,7 @@ def test_study_table_holds_every_session_of_the_study_once_with_its_identity(eng
     with session_scope(engine) as db:
         frames = study_table(db, study_id)
         bins = study_table(db, study_id, per_second=True)
-    assert list(frames.columns[:8]) == ["session_id", "participant_code", "study", "status", "source", "consent_at",
+    assert list(frames.columns[:9]) == ["session_id", "participant_code", "study", "status", "source", "consent_at", "model",
                                         "tag_age", "tag_variant"]  # fmt: skip
     assert frames.groupby("participant_code").size().to_dict() == {"=HYPERLINK(1)": 20, "P-A": 30}
     assert set(frames["study"]) == {"Ad test"}  # the other study's session is not in it

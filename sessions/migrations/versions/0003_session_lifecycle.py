@@ -3,7 +3,7 @@ skipped and refused frames kept apart, ids never reused on SQLite.
 
 - ``study_sessions``: ``created_at`` (from ``started_at``), ``started_at`` nullable (the camera's first frame;
   NULL while ``pending``), ``end_reason``, ``owner_id``, ``stream_id``, ``stream_role``, ``stream_since``,
-  ``disconnected_at``, ``skipped_frames``, ``latency_p50_ms``, ``latency_p90_ms``; ``dropped_frames`` (which only ever counted the recorder queue's
+  ``disconnected_at``, ``skipped_frames``, ``model``, ``latency_p50_ms``, ``latency_p90_ms``; ``dropped_frames`` (which only ever counted the recorder queue's
   refusals) renamed ``refused_frames``. Sessions left ``recording`` without any observation become ``pending``.
 - new tables ``session_gaps`` and ``live_owners``.
 - SQLite: ``studies``, ``study_sessions`` and ``markers`` are rebuilt with ``AUTOINCREMENT`` so that an id is
@@ -41,6 +41,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("stream_since", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("disconnected_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("skipped_frames", sa.Integer(), nullable=False, server_default="0"))
+        batch_op.add_column(sa.Column("model", sa.String(length=300), nullable=True))
         batch_op.add_column(sa.Column("latency_p50_ms", sa.Float(), nullable=True))
         batch_op.add_column(sa.Column("latency_p90_ms", sa.Float(), nullable=True))
         batch_op.alter_column("dropped_frames", new_column_name="refused_frames", existing_type=sa.Integer(),
@@ -92,6 +93,6 @@ def downgrade() -> None:
         batch_op.alter_column("started_at", existing_type=sa.DateTime(timezone=True), nullable=False)
         batch_op.alter_column("refused_frames", new_column_name="dropped_frames", existing_type=sa.Integer(),
                               existing_nullable=False)  # fmt: skip
-        for name in ("latency_p90_ms", "latency_p50_ms", "skipped_frames", "disconnected_at", "stream_since", "stream_role", "stream_id", "owner_id",
+        for name in ("latency_p90_ms", "latency_p50_ms", "model", "skipped_frames", "disconnected_at", "stream_since", "stream_role", "stream_id", "owner_id",
                      "end_reason", "created_at"):  # fmt: skip
             batch_op.drop_column(name)
