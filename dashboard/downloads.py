@@ -54,9 +54,4 @@ def table_bytes(frame, suffix: str) -> bytes:
     """
     from sessions.exports import write_table
 
-    if not suffix.startswith("."):
-        raise ValueError(f"suffix has to start with a dot, e.g. '.csv'; got {suffix!r}")
-    with tempfile.TemporaryDirectory(prefix="fer-export-") as folder:
-        path = Path(folder) / f"export{suffix}"
-        write_table(frame, path)
-        return path.read_bytes()
+    return export_bytes(write_table, frame, suffix)
