@@ -36,16 +36,18 @@ PAGE_KEY = "camera_page"
 CONSENT_LABEL = "I have read this and I agree to take part."
 
 
-class SessionView(dict):
-    """The stored facts about a session a page needs (a plain dict, read in one transaction)."""
+def read_session(session_id: int) -> dict:
+    """The stored facts about a session a page needs, read in one transaction: ``status``, ``consent_at``,
+    ``stream_role``, ``stream_id``, ``stream_since``, ``disconnected_at``, ``end_reason``, ``started_at``.
 
-
-def read_session(session_id: int) -> SessionView:
-    """Read ``status``, ``consent_at``, ``stream_role``, ``stream_id``, ``stream_since``, ``disconnected_at``,
-    ``end_reason``, ``started_at``."""
+    Raises
+    ------
+    sessions.errors.SessionNotFound
+        Unknown session.
+    """
     with session_scope(get_engine()) as db:
         s = get_session(db, session_id)
-        return SessionView(status=s.status, consent_at=s.consent_at, stream_role=s.stream_role, stream_id=s.stream_id,
+        return dict(status=s.status, consent_at=s.consent_at, stream_role=s.stream_role, stream_id=s.stream_id,
                            stream_since=s.stream_since, disconnected_at=s.disconnected_at, end_reason=s.end_reason,
                            started_at=s.started_at)  # fmt: skip
 

@@ -16,11 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fer_core.emotions import OBSERVATION_COLUMNS
 from sessions.aggregate import per_bin
 from sessions.exports import IDENTITY_COLUMNS, TAG_COLUMN_PREFIX, resolve_format, write_table
+from sessions.models import StudySession
 from sessions.repository import list_sessions, load_observations
 
 #: Session columns written after the identity columns of a study export.
@@ -55,6 +57,8 @@ def study_table(db: Session, study_id: int, *, per_second: bool = False, bin_s: 
         If ``bin_s`` is not positive (from :func:`sessions.aggregate.per_bin`).
     """
     sessions = list_sessions(db, study_id=study_id).sort_values("session_id")
+    consent = dict(db.execute(select(StudySession.id, StudySession.consent_at)
+                              .where(StudySession.study_id == study_id)).all())  # fmt: skip
     tag_keys = sorted({key for tags in sessions["tags"] for key in (tags or {})})
     parts = []
     for i, row in enumerate(sessions.itertuples()):
@@ -62,7 +66,7 @@ def study_table(db: Session, study_id: int, *, per_second: bool = False, bin_s: 
         if per_second:
             data = per_bin(data, bin_s)
         lead = {"session_id": int(row.session_id), "participant_code": row.participant_code, "study": row.study,
-                "status": row.status, "source": row.source, "consent_at": _iso(db, int(row.session_id)),
+                "status": row.status, "source": row.source, "consent_at": "" if consent.get(row.session_id) is None else consent[row.session_id].isoformat(),
                 "model": row.model or ""}  # fmt: skip
         for key in tag_keys:
             lead[f"{TAG_COLUMN_PREFIX}{key}"] = (row.tags or {}).get(key, "")
@@ -77,13 +81,6 @@ def study_table(db: Session, study_id: int, *, per_second: bool = False, bin_s: 
         data_columns = list(OBSERVATION_COLUMNS) if not per_second else ["time_s"]
         return pd.DataFrame(columns=[*columns, *data_columns])
     return pd.concat(parts, ignore_index=True)
-
-
-def _iso(db: Session, session_id: int) -> str:
-    from sessions.repository import get_session
-
-    when = get_session(db, session_id).consent_at
-    return "" if when is None else when.isoformat()
 
 
 def export_study(db: Session, study_id: int, path: str | os.PathLike, *, per_second: bool = False,

@@ -132,9 +132,8 @@ with st.expander("Participant link"):
         st.code(f"{base}/?join={info['token']}", language=None)
 
 
-def connection_line(session_id: int) -> str:
-    """Who is connected to the session, from the store (plain text)."""
-    view = read_session(session_id)
+def connection_line(session_id: int, view: dict) -> str:
+    """Who is connected to the session, from the store's ``view`` (:func:`dashboard.camera.read_session`); plain text."""
     if view["status"] in ENDED_STATUSES:
         reason = f": {view['end_reason']}" if view["end_reason"] else ""
         return f"Session ended ({view['status']}{reason})."
@@ -155,10 +154,11 @@ def connection_line(session_id: int) -> str:
 @st.fragment(run_every=REFRESH_S)
 def live_panel(session_id: int) -> None:
     """Who is connected and the live numbers of the session's stream in this process, refreshed every second."""
-    st.text(connection_line(session_id))
+    view = read_session(session_id)  # one read a second per watching page
+    st.text(connection_line(session_id, view))
     stream = get_live_registry().get(session_id)
     if stream is None or stream.session.state != "streaming":
-        if read_session(session_id)["stream_role"]:  # streamed by another server process: the store's numbers
+        if view["stream_role"]:  # streamed by another server process: the store's numbers
             with session_scope(get_engine()) as db:
                 stored = stored_live_numbers(db, session_id)
             cols = st.columns(4)

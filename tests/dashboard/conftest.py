@@ -113,3 +113,22 @@ def app():
         return at
 
     return make
+
+
+@pytest.fixture(scope="session")
+def browser_tools():
+    """Skip (with the reason) unless Debian chromium, ffmpeg and playwright are installed."""
+    from tests.dashboard import browser
+
+    reason = browser.missing_tools()
+    if reason:
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def face_clip(browser_tools, video_dir, tmp_path_factory) -> Path:
+    """``single_face.mp4`` as the fake camera's 640x480, 15 fps ``.y4m``: 2 s of it, the last frame held 4 s."""
+    from tests.dashboard import browser
+
+    return browser.make_y4m(video_dir / "single_face.mp4", tmp_path_factory.mktemp("clip") / "face.y4m", end_s=2.0,
+                            hold_last_s=4.0)  # fmt: skip

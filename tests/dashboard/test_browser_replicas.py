@@ -16,12 +16,8 @@ from tests.dashboard.test_browser_sessions import CONSENT, Store, pick_session, 
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.postgres]
 @pytest.fixture(scope="module")
-def clip(video_dir, tmp_path_factory):
-    reason = browser.missing_tools()
-    if reason:
-        pytest.skip(reason)
-    return browser.make_y4m(video_dir / "single_face.mp4", tmp_path_factory.mktemp("clip") / "face.y4m", end_s=2.0,
-                            hold_last_s=4.0)  # fmt: skip
+def clip(face_clip):
+    return face_clip
 
 
 def test_replicas_own_their_sessions_and_see_each_others_numbers(postgres_url, clip, tmp_path):

@@ -21,16 +21,8 @@ RESULTS = Path(__file__).resolve().parents[2] / "test-results"
 
 
 @pytest.fixture(scope="module")
-def tools():
-    reason = browser.missing_tools()
-    if reason:
-        pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def clip(tools, video_dir, tmp_path_factory) -> Path:
-    return browser.make_y4m(video_dir / "single_face.mp4", tmp_path_factory.mktemp("clip") / "face.y4m", end_s=2.0,
-                            hold_last_s=4.0)  # fmt: skip
+def clip(face_clip) -> Path:
+    return face_clip
 
 
 @pytest.fixture(scope="module")

@@ -7,14 +7,13 @@ import html
 import re
 
 import pytest
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import insert
 from sqlalchemy.exc import OperationalError
 
 from sessions import repository as repo
 from sessions.db import session_scope
 from sessions.models import Observation
 from sessions.recorder import observation_records
-from tests.conftest import PG_URL, _postgres_reason
 from tests.sessions.conftest import face
 
 EVIL = "![x](http://evil/t.png) **bold** [link](http://evil)"
@@ -228,18 +227,10 @@ def test_upload_of_a_truncated_clip_is_stored_with_a_visible_warning(app, engine
 
 
 @pytest.fixture
-def postgres_db_url(db_url, monkeypatch):
-    """The dashboard on a fresh PostgreSQL schema (skipped with the reason when the server is unreachable)."""
-    reason = _postgres_reason()
-    if reason:
-        pytest.skip(reason)
-    schema = f"dash_test_{__import__('uuid').uuid4().hex[:10]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = f"{PG_URL}?options=-csearch_path%3D{schema}"
-    monkeypatch.setenv("FER_DB_URL", url)
-    yield url
+def postgres_db_url(db_url, postgres_url, monkeypatch):
+    """The dashboard on a fresh PostgreSQL schema (``postgres_url``; skipped with the reason when unreachable)."""
+    monkeypatch.setenv("FER_DB_URL", postgres_url)
+    yield postgres_url
     import streamlit as st
 
     from dashboard.resources import get_engine, get_recorder
@@ -247,9 +238,6 @@ def postgres_db_url(db_url, monkeypatch):
     get_recorder().close(timeout_s=10)  # its writer thread must be gone before the schema goes
     get_engine().dispose()
     st.cache_resource.clear()
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
 
 
 @pytest.mark.postgres
