@@ -527,3 +527,14 @@ def add_frame_counts(db: Session, session_id: int, *, skipped: int = 0, refused:
     if values:
         db.execute(update(StudySession).where(StudySession.id == session_id, StudySession.status.in_(OPEN_STATUSES))
                    .values(**values).execution_options(synchronize_session=False))  # fmt: skip
+
+
+def set_latency(db: Session, session_id: int, p50_ms: float, p90_ms: float) -> None:
+    """Store the capture-to-result latency percentiles (milliseconds) of the session's latest stream.
+
+    NaN (a stream that analysed no frame) leaves the stored figures as they are.
+    """
+    if p50_ms == p50_ms and p90_ms == p90_ms:  # not NaN
+        db.execute(update(StudySession).where(StudySession.id == session_id)
+                   .values(latency_p50_ms=float(p50_ms), latency_p90_ms=float(p90_ms))
+                   .execution_options(synchronize_session=False))  # fmt: skip
