@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from sessions.errors import SessionEnded, StreamRefused
 from sessions.models import ENDED_STATUSES, STREAM_ROLES, LiveOwner, Observation, SessionGap, StudySession, utc_now
 from sessions.repository import get_session, refresh_session_stats
+from sessions.second_aggregates import store_second_aggregates
 
 logger = logging.getLogger(__name__)
 
@@ -408,7 +409,7 @@ def end_session(
     stream_id: str | None = None,
     require_stream: bool = False,
 ) -> bool:
-    """End an open session as ``complete`` or ``aborted`` and cache its statistics; the only way a session ends.
+    """End an open session as ``complete`` or ``aborted`` and cache its statistics and per-second aggregates; the only way a session ends.
 
     An ended session is never changed again: a later call (a late abort after a Stop, a crash recovery racing
     a Stop) returns False and changes nothing.
@@ -472,6 +473,7 @@ def end_session(
     if session is not None:
         db.refresh(session)
         refresh_session_stats(db, session_id)
+        store_second_aggregates(db, session_id)  # what Compare and the study report read
     return True
 
 

@@ -92,6 +92,8 @@ class Study(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    #: The study's analysis settings (``sessions.analysis.AnalysisSettings`` as JSON); None: the defaults.
+    analysis_settings: Mapped[dict | None] = mapped_column(JSON)
 
     sessions: Mapped[list[StudySession]] = relationship(
         back_populates="study", cascade="all, delete-orphan", passive_deletes=True
@@ -153,6 +155,9 @@ class StudySession(Base):
     n_face_frames: Mapped[int | None] = mapped_column(Integer)
     dominant_emotion: Mapped[str | None] = mapped_column(String(20))
     duration_s: Mapped[float | None] = mapped_column(Float)
+    #: Version of the per-second aggregates stored for it (``sessions.second_aggregates.AGGREGATES_VERSION``);
+    #: None while none are stored (open sessions, sessions of an older database until first read).
+    aggregates_version: Mapped[int | None] = mapped_column(Integer)
 
     study: Mapped[Study] = relationship(back_populates="sessions")
     observations: Mapped[list[Observation]] = relationship(
@@ -200,6 +205,39 @@ class Observation(Base):
     dominant: Mapped[str | None] = mapped_column(String(20))
 
     session: Mapped[StudySession] = relationship(back_populates="observations")
+
+
+class SecondAggregate(Base):
+    """One second of one ended session: ``sessions.aggregate.per_bin`` with 1 s bins, stored when it ends.
+
+    ``time_s`` is the bin start (whole seconds since the session start); the value columns follow
+    ``sessions.aggregate.BIN_COLUMNS`` (mean raw probabilities, dominant shares, face-present rate, valence,
+    engagement; NULL where the second holds no face), ``n_frames`` the analysed frames in it. Derived data:
+    :func:`sessions.second_aggregates.store_second_aggregates` rewrites it from the observations.
+    """
+
+    __tablename__ = "second_aggregates"
+
+    session_id: Mapped[int] = mapped_column(ForeignKey("study_sessions.id", ondelete="CASCADE"), primary_key=True)
+    time_s: Mapped[float] = mapped_column(Float, primary_key=True)
+    angry: Mapped[float | None] = mapped_column(Float)
+    disgust: Mapped[float | None] = mapped_column(Float)
+    fear: Mapped[float | None] = mapped_column(Float)
+    happy: Mapped[float | None] = mapped_column(Float)
+    sad: Mapped[float | None] = mapped_column(Float)
+    surprise: Mapped[float | None] = mapped_column(Float)
+    neutral: Mapped[float | None] = mapped_column(Float)
+    dominant_angry: Mapped[float | None] = mapped_column(Float)
+    dominant_disgust: Mapped[float | None] = mapped_column(Float)
+    dominant_fear: Mapped[float | None] = mapped_column(Float)
+    dominant_happy: Mapped[float | None] = mapped_column(Float)
+    dominant_sad: Mapped[float | None] = mapped_column(Float)
+    dominant_surprise: Mapped[float | None] = mapped_column(Float)
+    dominant_neutral: Mapped[float | None] = mapped_column(Float)
+    face_present_rate: Mapped[float | None] = mapped_column(Float)
+    valence: Mapped[float | None] = mapped_column(Float)
+    engagement: Mapped[float | None] = mapped_column(Float)
+    n_frames: Mapped[int] = mapped_column(Integer)
 
 
 class Marker(Base):

@@ -18,7 +18,16 @@ from sqlalchemy.orm import Session
 
 from fer_core.emotions import NO_FACE_ID, OBSERVATION_COLUMNS
 from sessions.errors import MarkerNotFound, SessionBusy, SessionNotFound
-from sessions.models import SESSION_SOURCES, Marker, Observation, SessionGap, Study, StudySession, utc_now
+from sessions.models import (
+    SESSION_SOURCES,
+    Marker,
+    Observation,
+    SecondAggregate,
+    SessionGap,
+    Study,
+    StudySession,
+    utc_now,
+)
 from sessions.validation import check_marker, check_session_fields, check_study, is_plausible_token
 
 #: Columns of :func:`list_sessions`.
@@ -505,6 +514,7 @@ def delete_session(db: Session, session_id: int) -> None:
     db.execute(delete(Observation).where(Observation.session_id == session_id))
     db.execute(delete(Marker).where(Marker.session_id == session_id))
     db.execute(delete(SessionGap).where(SessionGap.session_id == session_id))
+    db.execute(delete(SecondAggregate).where(SecondAggregate.session_id == session_id))
     db.delete(session)
     db.flush()
 
