@@ -19,6 +19,11 @@ downloaded):
     BlazeFace full-range sparse (192x192) from the same wheel: slower, finds the smaller faces of
     group shots.
 
+BlazeFace also gives six face keypoints per box (:data:`KEYPOINT_NAMES`):
+:meth:`BlazeFaceDetector.detect_keypoints` returns them with the boxes, and :func:`detect_faces` returns
+them for any detector (None for SSD and Haar, which give none); :mod:`fer_core.attention` turns them into head
+yaw and pitch.
+
 A detector object holds a network and its buffers; it is not thread-safe: build one per stream.
 """
 
@@ -41,6 +46,10 @@ DEFAULT_DETECTOR: str = "blazeface"
 DEFAULT_MIN_FACE_SIZE: int = 40
 #: Default detector confidence threshold (0-1).
 DEFAULT_CONFIDENCE: float = 0.5
+#: BlazeFace's six keypoints in output order (MediaPipe's face detection): the person's right eye and ear are
+#: on the image's left in an unmirrored image.
+KEYPOINT_NAMES: tuple[str, ...] = ("right_eye", "left_eye", "nose_tip", "mouth_center", "right_ear_tragion",
+                                   "left_ear_tragion")  # fmt: skip
 
 
 class FaceDetector(Protocol):
@@ -87,13 +96,24 @@ def package_file(package: str, *parts: str) -> Path:
 
 def _finish(boxes: np.ndarray, frame_shape, min_face_size: int, confidence: float) -> np.ndarray:
     """Clip ``(N, 5) [x0, y0, x1, y1, score]`` corner boxes to the frame, filter, return xywh boxes."""
+    return _finish_with_keypoints(boxes, None, frame_shape, min_face_size, confidence)[0]
+
+
+def _finish_with_keypoints(
+    boxes: np.ndarray, keypoints: np.ndarray | None, frame_shape, min_face_size: int, confidence: float
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`_finish`, keeping each box's keypoints ``(N, K, 2)`` (pixels, not clipped) in step with it."""
     height, width = frame_shape[:2]
     if len(boxes) == 0:
-        return np.zeros((0, 5), np.float32)
+        no_keypoints = None if keypoints is None else np.zeros((0, *keypoints.shape[1:]), np.float32)
+        return np.zeros((0, 5), np.float32), no_keypoints
     boxes = boxes.astype(np.float32, copy=True)
     # A box wholly outside the frame is a network artefact, not a face at the border.
     inside = (boxes[:, 2] > 0) & (boxes[:, 3] > 0) & (boxes[:, 0] < width) & (boxes[:, 1] < height)
-    boxes = boxes[inside & (boxes[:, 4] >= confidence)]
+    kept = inside & (boxes[:, 4] >= confidence)
+    boxes = boxes[kept]
+    if keypoints is not None:
+        keypoints = keypoints.astype(np.float32, copy=False)[kept]
     boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], 0, width)
     boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], 0, height)
     out = np.empty_like(boxes)
@@ -102,8 +122,8 @@ def _finish(boxes: np.ndarray, frame_shape, min_face_size: int, confidence: floa
     out[:, 3] = boxes[:, 3] - boxes[:, 1]
     out[:, 4] = boxes[:, 4]
     keep = (out[:, 2] >= min_face_size) & (out[:, 3] >= min_face_size)
-    out = out[keep]
-    return out[np.argsort(-out[:, 4], kind="stable")]
+    order = np.argsort(-out[keep][:, 4], kind="stable")
+    return out[keep][order], None if keypoints is None else keypoints[keep][order]
 
 
 class SsdDetector:
@@ -274,6 +294,28 @@ class BlazeFaceDetector:
 
     def detect(self, frame_bgr: np.ndarray) -> np.ndarray:
         """Detect faces; see :class:`FaceDetector`."""
+        return self.detect_keypoints(frame_bgr)[0]
+
+    def detect_keypoints(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Detect faces and their six keypoints.
+
+        Parameters
+        ----------
+        frame_bgr : ndarray of shape (H, W, 3), dtype uint8
+            BGR frame.
+
+        Returns
+        -------
+        boxes : ndarray of shape (N, 5), dtype float32
+            ``[x, y, w, h, score]`` in pixels, as :meth:`detect`.
+        keypoints : ndarray of shape (N, 6, 2), dtype float32
+            ``(x, y)`` pixels of each box's :data:`KEYPOINT_NAMES` (not clipped to the frame).
+
+        Raises
+        ------
+        ValueError
+            If the frame is not (H, W, 3) uint8.
+        """
         frame_bgr = check_frame(frame_bgr)
         height, width = frame_bgr.shape[:2]
         size = self.input_size
@@ -293,8 +335,10 @@ class BlazeFaceDetector:
         scores = 1.0 / (1.0 + np.exp(-np.clip(raw_scores, -80.0, 80.0)))
         keep = scores >= self.confidence
         if not keep.any():
-            return np.zeros((0, 5), np.float32)
+            return np.zeros((0, 5), np.float32), np.zeros((0, len(KEYPOINT_NAMES), 2), np.float32)
         raw, scores, anchors = raw_boxes[keep, :4] / size, scores[keep], self.anchors_[keep]
+        # keypoint offsets follow the box's 4 values, relative to the anchor like its centre (MediaPipe's decoder)
+        offsets = raw_boxes[keep, 4 : 4 + 2 * len(KEYPOINT_NAMES)].reshape(-1, len(KEYPOINT_NAMES), 2) / size
         cx, cy = raw[:, 0] + anchors[:, 0], raw[:, 1] + anchors[:, 1]
         # Letterboxed 0-1 coordinates -> frame pixels.
         to_px = side / size
@@ -306,7 +350,36 @@ class BlazeFaceDetector:
         )
         order = np.asarray(order, int).ravel()
         boxes = np.stack([x0, y0, x0 + w, y0 + h, scores], axis=1)[order]
-        return _finish(boxes, frame_bgr.shape, self.min_face_size, self.confidence)
+        keypoints = (((offsets + anchors[:, None, :]) * size - (pad_x, pad_y)) * to_px)[order]
+        return _finish_with_keypoints(boxes, keypoints, frame_bgr.shape, self.min_face_size, self.confidence)
+
+
+def detect_faces(detector: FaceDetector, frame_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Boxes of any detector, with their keypoints where the detector gives them.
+
+    Parameters
+    ----------
+    detector : FaceDetector
+        Any detector; one with a ``detect_keypoints`` method (BlazeFace) also gives keypoints.
+    frame_bgr : ndarray of shape (H, W, 3), dtype uint8
+        BGR frame.
+
+    Returns
+    -------
+    boxes : ndarray of shape (N, 5), dtype float32
+        ``[x, y, w, h, score]`` in pixels.
+    keypoints : ndarray of shape (N, 6, 2), dtype float32, or None
+        Pixel coordinates of :data:`KEYPOINT_NAMES` per box; None for a detector without keypoints (SSD, Haar).
+
+    Raises
+    ------
+    ValueError
+        If the frame is not (H, W, 3) uint8.
+    """
+    with_keypoints = getattr(detector, "detect_keypoints", None)
+    if with_keypoints is None:
+        return detector.detect(frame_bgr), None
+    return with_keypoints(frame_bgr)
 
 
 _BACKENDS = {

@@ -21,6 +21,11 @@ NUM_CLASSES: int = len(EMOTIONS)
 BOX_COLUMNS: tuple[str, ...] = ("x", "y", "w", "h")
 OBSERVATION_COLUMNS: tuple[str, ...] = ("time_s", "frame", "face_id", *BOX_COLUMNS, *EMOTIONS, "dominant")
 
+#: Head pose and attention of each row (:mod:`fer_core.attention`), after ``OBSERVATION_COLUMNS`` in every
+#: per-frame table: ``yaw_deg``, ``pitch_deg`` (degrees from the camera axis; NaN when the detector gives no
+#: keypoints) and ``attentive`` (face turned to the screen; None when the pose is unknown, False without a face).
+ATTENTION_COLUMNS: tuple[str, ...] = ("yaw_deg", "pitch_deg", "attentive")
+
 #: ``face_id`` of a row that records an analysed frame in which no face was found.
 NO_FACE_ID: int = -1
 

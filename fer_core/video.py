@@ -20,7 +20,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from fer_core.analyzer import FrameAnalyzer, observation_rows
-from fer_core.emotions import EMOTIONS, OBSERVATION_COLUMNS
+from fer_core.emotions import ATTENTION_COLUMNS, EMOTIONS, OBSERVATION_COLUMNS
 
 #: File suffixes the CLI treats as still images (everything else is opened as a video).
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -48,12 +48,25 @@ def observations_frame(rows: list[dict]) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Columns :data:`OBSERVATION_COLUMNS`; ``frame`` and ``face_id`` int64, box and
-        probabilities float64 (NaN on no-face rows), ``dominant`` str.
+        Columns :data:`OBSERVATION_COLUMNS` then :data:`ATTENTION_COLUMNS`; ``frame`` and ``face_id`` int64, box,
+        probabilities and head angles float64 (NaN on no-face rows; angles NaN without keypoints), ``dominant``
+        str, ``attentive`` pandas ``boolean`` (NA where the pose is unknown).
     """
-    frame = pd.DataFrame(rows, columns=list(OBSERVATION_COLUMNS))
+    frame = pd.DataFrame(rows, columns=[*OBSERVATION_COLUMNS, *ATTENTION_COLUMNS])
     frame = frame.astype({"time_s": "float64", "frame": "int64", "face_id": "int64"})
-    return frame.astype({c: "float64" for c in ("x", "y", "w", "h", *EMOTIONS)})
+    frame["attentive"] = attentive_series(frame["attentive"])
+    return frame.astype({c: "float64" for c in ("x", "y", "w", "h", *EMOTIONS, "yaw_deg", "pitch_deg")})
+
+
+def attentive_series(values) -> pd.Series:
+    """``attentive`` values (True/False/1/0, None or NaN when unknown) as a pandas ``boolean`` Series (NA unknown)."""
+    series = pd.Series(values, copy=False)
+    if isinstance(series.dtype, pd.BooleanDtype):
+        return series
+    known = series.notna()
+    out = pd.Series(pd.NA, index=series.index, dtype="boolean")
+    out[known] = series[known].astype(bool).to_numpy()
+    return out
 
 
 def _check_roi(roi, shape, path) -> tuple[int, int, int, int]:
@@ -90,6 +103,7 @@ def analyze_video(
     roi=None,
     progress: Callable[[float], None] | None = None,
     show_progress: bool = True,
+    first_frame: int | None = None,
 ) -> pd.DataFrame:
     """Analyze a video file into one row per face per analysed frame.
 
@@ -109,6 +123,10 @@ def analyze_video(
         Called with the fraction done (0-1) after each analysed frame and with 1.0 at the end.
     show_progress : bool, default True
         Show a tqdm progress bar on the terminal (stderr).
+    first_frame : int, optional
+        With ``start_s``: seek instead of decoding from the start. The demuxer jumps to the key frame at or
+        before ``start_s`` and ``first_frame`` is the index (in the whole video) of the first frame at or
+        after ``start_s``; frames are numbered from it. :func:`fer_core.video_ranges.plan_ranges` gives both.
 
     Returns
     -------
@@ -141,6 +159,8 @@ def analyze_video(
     offset_s = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
     duration_s = _duration_s(container, stream)
     range_start = start_s or 0.0
+    if first_frame is not None and start_s:
+        container.seek(int(round((start_s + offset_s) / stream.time_base)), stream=stream, backward=True)
     range_end = end_s if end_s is not None else duration_s
     rows: list[dict] = []
     error = None
@@ -178,7 +198,8 @@ def analyze_video(
                 roi_box = roi_box or _check_roi(roi, image.shape, path)
                 x, y, w, h = roi_box
                 image = np.ascontiguousarray(image[y : y + h, x : x + w])
-            frame_rows = observation_rows(index - 1, time_s, analyzer.analyze(image, time_s))
+            number = index - 1 if first_frame is None else first_frame + in_range - 1
+            frame_rows = observation_rows(number, time_s, analyzer.analyze(image, time_s))
             if roi_box is not None and frame_rows[0]["face_id"] >= 0:
                 for row in frame_rows:
                     row["x"] += roi_box[0]

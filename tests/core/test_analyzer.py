@@ -9,7 +9,7 @@ import pytest
 
 from fer_core.analyzer import FaceResult, FrameAnalyzer, observation_rows
 from fer_core.detection import create_detector
-from fer_core.emotions import EMOTIONS, NO_FACE_ID, OBSERVATION_COLUMNS
+from fer_core.emotions import ATTENTION_COLUMNS, EMOTIONS, NO_FACE_ID, OBSERVATION_COLUMNS
 
 
 class CountingDetector:
@@ -75,7 +75,7 @@ def test_observation_rows_for_faces_and_no_face():
     probs = np.array([0.1, 0, 0, 0.6, 0.1, 0.1, 0.1], np.float32)
     result = FaceResult(3, (1, 2, 30, 40), probs, probs, "happy")
     (row,) = observation_rows(5, 0.2, [result])
-    assert list(row) == list(OBSERVATION_COLUMNS)
+    assert list(row) == [*OBSERVATION_COLUMNS, *ATTENTION_COLUMNS]
     assert (
         row["face_id"] == 3 and row["frame"] == 5 and row["happy"] == pytest.approx(0.6) and row["dominant"] == "happy"
     )

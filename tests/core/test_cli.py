@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fer_core.emotions import OBSERVATION_COLUMNS
+from fer_core.emotions import ATTENTION_COLUMNS, OBSERVATION_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,7 +24,7 @@ def test_analyze_still_to_csv(video_dir, tiny_model_path, tmp_path):
     done = _run("analyze", video_dir / "single_face.jpg", "--out", out, "--model", tiny_model_path)
     assert done.returncode == 0, done.stderr
     table = pd.read_csv(out)
-    assert list(table.columns) == list(OBSERVATION_COLUMNS)
+    assert list(table.columns) == [*OBSERVATION_COLUMNS, *ATTENTION_COLUMNS]
     assert len(table) == 1 and table.face_id[0] == 0 and table.w[0] > 100
     assert abs(table.loc[0, ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]].sum() - 1) < 1e-4
 

@@ -9,7 +9,7 @@ import pytest
 
 from fer_core.analyzer import FrameAnalyzer
 from fer_core.detection import create_detector
-from fer_core.emotions import NO_FACE_ID, OBSERVATION_COLUMNS
+from fer_core.emotions import ATTENTION_COLUMNS, NO_FACE_ID, OBSERVATION_COLUMNS
 from fer_core.tracking import iou
 from fer_core.video import ImageDecodeError, VideoDecodeError, analyze_image, analyze_video
 
@@ -21,7 +21,9 @@ def analyzer(tiny_classifier):
 
 def test_face_then_no_face(video_dir, analyzer):
     table = analyze_video(video_dir / "face_noface.mov", analyzer=analyzer, every_n=2, show_progress=False)
-    assert list(table.columns) == list(OBSERVATION_COLUMNS)
+    assert list(table.columns) == [*OBSERVATION_COLUMNS, *ATTENTION_COLUMNS]
+    no_face = table["face_id"] == NO_FACE_ID
+    assert not table.loc[no_face, "attentive"].any() and table.loc[~no_face, "yaw_deg"].notna().all()
     per_frame = table.groupby("frame")["face_id"].max() >= 0
     first, last = per_frame.iloc[: len(per_frame) // 3], per_frame.iloc[-len(per_frame) // 3 :]
     assert first.mean() > 0.9, "the man is in the first third"
