@@ -33,7 +33,9 @@ def _add_evaluate(sub) -> None:
                              "(mean of the members' probabilities)")
     parser.add_argument("--split", default=None, help="Usage value or split folder (default: PublicTest/test)")
     parser.add_argument("--detect-faces", action="store_true", help="crop the largest face first (full photos)")
-    parser.add_argument("--detector", default="ssd", help="face detector backend for --detect-faces")
+    parser.add_argument("--detector", default=None,
+                        help="face detector backend for --detect-faces (default: the live analyzer's, "
+                             "fer_core.detection.DEFAULT_DETECTOR)")
     parser.add_argument("--tta", action="store_true", help="test-time augmentation (mirror and shifted crops)")
     parser.add_argument("--exclude-overlap-with", default=None, metavar="SPLIT",
                         help="leave out images whose pixels also appear in SPLIT (e.g. Training)")

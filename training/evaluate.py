@@ -159,7 +159,7 @@ def evaluate(
     model_path: str | Path | Sequence[str | Path] | None = None,
     split: str | None = None,
     detect_faces: bool = False,
-    detector: str = "ssd",
+    detector: str | None = None,
     tta: bool = False,
     exclude_overlap_with: str | None = None,
     skip_malformed: bool = False,
@@ -180,8 +180,10 @@ def evaluate(
     detect_faces : bool
         Crop the largest face of each image with the core's detector first (for full photos);
         images without a face count as errors in ``accuracy`` and are reported in ``n_no_face``.
-    detector : str
-        Detector backend for ``detect_faces``.
+    detector : str, optional
+        Detector backend for ``detect_faces``; default the live analyzer's
+        (:data:`fer_core.detection.DEFAULT_DETECTOR`), with the model's own margin, so the figures
+        describe the crops the dashboard classifies.
     tta : bool
         Average over :func:`tta_views`.
     exclude_overlap_with : str, optional
@@ -214,9 +216,10 @@ def evaluate(
                                  f"{spec.to_dict()}; ensemble members must share one")
     transform = None
     if detect_faces:
+        from fer_core.detection import DEFAULT_DETECTOR
         from training.faces import FaceCropper
 
-        transform = FaceCropper(detector, margin=spec.margin)
+        transform = FaceCropper(detector or DEFAULT_DETECTOR, margin=spec.margin)
     wanted = None if split is None else [s for s in (split, exclude_overlap_with) if s]
     dataset = load_dataset(data, spec=spec, splits=wanted, skip_malformed=skip_malformed,
                            skip_unknown=skip_unknown, transform=transform)

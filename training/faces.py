@@ -11,6 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from fer_core.detection import DEFAULT_DETECTOR
 from fer_core.preprocessing import crop_face
 
 
@@ -19,8 +20,9 @@ class FaceCropper:
 
     Parameters
     ----------
-    detector : str, default "ssd"
-        Backend name for :func:`fer_core.detection.create_detector`.
+    detector : str, default :data:`fer_core.detection.DEFAULT_DETECTOR`
+        Backend name for :func:`fer_core.detection.create_detector`; the default is the live analyzer's, so
+        evaluation and cleaning crop faces the way the dashboard does.
     margin : float, default 0.15
         Margin added around the box before cropping (``PreprocessSpec.margin``).
     upsample_to : int, default 192
@@ -45,7 +47,7 @@ class FaceCropper:
 
     def __init__(
         self,
-        detector: str = "ssd",
+        detector: str = DEFAULT_DETECTOR,
         *,
         margin: float = 0.15,
         upsample_to: int = 192,

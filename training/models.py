@@ -1,4 +1,5 @@
-"""Model builders: a compact CNN trained from scratch and EfficientNet for two-phase fine-tuning.
+"""Model builders: a compact CNN and a fast depthwise-separable CNN trained from scratch, and EfficientNet for
+two-phase fine-tuning.
 
 Both take ``uint8``-valued input of shape (S, S, C) as produced by
 :func:`fer_core.preprocessing.preprocess_faces` and rescale inside the network (keras-io's habit
@@ -8,6 +9,7 @@ that removes training/serving skew). Both end in a 7-way softmax in FER2013 orde
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers
 
 from fer_core.emotions import NUM_CLASSES
@@ -71,6 +73,94 @@ def build_compact_cnn(
     x = layers.Dense(num_classes, name="logits")(x)
     outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name="fer_compact_cnn")
+
+
+def _separable(x, width: int, reg, name: str):
+    """Depthwise 3x3 convolution, BatchNorm, pointwise 1x1 convolution to ``width``, BatchNorm, ReLU."""
+    x = layers.DepthwiseConv2D(3, padding="same", use_bias=False, depthwise_regularizer=reg, name=f"{name}_dw")(x)
+    x = layers.BatchNormalization(name=f"{name}_dw_bn")(x)
+    x = layers.Conv2D(width, 1, use_bias=False, kernel_regularizer=reg, name=f"{name}_pw")(x)
+    x = layers.BatchNormalization(name=f"{name}_pw_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+def build_fast_cnn(
+    input_size: int = 48,
+    channels: int = 1,
+    *,
+    widths: tuple[int, ...] = (48, 96, 192, 288),
+    blocks: tuple[int, ...] = (1, 2, 2, 1),
+    stem_widths: tuple[int, int] = (24, 48),
+    dropout_rate: float = 0.3,
+    weight_decay: float = 1e-4,
+    num_classes: int = NUM_CLASSES,
+) -> keras.Model:
+    """Build the fast classifier: early downsampling and residual depthwise-separable blocks.
+
+    Layout: a full 3x3 convolution at input resolution (``stem_widths[0]`` filters), a strided 3x3
+    convolution to half resolution (``stem_widths[1]``), then one stage per entry of ``widths`` (the
+    first at half resolution, each later one after 2x2 max pooling), each of ``blocks[i]`` residual
+    blocks of two depthwise-separable convolutions (Chollet 2017, Xception; the mini-Xception of
+    Arriaga et al. 2017 uses the same block on FER2013), global average pooling, dropout, a linear
+    ``logits`` layer and a softmax. Nearly all multiply-adds sit at 24x24 and below; with the defaults
+    at 48x48 the network has about 0.43 M parameters and about 23 M multiply-adds per face (the
+    compact CNN: 1.24 M and 118 M), so it is meant to be served without the mirror pass.
+
+    Parameters
+    ----------
+    input_size : int
+        Input side in pixels (48 for FER2013); divisible by ``2 ** len(widths)`` is best.
+    channels : int
+        1 (grayscale) or 3.
+    widths : tuple of int
+        Filters of each stage.
+    blocks : tuple of int
+        Residual blocks per stage (same length as ``widths``).
+    stem_widths : (int, int)
+        Filters of the full-resolution and of the strided stem convolution.
+    dropout_rate : float
+        Dropout before the classifier.
+    weight_decay : float
+        L2 penalty on convolution and dense kernels.
+
+    Returns
+    -------
+    keras.Model
+        Input (None, input_size, input_size, channels) float32 with values 0-255; output
+        (None, num_classes) float32 softmax probabilities from the layer named ``logits``.
+
+    Raises
+    ------
+    ValueError
+        If ``widths`` and ``blocks`` differ in length or are empty.
+    """
+    if not widths or len(widths) != len(blocks):
+        raise ValueError(f"widths and blocks need the same, non-zero length; got {widths} and {blocks}")
+    reg = keras.regularizers.l2(weight_decay) if weight_decay else None
+    inputs = keras.Input(shape=(input_size, input_size, channels), name="face")
+    x = layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
+    for i, (width, stride) in enumerate(zip(stem_widths, (1, 2), strict=True), start=1):
+        x = layers.Conv2D(width, 3, strides=stride, padding="same", use_bias=False, kernel_regularizer=reg,
+                          name=f"stem_conv{i}")(x)
+        x = layers.BatchNormalization(name=f"stem_bn{i}")(x)
+        x = layers.ReLU(name=f"stem_relu{i}")(x)
+    for stage, (width, count) in enumerate(zip(widths, blocks, strict=True), start=1):
+        if stage > 1:
+            x = layers.MaxPooling2D(2, name=f"stage{stage}_pool")(x)
+        for block in range(1, count + 1):
+            name = f"stage{stage}_block{block}"
+            shortcut = x
+            if x.shape[-1] != width:
+                shortcut = layers.Conv2D(width, 1, use_bias=False, kernel_regularizer=reg, name=f"{name}_proj")(x)
+                shortcut = layers.BatchNormalization(name=f"{name}_proj_bn")(shortcut)
+            y = _separable(x, width, reg, f"{name}_sep1")
+            y = _separable(y, width, reg, f"{name}_sep2")
+            x = layers.Add(name=f"{name}_add")([shortcut, y])
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Dropout(dropout_rate, name="head_drop")(x)
+    x = layers.Dense(num_classes, kernel_regularizer=reg, name="logits")(x)
+    outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="fer_fast_cnn")
 
 
 #: EfficientNet variants and their Keras application constructors' names.
@@ -218,7 +308,6 @@ def mirror_average(network: keras.Model, *, name: str = "fer_mirror_tta") -> ker
     ValueError
         If the network's input is not (H, W, C) with known sizes.
     """
-    import numpy as np
 
     shape = tuple(network.input_shape[1:])
     if len(shape) != 3 or any(d is None for d in shape):
@@ -232,3 +321,36 @@ def mirror_average(network: keras.Model, *, name: str = "fer_mirror_tta") -> ker
     mirrored = layers.Permute((1, 3, 2), name="mirror")(mirror(columns))  # back to (H, W, C), columns reversed
     mean = layers.Average(name="mirror_mean")([network(inputs), network(mirrored)])
     return keras.Model(inputs, mean, name=name)
+
+
+def multiply_adds(model) -> int:
+    """Multiply-adds of one forward pass for one image, counted from the layers' shapes.
+
+    Counts ``Conv2D`` (``H_out * W_out * k_h * k_w * C_in * C_out``), ``DepthwiseConv2D``
+    (``H_out * W_out * k_h * k_w * C``) and ``Dense`` (``inputs * units``) layers, descending into nested
+    models (each call counted once per use); BatchNorm, activations, pooling and additions are left out
+    (they are cheap or fused at inference).
+
+    Parameters
+    ----------
+    model : keras.Model
+
+    Returns
+    -------
+    int
+        Multiply-adds per image.
+    """
+    total = 0
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if isinstance(layer, keras.Model):
+            total += multiply_adds(layer) * max(1, len(getattr(layer, "_inbound_nodes", [])) or 1)
+        elif kind == "Conv2D":
+            h, w, c_out = layer.output.shape[1:]
+            total += h * w * layer.kernel_size[0] * layer.kernel_size[1] * layer.input.shape[-1] * c_out
+        elif kind == "DepthwiseConv2D":
+            h, w, c = layer.output.shape[1:]
+            total += h * w * layer.kernel_size[0] * layer.kernel_size[1] * c
+        elif kind == "Dense":
+            total += int(np.prod(layer.input.shape[1:])) * layer.units
+    return int(total)

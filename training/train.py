@@ -19,8 +19,10 @@ import numpy as np
 from fer_core.emotions import EMOTIONS, NUM_CLASSES
 from fer_core.preprocessing import PreprocessSpec
 
+#: Architectures trained from scratch with the cosine schedule, SWA and early stopping of ``train``.
+SCRATCH_ARCHITECTURES: tuple[str, ...] = ("compact_cnn", "fast_cnn")
 #: Architectures :func:`build_model` builds.
-ARCHITECTURES: tuple[str, ...] = ("compact_cnn", "efficientnet_b0", "efficientnet_b1", "efficientnet_b2")
+ARCHITECTURES: tuple[str, ...] = ("compact_cnn", "fast_cnn", "efficientnet_b0", "efficientnet_b1", "efficientnet_b2")
 
 
 @dataclass
@@ -33,7 +35,9 @@ class TrainConfig:
         Dataset path (Kaggle CSV, FER+ votes are given separately in ``ferplus``).
     out : str
         Output folder (checkpoints, logs, plots, ``model.keras``).
-    arch : {"compact_cnn", "efficientnet_b0", "efficientnet_b1", "efficientnet_b2"}
+    arch : {"compact_cnn", "fast_cnn", "efficientnet_b0", "efficientnet_b1", "efficientnet_b2"}
+        ``fast_cnn`` (:func:`training.models.build_fast_cnn`) takes ``fast_widths``/``fast_blocks``; the schedule,
+        SWA and every other option are those of ``compact_cnn``.
     train_split, val_split : str
         ``Usage`` values used for training and validation (never a test split for validation).
     epochs : int
@@ -116,6 +120,19 @@ class TrainConfig:
         Model file (``.keras``) of the same architecture whose weights start the run ("warm start",
         e.g. continuing the shipped model under a new learning-rate schedule); "" = random
         initialisation. Ignored on ``--resume`` (the checkpoint wins).
+    fast_widths, fast_blocks : list of int
+        Filters and residual blocks per stage of the fast CNN.
+    teacher : str
+        Model file of a trained network (e.g. the shipped ``fer2013_cnn.keras``) whose probabilities on
+        the (unaugmented) training images become soft targets: knowledge distillation (Hinton et al. 2015,
+        arXiv 1503.02531, with the student at temperature 1). The teacher's outputs are computed once and
+        cached in ``<out>/teacher_targets.npz`` (reused on ``--resume``). "" disables it.
+    teacher_weight : float
+        Share of the teacher's distribution in each target, ``w * teacher + (1 - w) * label``, in [0, 1].
+    calibration_fraction : float
+        Stratified share of ``train_split`` (seeded with ``seed``) held out of training to fit the
+        temperature of temperature scaling (Guo et al. 2017) after training; 0 disables it. Never
+        PublicTest.
 
     Raises
     ------
@@ -170,6 +187,11 @@ class TrainConfig:
     init_weights: str = ""
     lr_schedule: str = "cosine"
     swa_start: int = 0
+    fast_widths: list = field(default_factory=lambda: [48, 96, 192, 288])
+    fast_blocks: list = field(default_factory=lambda: [1, 2, 2, 1])
+    teacher: str = ""
+    teacher_weight: float = 0.7
+    calibration_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHITECTURES:
@@ -188,7 +210,14 @@ class TrainConfig:
             raise ValueError(f"lr_schedule has to be 'cosine' or 'constant'; got {self.lr_schedule!r}")
         if not 0 <= self.swa_start <= self.epochs:
             raise ValueError(f"swa_start has to be 0 (off) or an epoch 1..{self.epochs}; got {self.swa_start}")
-        if (self.swa_start or self.lr_schedule != "cosine") and self.arch != "compact_cnn":
+        if not 0.0 <= self.teacher_weight <= 1.0:
+            raise ValueError(f"teacher_weight has to be in [0, 1]; got {self.teacher_weight}")
+        if not 0.0 <= self.calibration_fraction < 0.5:
+            raise ValueError(f"calibration_fraction has to be in [0, 0.5); got {self.calibration_fraction}")
+        if len(self.fast_widths) != len(self.fast_blocks) or not self.fast_widths:
+            raise ValueError(f"fast_widths and fast_blocks need the same, non-zero length; got {self.fast_widths} "
+                             f"and {self.fast_blocks}")
+        if (self.swa_start or self.lr_schedule != "cosine") and self.arch not in SCRATCH_ARCHITECTURES:
             raise ValueError("swa_start (weight averaging) and lr_schedule are implemented for the compact_cnn only; "
                              "EfficientNet follows its phases")
         if self.arch.startswith("efficientnet"):
@@ -384,12 +413,18 @@ def build_model(config: TrainConfig):
             dropout_rate=config.dropout_rate,
             weight_decay=config.weight_decay,
         )
+    if config.arch == "fast_cnn":
+        from training.models import build_fast_cnn
+
+        return build_fast_cnn(config.input_size, config.channels, widths=tuple(config.fast_widths),
+                              blocks=tuple(config.fast_blocks), dropout_rate=config.dropout_rate,
+                              weight_decay=config.weight_decay)
     if config.arch.startswith("efficientnet"):
         from training.models import build_efficientnet
 
         return build_efficientnet(config.arch, config.input_size, weights=config.weights or None,
                                   dropout_rate=config.dropout_rate)
-    raise ValueError(f"unknown arch {config.arch!r}; expected 'compact_cnn' or 'efficientnet_b0'..'b2'")
+    raise ValueError(f"unknown arch {config.arch!r}; expected 'compact_cnn', 'fast_cnn' or 'efficientnet_b0'..'b2'")
 
 
 def holdout_split(dataset, fraction: float, seed: int):
@@ -576,6 +611,10 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
 
     started = time.time()
     train_ds, val_ds = load_training_data(config)
+    calib_ds = None
+    if config.calibration_fraction > 0:
+        train_ds, calib_ds = holdout_split(train_ds, config.calibration_fraction, config.seed)
+        print(f"calibration images (held out of {config.train_split}): {len(calib_ds)}", flush=True)
     print(f"training images: {len(train_ds)} {train_ds.class_counts()}", flush=True)
     print(f"validation images ({config.val_split}): {len(val_ds)}", flush=True)
 
@@ -585,6 +624,11 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
 
     weights = class_weights(train_ds.labels, config.class_weight)
     train_targets = train_ds.soft_labels if train_ds.soft_labels is not None else _one_hot(train_ds.labels)
+    if config.teacher:
+        from training.distill import distillation_targets, teacher_probabilities
+
+        teacher_probs = teacher_probabilities(config.teacher, train_ds.images, cache=out / "teacher_targets.npz")
+        train_targets = distillation_targets(teacher_probs, train_targets, config.teacher_weight)
     sample_w = None if weights is None else np.array([weights[c] for c in train_ds.labels], np.float32)
     steps_per_epoch = len(train_ds) // config.batch_size
     if config.balanced_sampling:
@@ -604,7 +648,7 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
         _warm_start(model, config.init_weights)
     best_checkpoint = keras.callbacks.ModelCheckpoint(str(out / "best.keras"), monitor="val_accuracy", mode="max",
                                                       save_best_only=True)
-    if config.arch == "compact_cnn":
+    if config.arch in SCRATCH_ARCHITECTURES:
         schedule = config.learning_rate if config.lr_schedule == "constant" else keras.optimizers.schedules.CosineDecay(
             initial_learning_rate=config.learning_rate / 10,
             decay_steps=max(1, steps_per_epoch * (config.epochs - 1)),
@@ -660,6 +704,15 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
         if swa is not None and swa["summary"]["selected"]:
             best, val_acc = swa["model"], swa["summary"][f"{config.val_split}_accuracy"]
     val_metrics = {f"{config.val_split}_accuracy": round(val_acc, 4), **({"swa": swa["summary"]} if swa else {})}
+    if calib_ds is not None:
+        from training.calibration import calibrate_model
+
+        best, calibration = calibrate_model(best, calib_ds.images, calib_ds.labels, val_ds.images, val_ds.labels,
+                                            val_split=config.val_split)
+        val_metrics["calibration"] = calibration
+        # export ships best.keras: the calibrated network replaces it, the uncalibrated one is kept beside it
+        (out / "best.keras").replace(out / "best_uncalibrated.keras")
+        best.save(out / "best.keras")
     model_path = out / "model.keras"
     best.save(model_path)
     elapsed = time.time() - started

@@ -1,0 +1,115 @@
+"""The fast network, knowledge distillation and temperature scaling (issue: model generation 2)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fer_core.model_file import read_metadata
+from training.__main__ import main
+from training.calibration import expected_calibration_error, fit_temperature, with_temperature
+from training.distill import distillation_targets, teacher_probabilities
+
+
+def _softmax(z):
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def test_ece_is_near_zero_for_calibrated_and_large_for_overconfident_probabilities():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 2.0, size=(20000, 7))
+    probs = _softmax(logits)
+    labels = np.array([rng.choice(7, p=p) for p in probs])  # labels drawn from the probabilities themselves
+    assert expected_calibration_error(probs, labels) < 0.015
+    overconfident = _softmax(logits * 3.0)
+    assert expected_calibration_error(overconfident, labels) > 0.1
+    assert expected_calibration_error(np.zeros((0, 7)), np.zeros(0, int)) == 0.0
+    with pytest.raises(ValueError, match="differ in length"):
+        expected_calibration_error(probs, labels[:5])
+
+
+def test_fit_temperature_recovers_the_temperature_of_the_labels():
+    rng = np.random.default_rng(1)
+    logits = rng.normal(0, 3.0, size=(20000, 7))
+    labels = np.array([rng.choice(7, p=p) for p in _softmax(logits / 2.0)])
+    assert fit_temperature(logits, labels) == pytest.approx(2.0, rel=0.06)
+    with pytest.raises(ValueError, match="needs as many labels"):
+        fit_temperature(np.zeros((0, 7)), np.zeros(0, int))
+
+
+def test_with_temperature_divides_the_logits_and_keeps_the_top_class():
+    import keras
+
+    from training.models import build_fast_cnn
+
+    model = build_fast_cnn(widths=(8, 16), blocks=(1, 1), stem_widths=(4, 8))
+    images = np.random.default_rng(2).integers(0, 256, (5, 48, 48, 1)).astype(np.float32)
+    logits = np.asarray(keras.Model(model.input, model.get_layer("logits").output).predict_on_batch(images))
+    calibrated = np.asarray(with_temperature(model, 2.5).predict_on_batch(images))
+    np.testing.assert_allclose(calibrated, _softmax(logits / 2.5), atol=1e-5)
+    assert (calibrated.argmax(1) == np.asarray(model.predict_on_batch(images)).argmax(1)).all()
+
+
+def test_fast_cnn_is_a_fraction_of_the_compact_cnn_in_weights_and_multiply_adds():
+    from training.models import build_compact_cnn, build_fast_cnn, multiply_adds
+
+    fast, compact = build_fast_cnn(), build_compact_cnn(widths=(32, 64, 128, 256))
+    assert fast.output_shape == (None, 7) and fast.input_shape == (None, 48, 48, 1)
+    assert fast.count_params() < 0.5e6 < 1.2e6 < compact.count_params()
+    assert multiply_adds(fast) < 25e6 and multiply_adds(compact) > 100e6
+    with pytest.raises(ValueError, match="same, non-zero length"):
+        build_fast_cnn(widths=(8, 16), blocks=(1,))
+
+
+def test_distillation_targets_mix_teacher_and_labels():
+    teacher = np.full((3, 7), 1 / 7, np.float32)
+    labels = np.eye(7, dtype=np.float32)[[0, 3, 6]]
+    mixed = distillation_targets(teacher, labels, 0.7)
+    np.testing.assert_allclose(mixed.sum(1), 1.0, atol=1e-6)
+    assert mixed[1, 3] == pytest.approx(0.3 + 0.1)
+    with pytest.raises(ValueError, match="differ in shape"):
+        distillation_targets(teacher, labels[:2], 0.5)
+    with pytest.raises(ValueError, match="teacher weight"):
+        distillation_targets(teacher, labels, 1.5)
+
+
+def test_teacher_probabilities_are_cached_for_the_same_teacher_and_images(tmp_path, capsys):
+    from training.models import build_fast_cnn
+
+    teacher = tmp_path / "teacher.keras"
+    build_fast_cnn(widths=(8,), blocks=(1,), stem_widths=(4, 8)).save(teacher)
+    images = np.random.default_rng(3).integers(0, 256, (10, 48, 48, 1)).astype(np.uint8)
+    cache = tmp_path / "targets.npz"
+    first = teacher_probabilities(teacher, images, cache=cache)
+    assert first.shape == (10, 7) and "10 images from" in capsys.readouterr().out
+    again = teacher_probabilities(teacher, images, cache=cache)
+    np.testing.assert_array_equal(first, again)
+    assert "cached" in capsys.readouterr().out
+    teacher_probabilities(teacher, images[:5], cache=cache)  # other images: computed again
+    assert "5 images from" in capsys.readouterr().out
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        teacher_probabilities(tmp_path / "missing.keras", images)
+
+
+def test_distilled_fast_run_is_calibrated_on_a_training_holdout(small_real_csv, tmp_path):
+    from training.models import build_fast_cnn
+
+    teacher = tmp_path / "teacher.keras"
+    build_fast_cnn(widths=(8,), blocks=(1,), stem_widths=(4, 8)).save(teacher)
+    out = tmp_path / "fast"
+    assert main(["train", "--data", str(small_real_csv), "--out", str(out), "--arch", "fast_cnn", "--epochs", "1",
+                 "--fast-widths", "8", "16", "--fast-blocks", "1", "1", "--batch-size", "32", "--verbose", "0",
+                 "--teacher", str(teacher), "--calibration-fraction", "0.2", "--label-smoothing", "0"]) == 0
+    assert (out / "teacher_targets.npz").is_file() and (out / "best_uncalibrated.keras").is_file()
+    calibration = read_metadata(out / "model.keras")["metrics"]["calibration"]
+    assert calibration["temperature"] > 0 and calibration["bins"] == 15
+    assert calibration["calibration_split"]["n"] == pytest.approx(0.2 * 300, abs=7)
+    assert {"ece_before", "ece_after"} <= set(calibration["PublicTest"])
+    # the fitted temperature does not raise the hold-out's NLL (it minimises it)
+    assert calibration["calibration_split"]["nll_after"] <= calibration["calibration_split"]["nll_before"] + 1e-4
+    config = json.loads((out / "config.json").read_text())
+    assert config["arch"] == "fast_cnn" and config["teacher"] == str(teacher)
