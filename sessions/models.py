@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -28,6 +29,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -50,6 +52,8 @@ ENDED_STATUSES: tuple[str, ...] = ("complete", "aborted")
 STREAM_ROLES: tuple[str, ...] = ("participant", "researcher")
 #: Values of ``StudySession.source``.
 SESSION_SOURCES: tuple[str, ...] = ("live", "upload")
+#: Values of ``StudySession.consent_source``: who recorded the consent.
+CONSENT_SOURCES: tuple[str, ...] = ("participant", "researcher", "uploader")
 
 
 class UTCDateTime(TypeDecorator):
@@ -92,6 +96,9 @@ class Study(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    #: where a participant who finishes is sent, ``{code}`` filled with the participant code (http/https only;
+    #: :func:`sessions.fieldwork.completion_link`); None: no redirect
+    completion_url: Mapped[str | None] = mapped_column(Text)
     #: The study's analysis settings (``sessions.analysis.AnalysisSettings`` as JSON); None: the defaults.
     analysis_settings: Mapped[dict | None] = mapped_column(JSON)
 
@@ -133,6 +140,11 @@ class StudySession(Base):
     stimulus_url: Mapped[str | None] = mapped_column(Text)
     source: Mapped[str] = mapped_column(String(20), default="live")
     consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: version of the study's consent text agreed to (:class:`ConsentText`); None: the platform's generic text
+    consent_version: Mapped[int | None] = mapped_column(Integer)
+    #: who recorded the consent: ``CONSENT_SOURCES`` (the participant's link, the researcher's Record page, the
+    #: uploader confirming it was given for a video)
+    consent_source: Mapped[str | None] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -203,6 +215,11 @@ class Observation(Base):
     surprise: Mapped[float | None] = mapped_column(Float)
     neutral: Mapped[float | None] = mapped_column(Float)
     dominant: Mapped[str | None] = mapped_column(String(20))
+    # head pose and attention (fer_core.attention): NULL where the detector gives no keypoints, and on rows stored
+    # before migration 0005
+    yaw_deg: Mapped[float | None] = mapped_column(Float)
+    pitch_deg: Mapped[float | None] = mapped_column(Float)
+    attentive: Mapped[bool | None] = mapped_column(Boolean)
 
     session: Mapped[StudySession] = relationship(back_populates="observations")
 
@@ -237,7 +254,31 @@ class SecondAggregate(Base):
     face_present_rate: Mapped[float | None] = mapped_column(Float)
     valence: Mapped[float | None] = mapped_column(Float)
     engagement: Mapped[float | None] = mapped_column(Float)
+    attention_rate: Mapped[float | None] = mapped_column(Float)
     n_frames: Mapped[int] = mapped_column(Integer)
+
+
+class ConsentText(Base):
+    """One version of a study's consent text: what a participant agrees to before the camera starts.
+
+    The five parts follow what informed consent to processing personal data has to say (GDPR Art. 13): the
+    ``purpose``, who holds the data (``controller``), how long it is kept (``retention``), whom to ask
+    (``contact``) and how to withdraw (``withdrawal``). Versions count from 1 per study; a change adds a version
+    and never alters one, so a session's ``consent_version`` always names the text it agreed to.
+    """
+
+    __tablename__ = "consent_texts"
+    __table_args__ = (UniqueConstraint("study_id", "version"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    purpose: Mapped[str] = mapped_column(Text)
+    controller: Mapped[str] = mapped_column(Text)
+    retention: Mapped[str] = mapped_column(Text)
+    contact: Mapped[str] = mapped_column(Text)
+    withdrawal: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
 
 
 class Marker(Base):
@@ -290,3 +331,139 @@ class LiveOwner(Base):
     pid: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+#: Values of ``Stimulus.kind``: a video file played in the page, or an external task (a game, a web page) whose
+#: timing comes from markers.
+STIMULUS_KINDS: tuple[str, ...] = ("video", "external")
+#: Values of ``StimulusSequence.order``.
+SEQUENCE_ORDERS: tuple[str, ...] = ("fixed", "random")
+
+
+class Stimulus(Base):
+    """What a study shows its participants: a video file (in the media folder) or an external task (a URL).
+
+    For a video, ``file_name`` is the file in the media folder (named by its ``sha256``), and ``duration_s``
+    (seconds), ``fps`` (frames per second), ``width``/``height`` (pixels), ``size_bytes`` and ``has_audio`` were
+    read with PyAV at upload (:func:`sessions.stimuli.probe_video`); ``n_thumbnails`` JPEGs (one per second of
+    the video) are cached beside it. ``position`` orders the study's sequence; ``in_sequence`` says whether
+    sessions play it.
+    """
+
+    __tablename__ = "stimuli"
+    __table_args__ = (UniqueConstraint("study_id", "name"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(20))
+    url: Mapped[str | None] = mapped_column(Text)
+    file_name: Mapped[str | None] = mapped_column(String(200))
+    mime_type: Mapped[str | None] = mapped_column(String(50))
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    fps: Mapped[float | None] = mapped_column(Float)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    has_audio: Mapped[bool] = mapped_column(Boolean, default=False)
+    n_thumbnails: Mapped[int] = mapped_column(Integer, default=0)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    in_sequence: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class StimulusSequence(Base):
+    """How a study's sessions play its stimuli: ``order`` fixed (by position) or random (drawn per participant),
+    with ``buffer_s`` seconds of blank screen between two stimuli (5 s by default, as Realeyes)."""
+
+    __tablename__ = "stimulus_sequences"
+
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), primary_key=True)
+    order: Mapped[str] = mapped_column(String(20), default="fixed")
+    buffer_s: Mapped[float] = mapped_column(Float, default=5.0)
+
+
+class SessionStimulus(Base):
+    """One stimulus of the order a session plays (drawn once, when the session first needs it).
+
+    ``name`` and ``duration_s`` are copied from the stimulus, so a session keeps them when the stimulus is
+    deleted (``stimulus_id`` then becomes NULL); ``buffer_s`` is the blank shown before it (0 for the first).
+    """
+
+    __tablename__ = "session_stimuli"
+    __table_args__ = (UniqueConstraint("session_id", "position"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("study_sessions.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    stimulus_id: Mapped[int | None] = mapped_column(ForeignKey("stimuli.id", ondelete="SET NULL"))
+    name: Mapped[str] = mapped_column(String(300))
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    buffer_s: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class PlaybackEvent(Base):
+    """One event of a session's stimulus player (:mod:`sessions.playback`).
+
+    ``kind`` is the HTML media event (``play``, ``playing``, ``pause``, ``waiting``, ``stalled``, ``seeking``,
+    ``ended``, ...) or the player's own (``blocked``: autoplay refused; ``missing``: the stimulus was deleted;
+    ``error``); ``media_time_s`` the video's ``currentTime`` (seconds); ``client_ms`` the browser's clock at the
+    event (``performance.timeOrigin + event.timeStamp``, ms since the epoch), ``perf_ms`` its
+    ``performance.now()``, ``offset_ms`` the browser's estimate of its clock minus the server's; ``page_id`` and
+    ``seq`` name the page load and the event's number in it (unique: an event sent twice is stored once);
+    ``received_at`` is when the server stored it.
+    """
+
+    __tablename__ = "playback_events"
+    __table_args__ = (UniqueConstraint("session_id", "page_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("study_sessions.id", ondelete="CASCADE"))
+    position: Mapped[int | None] = mapped_column(Integer)
+    stimulus_id: Mapped[int | None] = mapped_column(ForeignKey("stimuli.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(20))
+    media_time_s: Mapped[float | None] = mapped_column(Float)
+    client_ms: Mapped[float] = mapped_column(Float)
+    perf_ms: Mapped[float | None] = mapped_column(Float)
+    offset_ms: Mapped[float | None] = mapped_column(Float)
+    page_id: Mapped[str] = mapped_column(String(32))
+    seq: Mapped[int] = mapped_column(Integer)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+#: Values of ``VideoImport.status``: ``running`` (its session is being written), ``complete``, ``failed``.
+IMPORT_STATUSES: tuple[str, ...] = ("running", "complete", "failed")
+
+
+class VideoImport(Base):
+    """One import of a video file into a study by the batch importer (:mod:`sessions.batch`).
+
+    ``content_sha256`` (64 hex digits) and ``size_bytes`` identify the file's content, ``model`` the expression
+    model (:attr:`fer_core.classifier.EmotionClassifier.model_id`), ``settings`` the analysis settings as JSON
+    (:class:`sessions.batch.BatchSettings`) and ``settings_key`` their SHA-256: a video whose study, content,
+    model and settings already have a ``complete`` import is skipped. ``source_path`` is the absolute path the
+    video was read from (re-analysis reads it again). ``owner_id`` is the :class:`LiveOwner` (process) that runs
+    the import; a ``running`` import whose owner is gone was interrupted and is redone. ``error`` says why a
+    ``failed`` import failed; ``n_frames`` counts the analysed frames of a complete one.
+    """
+
+    __tablename__ = "video_imports"
+    __table_args__ = (Index("ix_video_imports_lookup", "study_id", "content_sha256", "model", "settings_key"),
+                      {"sqlite_autoincrement": True})  # fmt: skip
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("study_sessions.id", ondelete="CASCADE"), index=True)
+    source_path: Mapped[str] = mapped_column(Text)
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    model: Mapped[str] = mapped_column(String(300))
+    settings: Mapped[dict] = mapped_column(JSON)
+    settings_key: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20))
+    error: Mapped[str | None] = mapped_column(Text)
+    owner_id: Mapped[str | None] = mapped_column(String(64))
+    n_frames: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -22,12 +22,15 @@ from sessions.models import (
     SESSION_SOURCES,
     Marker,
     Observation,
+    PlaybackEvent,
     SecondAggregate,
     SessionGap,
+    SessionStimulus,
     Study,
     StudySession,
     utc_now,
 )
+from sessions.stimuli import delete_study_stimuli
 from sessions.validation import check_marker, check_session_fields, check_study, is_plausible_token
 
 #: Columns of :func:`list_sessions`.
@@ -514,6 +517,8 @@ def delete_session(db: Session, session_id: int) -> None:
     db.execute(delete(Observation).where(Observation.session_id == session_id))
     db.execute(delete(Marker).where(Marker.session_id == session_id))
     db.execute(delete(SessionGap).where(SessionGap.session_id == session_id))
+    db.execute(delete(PlaybackEvent).where(PlaybackEvent.session_id == session_id))
+    db.execute(delete(SessionStimulus).where(SessionStimulus.session_id == session_id))
     db.execute(delete(SecondAggregate).where(SecondAggregate.session_id == session_id))
     db.delete(session)
     db.flush()
@@ -830,7 +835,8 @@ def rename_study(db: Session, study_id: int, name: str) -> Study:
 
 
 def delete_study(db: Session, study_id: int) -> int:
-    """Delete a study with all its sessions, their observations, markers and gaps; return the sessions deleted.
+    """Delete a study with all its sessions, their observations, markers and gaps, and its stimuli; return the
+    sessions deleted. The stimuli's files stay until :func:`sessions.stimuli.prune_media` (after the commit).
 
     Parameters
     ----------
@@ -857,6 +863,7 @@ def delete_study(db: Session, study_id: int) -> int:
                           "stop them (or wait until they end) before deleting the study")  # fmt: skip
     for session_id in ids:
         delete_session(db, session_id)
+    delete_study_stimuli(db, study_id)  # rows; sessions.stimuli.prune_media removes their files after the commit
     db.delete(study)
     db.flush()
     return len(ids)

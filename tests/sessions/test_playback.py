@@ -1,0 +1,182 @@
+"""The session-to-stimulus time map from stored playback events: pauses, stalls, blanks, randomised sequences,
+alignment of sessions started at different moments; event storage and playback quality."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sessions.db import session_scope
+from sessions.playback import (
+    PlaybackSpan,
+    add_stimulus_columns,
+    event_session_times,
+    key_moments,
+    load_events,
+    playback_quality,
+    playback_spans,
+    record_events,
+    session_spans,
+    stimulus_bins,
+    stimulus_times,
+)
+from sessions.stimuli import SequenceItem
+from tests.sessions.clips import make_stimulus
+
+AD = SequenceItem(0, 7, "ad", "video", 10.0, 0.0)
+
+
+def events(*rows, page="p1") -> pd.DataFrame:
+    """(kind, session_time_s, media_time_s[, position]) tuples as an events table."""
+    records = [{"kind": r[0], "session_time_s": r[1], "media_time_s": r[2], "position": r[3] if len(r) > 3 else 0,
+                "page_id": page} for r in rows]  # fmt: skip
+    return pd.DataFrame(records)
+
+
+def test_uninterrupted_playback_maps_linearly_and_nothing_outside():
+    spans = playback_spans(events(("play", 4.9, 0.0), ("playing", 5.0, 0.0), ("pause", 15.0, 10.0),
+                                  ("ended", 15.0, 10.0)), [AD])  # fmt: skip
+    assert spans == [PlaybackSpan(0, "ad", 7, 5.0, 15.0, 0.0)]
+    names, t = stimulus_times(spans, [0.0, 4.99, 5.0, 7.5, 15.0, 15.01, 30.0])
+    assert list(names) == [None, None, "ad", "ad", "ad", None, None]
+    np.testing.assert_allclose(t, [np.nan, np.nan, 0.0, 2.5, 10.0, np.nan, np.nan])
+
+
+def test_pause_shifts_the_map_by_the_pause():
+    plain = playback_spans(events(("playing", 5.0, 0.0), ("ended", 15.0, 10.0)), [AD])
+    paused = playback_spans(events(("playing", 5.0, 0.0), ("pause", 8.0, 3.0), ("playing", 10.5, 3.0),
+                                   ("ended", 17.5, 10.0)), [AD])  # fmt: skip
+    session_t = np.array([6.0, 7.9, 11.0, 17.0])
+    _, before = stimulus_times(plain, session_t)
+    _, after = stimulus_times(paused, np.where(session_t > 8.0, session_t + 2.5, session_t))
+    np.testing.assert_allclose(after, before)  # every second after the pause comes 2.5 s later
+    _, during = stimulus_times(paused, [8.5, 10.0])
+    assert np.isnan(during).all()  # frames during the pause show no stimulus time
+
+
+def test_stall_stops_the_clock_until_playing_again_and_a_run_ends_at_the_stimulus_end():
+    spans = playback_spans(events(("playing", 0.0, 0.0), ("waiting", 4.0, 4.0), ("stalled", 4.5, 4.0),
+                                  ("playing", 6.0, 4.0)), [AD])  # no "ended": the tab was closed  # fmt: skip
+    assert [(s.start_s, s.end_s, s.media_start_s) for s in spans] == [(0.0, 4.0, 0.0), (6.0, 12.0, 4.0)]
+    _, t = stimulus_times(spans, [5.0, 7.0, 12.5])
+    assert np.isnan(t[0]) and t[1] == pytest.approx(5.0) and np.isnan(t[2])
+
+
+def test_a_camera_gap_ends_an_open_run():
+    spans = playback_spans(events(("playing", 2.0, 0.0)), [AD], gap_starts_s=[1.0, 5.0])
+    assert [(s.start_s, s.end_s) for s in spans] == [(2.0, 5.0)]
+
+
+def test_two_sessions_started_at_different_moments_align_exactly_on_stimulus_time():
+    rng = np.random.default_rng(3)
+    early = playback_spans(events(("playing", 3.25, 0.0), ("ended", 13.25, 10.0)), [AD])
+    late = playback_spans(events(("playing", 41.7, 0.0), ("pause", 44.7, 3.0), ("playing", 46.0, 3.0),
+                                 ("ended", 53.0, 10.0)), [AD])  # fmt: skip
+    frames_early = np.sort(rng.uniform(0, 20, 200))
+    stim_early = stimulus_times(early, frames_early)[1]
+    inside = ~np.isnan(stim_early)
+    # the same stimulus instants in the second session's time
+    target = stim_early[inside]
+    late_times = np.where(target < 3.0, 41.7 + target, 46.0 + (target - 3.0))
+    np.testing.assert_allclose(stimulus_times(late, late_times)[1], target, atol=1e-9)
+    obs = pd.DataFrame({"time_s": late_times, "frame": np.arange(len(late_times)), "face_id": 0, "w": 10.0, "h": 10.0,
+                        **{e: 1 / 7 for e in ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")}})  # fmt: skip
+    bins = stimulus_bins(add_stimulus_columns(obs, late), "ad")
+    assert bins["time_s"].tolist() == sorted(set(np.floor(target)))
+
+
+def test_event_session_time_uses_the_smallest_offset_of_the_page():
+    received = datetime(2026, 12, 2, 1, 0, tzinfo=UTC)
+    table = pd.DataFrame({"client_ms": [1_000_500.0, 1_010_500.0, 2_000.0], "offset_ms": [120.0, 100.0, np.nan],
+                          "page_id": ["a", "a", "b"], "received_at": [received, received, received + timedelta(seconds=1)]})  # fmt: skip
+    started = 1_000.0  # server epoch seconds of session time 0
+    t = event_session_times(table, started)
+    assert t[0] == pytest.approx(0.4) and t[1] == pytest.approx(10.4)  # both with the better (100 ms) offset
+    # no offset from renders: the receive time bounds it (client 2 s, received at epoch 1_764_637_201 s)
+    assert t[2] == pytest.approx(2.0 - (2_000.0 - (received.timestamp() + 1) * 1000) / 1000 - started)
+    assert np.isnan(event_session_times(table, None)).all()
+
+
+@pytest.fixture
+def two_ad_study(engine, tmp_path):
+    from sessions.repository import create_study
+    from sessions.stimuli import add_video_stimulus, set_sequence
+
+    media = tmp_path / "media"
+    with session_scope(engine) as db:
+        study_id = create_study(db, "Two ads").id
+        a = add_video_stimulus(db, study_id, "A", make_stimulus(tmp_path / "a.mp4", seconds=3.0), media_dir=media).id
+        b = add_video_stimulus(db, study_id, "B", make_stimulus(tmp_path / "b.mp4", seconds=2.0), media_dir=media).id
+        set_sequence(db, study_id, [a, b], order="random", buffer_s=5.0)
+    return study_id
+
+
+def _start(db, session_id: int, at: datetime) -> None:
+    from sessions.repository import get_session
+
+    session = get_session(db, session_id)
+    session.started_at, session.status = at, "recording"
+    db.flush()
+
+
+def test_randomised_two_stimulus_sequence_stores_its_order_and_both_maps(engine, two_ad_study):
+    from sessions.repository import create_session
+    from sessions.stimuli import session_sequence
+
+    t0 = datetime(2026, 12, 2, 1, 0, tzinfo=UTC)
+    ms = t0.timestamp() * 1000
+    with session_scope(engine) as db:
+        sid = create_session(db, study_id=two_ad_study, participant_code="P1").id
+        _start(db, sid, t0)
+        order = session_sequence(db, sid, rng=random.Random(1))
+        first, second = order
+        sent = [  # browser clock = server clock + 250 ms, seen within 10 ms at best
+            {"kind": "playing", "position": 0, "media_time_s": 0.0, "client_ms": ms + 2000 + 250, "offset_ms": 260.0},
+            {"kind": "ended", "position": 0, "media_time_s": first.duration_s, "client_ms": ms + 2000 + 250 + first.duration_s * 1000, "offset_ms": 250.0},
+            {"kind": "blank", "position": 1, "media_time_s": 0.0, "client_ms": ms + 2001 + 250 + first.duration_s * 1000, "offset_ms": 250.0},
+            {"kind": "playing", "position": 1, "media_time_s": 0.0, "client_ms": ms + 7100 + 250 + first.duration_s * 1000, "offset_ms": 250.0},
+            {"kind": "ended", "position": 1, "media_time_s": second.duration_s, "client_ms": ms + 7100 + 250 + (first.duration_s + second.duration_s) * 1000, "offset_ms": 250.0},
+        ]  # fmt: skip
+        for i, e in enumerate(sent):
+            e.update(page_id="page1", seq=i)
+        assert record_events(db, sid, sent) == 5
+        assert record_events(db, sid, [*sent, {"kind": "<script>", "page_id": "page1", "seq": 9, "client_ms": 1.0}]) == 0
+    with session_scope(engine) as db:
+        assert [x.name for x in session_sequence(db, sid)] == [first.name, second.name]
+        stored = load_events(db, sid)
+        assert list(stored["kind"]) == ["playing", "ended", "blank", "playing", "ended"]
+        assert stored["stimulus_id"].iloc[0] == first.stimulus_id and stored["stimulus_id"].iloc[3] == second.stimulus_id
+        spans = session_spans(db, sid)
+    assert [(s.stimulus, round(s.start_s, 6), round(s.end_s, 6)) for s in spans] == [
+        (first.name, 2.0, round(2.0 + first.duration_s, 6)),
+        (second.name, round(7.1 + first.duration_s, 6), round(7.1 + first.duration_s + second.duration_s, 6))]
+    names, t = stimulus_times(spans, [2.5, 2.0 + first.duration_s + 2.0, 7.1 + first.duration_s + 1.0])
+    assert list(names) == [first.name, None, second.name]  # the blank between them has no stimulus
+    np.testing.assert_allclose(t[[0, 2]], [0.5, 1.0])
+
+
+def test_playback_quality_counts_pauses_stalls_and_the_share_seen_with_a_face():
+    table = events(("play", 0.9, 0.0), ("playing", 1.0, 0.0), ("pause", 3.0, 2.0), ("playing", 4.0, 2.0),
+                   ("waiting", 6.0, 4.0), ("playing", 7.5, 4.0), ("pause", 13.5, 10.0), ("ended", 13.5, 10.0))  # fmt: skip
+    spans = playback_spans(table, [AD])
+    frames = np.arange(0.0, 14.0, 0.1)
+    obs = add_stimulus_columns(pd.DataFrame({"time_s": frames, "face_id": np.where(frames < 9.5, 0, -1)}), spans)
+    quality = playback_quality(table, spans, [AD], obs).iloc[0]
+    assert (quality["played"], quality["completed"], quality["pauses"], quality["stalls"]) == (True, True, 1, 1)
+    assert quality["stalled_s"] == pytest.approx(1.5) and quality["seen_s"] == pytest.approx(10.0)
+    # faces until session 9.4 s = stimulus 5.9 s: stimulus seconds 0-5 of 10 had a face
+    assert quality["share_seen_with_face"] == pytest.approx(0.6)
+    never = playback_quality(events(("blocked", 1.0, 0.0)), [], [AD]).iloc[0]
+    assert (never["played"], never["blocked"], never["seen_s"]) == (False, 1, 0.0)
+
+
+def test_key_moments_are_the_largest_rises_at_least_the_gap_apart():
+    bins = pd.DataFrame({"time_s": np.arange(8.0), "happy": [0.1, 0.1, 0.6, 0.7, 0.2, 0.2, 0.2, 0.2],
+                         "surprise": [0.0, 0.0, 0.0, 0.5, 0.0, 0.0, 0.45, 0.0], "neutral": [0, 0, 0, 0, 0, 0.9, 0, 0]})  # fmt: skip
+    moments = key_moments(bins, n=3, min_gap_s=2.0)
+    assert list(zip(moments["time_s"], moments["emotion"], strict=True)) == [(2.0, "happy"), (6.0, "surprise")]
+    assert moments["rise"].iloc[0] == pytest.approx(0.5)
