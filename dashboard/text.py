@@ -9,9 +9,10 @@ text already and need neither.
 
 from __future__ import annotations
 
-import html
 import re
 import string
+
+from sessions.figures import escape_chart_text  # noqa: F401 - one definition, used by the study report too
 
 #: Every ASCII punctuation character: CommonMark lets a backslash escape any of them, and no other.
 _MARKDOWN_PUNCTUATION = re.compile("([" + re.escape(string.punctuation) + "])")
@@ -41,22 +42,3 @@ def escape_markdown(text: object) -> str:
     '\\\\*\\\\*bold\\\\*\\\\* \\\\[link\\\\]\\\\(http\\\\:\\\\/\\\\/evil\\\\)'
     """
     return _MARKDOWN_PUNCTUATION.sub(r"\\\1", str(text))
-
-
-def escape_chart_text(text: object) -> str:
-    """Return ``text`` so that plotly shows it literally in an annotation, a legend entry or a title.
-
-    Plotly turns ``<a href=...>``, ``<b>``, ``<br>`` and the like into links and formatting; with ``<``, ``>``
-    and ``&`` written as HTML entities (:func:`html.escape`) it draws the characters themselves.
-
-    Parameters
-    ----------
-    text : object
-        User text; anything else is converted with ``str`` first.
-
-    Returns
-    -------
-    str
-        The escaped text.
-    """
-    return html.escape(str(text), quote=False)
