@@ -27,7 +27,8 @@ depends_on = None
 
 #: Float columns of ``second_aggregates`` (``sessions.aggregate.BIN_COLUMNS`` without ``time_s``/``n_frames``).
 _EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-_VALUES = (*_EMOTIONS, *(f"dominant_{e}" for e in _EMOTIONS), "face_present_rate", "valence", "engagement")
+_VALUES = (*_EMOTIONS, *(f"dominant_{e}" for e in _EMOTIONS), "face_present_rate", "valence", "engagement",
+           "attention_rate")  # fmt: skip
 
 
 def upgrade() -> None:
