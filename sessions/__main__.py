@@ -168,14 +168,19 @@ def _cmd_import(engine, args) -> None:
 
 def _cmd_export(engine, args) -> None:
     from sessions.aggregate import per_bin
+    from sessions.db import session_scope
     from sessions.exports import SessionIdentity, export_bins, export_observations, export_summary
+    from sessions.playback import add_stimulus_columns, session_spans
 
     info, observations, summary = _summary(engine, args.session)
     identity = SessionIdentity.from_listing(info)
+    with session_scope(engine) as db:
+        spans = session_spans(db, args.session)  # the stimulus on screen at each time (none: empty columns)
     if args.per_second:
-        path = export_bins(per_bin(observations, args.bin_s), args.out, identity=identity, fmt=args.fmt)
+        bins = add_stimulus_columns(per_bin(observations, args.bin_s), spans, bin_s=args.bin_s)
+        path = export_bins(bins, args.out, identity=identity, fmt=args.fmt)
     else:
-        path = export_observations(observations, args.out, identity=identity, fmt=args.fmt)
+        path = export_observations(add_stimulus_columns(observations, spans), args.out, identity=identity, fmt=args.fmt)
     print(f"wrote {path}")
     if args.summary:
         print(f"wrote {export_summary(summary, args.summary)}")

@@ -9,7 +9,10 @@ files of different participants can be concatenated without colliding. Columns, 
 1. ``IDENTITY_COLUMNS``: ``session_id`` (int), ``participant_code``, ``study`` (str);
 2. one ``tag_<key>`` column (str) per tag of the session, keys in sorted order (``tag_age``, ``tag_variant``);
 3. the data: ``OBSERVATION_COLUMNS`` per frame, or ``BIN_COLUMNS`` per bin (with ``n_frames``, the analysed
-   frames in the bin).
+   frames in the bin);
+4. ``STIMULUS_TIME_COLUMNS``: ``stimulus`` (the stimulus on screen, empty outside playback) and
+   ``stimulus_time_s`` (seconds into it; per bin, at the bin's middle), from
+   :func:`sessions.playback.add_stimulus_columns` (empty when the table has none).
 
 The format follows the file's suffix (``.csv``, ``.parquet``, ``.json``); an explicit ``fmt`` only decides when
 the suffix names no format, and one that contradicts the suffix is refused. In CSV files, text cells that a
@@ -33,6 +36,7 @@ import pandas as pd
 from fer_core.emotions import OBSERVATION_COLUMNS
 from sessions.aggregate import BIN_COLUMNS, COMPARE_COLUMNS
 from sessions.errors import ExportError
+from sessions.playback import STIMULUS_TIME_COLUMNS
 
 #: Table formats, by file suffix.
 TABLE_FORMATS: tuple[str, ...] = ("csv", "parquet", "json")
@@ -248,6 +252,15 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike, *, fmt: str | None
     return _write_table(frame, path, fmt)
 
 
+def with_stimulus_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with ``STIMULUS_TIME_COLUMNS``: as they are when present, else empty (``stimulus`` None,
+    ``stimulus_time_s`` NaN: a session that never played a stimulus)."""
+    if all(c in table.columns for c in STIMULUS_TIME_COLUMNS):
+        return table
+    return table.assign(stimulus=pd.Series(None, index=table.index, dtype=object),
+                        stimulus_time_s=pd.Series(float("nan"), index=table.index, dtype="float64"))  # fmt: skip
+
+
 def export_observations(df: pd.DataFrame, path: str | os.PathLike, *, identity: SessionIdentity,
                         fmt: str | None = None) -> Path:  # fmt: skip
     """Write one session's per-frame observations to ``path``, every row led by whose they are.
@@ -280,7 +293,8 @@ def export_observations(df: pd.DataFrame, path: str | os.PathLike, *, identity: 
         missing = [c for c in OBSERVATION_COLUMNS if c not in df.columns]
         raise ValueError(f"observations have to have the columns {list(OBSERVATION_COLUMNS)}; missing {missing}")
     resolve_format(path, fmt)  # refuse a bad format before building anything
-    return _write_table(with_identity(df, identity, OBSERVATION_COLUMNS), path, fmt)
+    return _write_table(with_identity(with_stimulus_columns(df), identity, (*OBSERVATION_COLUMNS, *STIMULUS_TIME_COLUMNS)),
+                        path, fmt)  # fmt: skip
 
 
 def export_bins(df: pd.DataFrame, path: str | os.PathLike, *, identity: SessionIdentity,
@@ -312,7 +326,8 @@ def export_bins(df: pd.DataFrame, path: str | os.PathLike, *, identity: SessionI
         The file cannot be written (missing folder, no permission...); nothing is left behind.
     """
     resolve_format(path, fmt)
-    return _write_table(with_identity(df, identity, BIN_COLUMNS), path, fmt)
+    return _write_table(with_identity(with_stimulus_columns(df), identity, (*BIN_COLUMNS, *STIMULUS_TIME_COLUMNS)),
+                        path, fmt)  # fmt: skip
 
 
 #: Columns of :func:`sessions.stats.group_curves` written after ``COMPARE_COLUMNS`` when present.

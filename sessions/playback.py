@@ -487,3 +487,25 @@ def key_moments(bins: pd.DataFrame, *, n: int = 3, min_gap_s: float = 2.0) -> pd
             break
     return pd.DataFrame(chosen, columns=columns)
 
+
+
+def session_playback(db: Session, session_id: int, observations: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A stored session on its stimuli's timelines: ``(observations with stimulus columns, playback quality)``.
+
+    Parameters
+    ----------
+    observations : pandas.DataFrame
+        The session's rows (:func:`sessions.repository.load_observations`).
+
+    Returns
+    -------
+    tuple of pandas.DataFrame
+        :func:`add_stimulus_columns` of ``observations``, and :func:`playback_quality` (one row per stimulus of
+        the session's order; no rows when the study has no stimulus).
+    """
+    events = load_events(db, session_id)
+    sequence = session_sequence(db, session_id) if len(events) else []
+    gaps = db.scalars(select(SessionGap.start_s).where(SessionGap.session_id == session_id)).all()
+    spans = playback_spans(events, sequence, gap_starts_s=gaps)
+    shown = add_stimulus_columns(observations, spans)
+    return shown, playback_quality(events, spans, sequence, shown)

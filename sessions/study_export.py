@@ -4,7 +4,8 @@ One row per session per frame (or per time bin): ``session_id, participant_code,
 ``status``, ``source``, ``consent_at`` and ``model`` (so a reader can leave out aborted sessions, check consent and
 see which model analysed each), then one
 ``tag_<key>`` column per tag used anywhere in the study (empty where a session lacks it), then the per-frame
-columns (``OBSERVATION_COLUMNS``) or the per-bin columns of :func:`sessions.aggregate.per_bin`. The file format
+columns (``OBSERVATION_COLUMNS``) or the per-bin columns of :func:`sessions.aggregate.per_bin`, then ``stimulus``
+and ``stimulus_time_s`` (:func:`sessions.playback.add_stimulus_columns`; per bin at its middle). The file format
 follows the suffix (CSV cells neutralised against formula injection, Parquet, JSON), written atomically by
 :mod:`sessions.exports`.
 """
@@ -23,6 +24,7 @@ from fer_core.emotions import OBSERVATION_COLUMNS
 from sessions.aggregate import per_bin
 from sessions.exports import IDENTITY_COLUMNS, TAG_COLUMN_PREFIX, resolve_format, write_table
 from sessions.models import StudySession
+from sessions.playback import STIMULUS_TIME_COLUMNS, add_stimulus_columns, session_spans
 from sessions.repository import list_sessions, load_observations
 
 #: Session columns written after the identity columns of a study export.
@@ -63,8 +65,8 @@ def study_table(db: Session, study_id: int, *, per_second: bool = False, bin_s: 
     parts = []
     for i, row in enumerate(sessions.itertuples()):
         data = load_observations(db, int(row.session_id))
-        if per_second:
-            data = per_bin(data, bin_s)
+        spans = session_spans(db, int(row.session_id))  # the stimulus on screen (none: empty columns)
+        data = add_stimulus_columns(per_bin(data, bin_s), spans, bin_s=bin_s) if per_second else add_stimulus_columns(data, spans)
         lead = {"session_id": int(row.session_id), "participant_code": row.participant_code, "study": row.study,
                 "status": row.status, "source": row.source, "consent_at": "" if consent.get(row.session_id) is None else consent[row.session_id].isoformat(),
                 "model": row.model or ""}  # fmt: skip
@@ -78,7 +80,7 @@ def study_table(db: Session, study_id: int, *, per_second: bool = False, bin_s: 
             progress((i + 1) / len(sessions))
     columns = [*IDENTITY_COLUMNS, *SESSION_COLUMNS, *(f"{TAG_COLUMN_PREFIX}{k}" for k in tag_keys)]
     if not parts:
-        data_columns = list(OBSERVATION_COLUMNS) if not per_second else ["time_s"]
+        data_columns = [*(OBSERVATION_COLUMNS if not per_second else ["time_s"]), *STIMULUS_TIME_COLUMNS]
         return pd.DataFrame(columns=[*columns, *data_columns])
     return pd.concat(parts, ignore_index=True)
 

@@ -13,6 +13,7 @@ from sessions.__main__ import main
 from sessions.aggregate import BIN_COLUMNS
 from sessions.db import get_engine, session_scope
 from sessions.models import Observation
+from sessions.playback import STIMULUS_TIME_COLUMNS
 from sessions.recorder import observation_records
 from tests.sessions.conftest import face
 
@@ -40,13 +41,13 @@ def test_export_format_follows_the_suffix_and_rows_carry_the_session(stored, tmp
     frames = tmp_path / f"frames{suffix}"
     assert main(["export", str(sid), "--out", str(frames), "--db", url]) == 0
     back = reader(frames)
-    assert list(back.columns) == [*lead, *OBSERVATION_COLUMNS] and len(back) == 60
+    assert list(back.columns) == [*lead, *OBSERVATION_COLUMNS, *STIMULUS_TIME_COLUMNS] and len(back) == 60
     assert set(back["session_id"]) == {sid} and set(back["participant_code"]) == {"P-042"}
     assert set(back["study"]) == {"Ad test"} and set(back["tag_variant"]) == {"B"}
     bins = tmp_path / f"bins{suffix}"
     assert main(["export", str(sid), "--per-second", "--out", str(bins), "--db", url]) == 0
     back = reader(bins)
-    assert list(back.columns) == [*lead, *BIN_COLUMNS]
+    assert list(back.columns) == [*lead, *BIN_COLUMNS, *STIMULUS_TIME_COLUMNS]
     assert back["n_frames"].tolist() == [30, 30] and set(back["tag_age"]) == {"18-24"}
 
 

@@ -19,6 +19,7 @@ from sessions.exports import (
     neutralize_csv_cells,
     resolve_format,
 )
+from sessions.playback import STIMULUS_TIME_COLUMNS
 
 READERS = {".csv": lambda p: pd.read_csv(p, keep_default_na=False, na_values=[""]), ".parquet": pd.read_parquet,
            ".json": lambda p: pd.read_json(p, orient="records")}  # fmt: skip
@@ -45,14 +46,14 @@ def test_every_row_carries_session_participant_study_and_tags_in_a_fixed_order(t
     frames = [READERS[suffix](export_observations(_observations(), tmp_path / f"{who.participant_code}{suffix}",
                                                   identity=who)) for who in (ANNA, BEN)]  # fmt: skip
     for back in frames:
-        assert list(back.columns) == [*lead, *OBSERVATION_COLUMNS] == export_columns(ANNA, OBSERVATION_COLUMNS)
+        assert list(back.columns) == [*lead, *OBSERVATION_COLUMNS, *STIMULUS_TIME_COLUMNS] == export_columns(ANNA, (*OBSERVATION_COLUMNS, *STIMULUS_TIME_COLUMNS))
     both = pd.concat(frames, ignore_index=True)  # two participants' files stay apart
     assert both.groupby("session_id")["participant_code"].unique().map(list).to_dict() == {3: ["P-anna"], 4: ["P-ben"]}
     assert set(both.loc[both["tag_variant"] == "B", "participant_code"]) == {"P-ben"}
     assert (both["study"] == "Ad test").all() and len(both) == 60
 
     bins = READERS[suffix](export_bins(per_bin(_observations()), tmp_path / f"bins{suffix}", identity=ANNA))
-    assert list(bins.columns) == [*lead, *BIN_COLUMNS]
+    assert list(bins.columns) == [*lead, *BIN_COLUMNS, *STIMULUS_TIME_COLUMNS]
     assert bins["n_frames"].tolist() == [10, 10, 10]  # analysed frames per 1 s bin
     assert bins["session_id"].tolist() == [3, 3, 3] and bins["tag_age"].tolist() == ["18-24"] * 3
 
@@ -60,7 +61,7 @@ def test_every_row_carries_session_participant_study_and_tags_in_a_fixed_order(t
 def test_a_session_without_tags_or_rows_still_has_the_identity_columns(tmp_path):
     who = SessionIdentity(9, "P-9", "S", {})
     back = pd.read_csv(export_observations(_observations().iloc[:0], tmp_path / "empty.csv", identity=who))
-    assert list(back.columns) == ["session_id", "participant_code", "study", *OBSERVATION_COLUMNS] and back.empty
+    assert list(back.columns) == ["session_id", "participant_code", "study", *OBSERVATION_COLUMNS, *STIMULUS_TIME_COLUMNS] and back.empty
 
 
 def test_identity_from_a_session_listing_row():

@@ -180,3 +180,43 @@ def test_key_moments_are_the_largest_rises_at_least_the_gap_apart():
     moments = key_moments(bins, n=3, min_gap_s=2.0)
     assert list(zip(moments["time_s"], moments["emotion"], strict=True)) == [(2.0, "happy"), (6.0, "surprise")]
     assert moments["rise"].iloc[0] == pytest.approx(0.5)
+
+
+def test_stored_rows_and_exports_carry_the_stimulus_time(engine, two_ad_study, tmp_path):
+    from sessions.exports import SessionIdentity, export_observations
+    from sessions.models import Observation
+    from sessions.playback import session_playback
+    from sessions.recorder import observation_records
+    from sessions.repository import create_session, list_sessions, load_observations
+    from sessions.stimuli import session_sequence
+    from sessions.study_export import study_table
+    from tests.sessions.conftest import face
+
+    t0 = datetime(2026, 12, 2, 1, 0, tzinfo=UTC)
+    with session_scope(engine) as db:
+        sid = create_session(db, study_id=two_ad_study, participant_code="P1").id
+        _start(db, sid, t0)
+        first = session_sequence(db, sid, rng=random.Random(0))[0]
+        ms = t0.timestamp() * 1000
+        record_events(db, sid, [
+            {"kind": "playing", "position": 0, "media_time_s": 0.0, "client_ms": ms + 1000, "offset_ms": 0.0, "page_id": "p", "seq": 0},
+            {"kind": "ended", "position": 0, "media_time_s": first.duration_s, "client_ms": ms + 1000 + first.duration_s * 1000, "offset_ms": 0.0, "page_id": "p", "seq": 1},
+        ])  # fmt: skip
+        for i, t in enumerate(np.arange(0.0, 6.0, 0.5)):
+            for row in observation_records(sid, i, float(t), [face(happy=0.7)] if t < 2.5 else []):
+                db.add(Observation(**row))
+    with session_scope(engine) as db:
+        shown, quality = session_playback(db, sid, load_observations(db, sid))
+        table = study_table(db, two_ad_study)
+        bins = study_table(db, two_ad_study, per_second=True)
+        identity = SessionIdentity.from_listing(list_sessions(db, session_ids=[sid]).iloc[0])
+    playing = shown[shown["stimulus"].notna()]
+    assert playing["time_s"].min() == 1.0 and playing["time_s"].max() == pytest.approx(1.0 + first.duration_s)
+    assert (np.diff(playing["stimulus_time_s"]) > 0).all() and (playing["stimulus"] == first.name).all()
+    assert shown.loc[shown["time_s"] < 1.0, "stimulus_time_s"].isna().all()
+    assert quality.loc[0, "completed"] and quality.loc[0, "share_seen_with_face"] == pytest.approx(2 / first.duration_s)
+    np.testing.assert_allclose(table["stimulus_time_s"], shown["stimulus_time_s"])
+    assert bins.loc[bins["time_s"] == 1.0, "stimulus_time_s"].item() == pytest.approx(0.5)  # the bin's middle
+    back = pd.read_csv(export_observations(shown, tmp_path / "frames.csv", identity=identity))
+    assert list(back.columns[-2:]) == ["stimulus", "stimulus_time_s"]
+    np.testing.assert_allclose(back["stimulus_time_s"], shown["stimulus_time_s"])
