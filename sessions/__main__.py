@@ -83,6 +83,18 @@ def build_parser() -> argparse.ArgumentParser:
     study_export.add_argument("--bin-s", type=float, default=1.0, help="bin width in seconds with --per-second")
     study_export.add_argument("--out", required=True, metavar="PATH", help="output file: .csv, .parquet or .json")
 
+    report = commands.add_parser("report", parents=[common], help="write a study's report (charts, tables, "
+                                 "exclusions, method notes, model) as one self-contained HTML file")  # fmt: skip
+    report.add_argument("study", metavar="STUDY", help="study name")
+    report.add_argument("--out", required=True, metavar="PATH", help="output file (.html)")
+    report.add_argument("--metric", action="append", default=None, metavar="METRIC",
+                        help="a metric with its own section (an emotion, valence, engagement, face_present_rate), "
+                             "repeatable; default: happy, valence, engagement")  # fmt: skip
+    report.add_argument("--group-tag", default=None, metavar="KEY", help="compare the groups of this tag")
+    report.add_argument("--align-on", default=None, metavar="LABEL", help="marker label that becomes time 0")
+    report.add_argument("--model", default=None, metavar="PATH",
+                        help="model file whose card figures are shown (default: the shipped model)")
+
     recover = commands.add_parser("recover", parents=[common], help="end as aborted the sessions whose server "
                                   "process is gone (run before starting a dashboard server)")  # fmt: skip
     recover.add_argument("--stale-after", type=float, default=None, metavar="S",
@@ -210,6 +222,31 @@ def _cmd_export_study(engine, args) -> None:
     print(f"wrote {path}")
 
 
+def _cmd_report(engine, args) -> None:
+    from sessions.db import session_scope
+    from sessions.report import DEFAULT_REPORT_METRICS, build_report, write_report
+
+    if not str(args.out).lower().endswith((".html", ".htm")):
+        raise ValueError(f"--out has to be an .html file; got {args.out!r}")
+    with session_scope(engine) as db:  # commits per-second rows computed on first read
+        text = build_report(db, args.study.strip(), metrics=args.metric or DEFAULT_REPORT_METRICS,
+                            group_tag=args.group_tag, align_on=args.align_on, model_metadata=_model_metadata(args.model))  # fmt: skip
+    print(f"wrote {write_report(text, args.out)}")
+
+
+def _model_metadata(path: str | None) -> dict | None:
+    """The card metadata of ``path`` (default: the shipped model), None when there is no readable model file."""
+    from fer_core.classifier import default_model_path
+    from fer_core.model_file import ModelFileError, read_metadata
+
+    try:
+        return read_metadata(path or default_model_path())
+    except (ModelFileError, OSError):
+        if path:
+            raise
+        return None
+
+
 def _cmd_recover(engine, args) -> None:
     from sessions.lifecycle import OWNER_STALE_S
     from sessions.recorder import recover_interrupted
@@ -219,7 +256,7 @@ def _cmd_recover(engine, args) -> None:
 
 
 COMMANDS = {"list": _cmd_list, "show": _cmd_show, "import-video": _cmd_import, "export": _cmd_export,
-            "delete": _cmd_delete, "export-study": _cmd_export_study, "recover": _cmd_recover}  # fmt: skip
+            "delete": _cmd_delete, "export-study": _cmd_export_study, "report": _cmd_report, "recover": _cmd_recover}  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -31,15 +31,19 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fer_core.emotions import EMOTIONS
 from sessions import stats
 from sessions.aggregate import COMPARE_METRICS
-from sessions.models import Study
-from sessions.repository import marker_offsets
+from sessions.models import Marker, Study
+from sessions.repository import list_sessions, marker_offsets
+from sessions.second_aggregates import load_second_aggregates
 
-#: Metrics a baseline is subtracted from (the face-present rate is a quality measure, never corrected).
-CORRECTED_METRICS: tuple[str, ...] = tuple(m for m in COMPARE_METRICS if m != "face_present_rate")
+#: Metrics a baseline is subtracted from: the expressions (the face-present and attention rates measure the
+#: recording and the viewing, not an expression, and are never corrected).
+CORRECTED_METRICS: tuple[str, ...] = tuple(m for m in COMPARE_METRICS if m in EMOTIONS or m in ("valence", "engagement"))
 
 
 def _finite(value, name: str, *, low: float | None = None, high: float | None = None) -> float:
@@ -459,3 +463,44 @@ def analyse(
     return StudyAnalysis(settings=settings, groups=group_of, align=dict(align) if align else None, bins=bins,
                          values=values, curves=curves, quality=quality, candidates=candidates,
                          excluded=excluded.reset_index(drop=True), baseline=baseline)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StudyInputs:
+    """What :func:`analyse` reads from the store for a set of sessions (:func:`load_inputs`)."""
+
+    #: :func:`sessions.repository.list_sessions` rows of the sessions.
+    sessions: pd.DataFrame
+    #: :func:`sessions.second_aggregates.load_second_aggregates` of the sessions.
+    per_second: dict[int, pd.DataFrame]
+    #: Session time (s) of each session's first ``align_on`` marker; None when aligned on the session start.
+    align: dict[int, float] | None
+    #: :func:`marker_times` of the labels the settings need.
+    markers: dict[str, dict[int, float]]
+    #: Every marker label of these sessions, sorted (the choices of "align on" and segments).
+    marker_labels: tuple[str, ...]
+
+
+def load_inputs(db: Session, session_ids: Sequence[int], *, settings: AnalysisSettings = AnalysisSettings(),
+                align_on: str | None = None) -> StudyInputs:  # fmt: skip
+    """Read what a study analysis needs: session rows, per-second rows (never observations of ended sessions),
+    alignment and marker times.
+
+    Parameters
+    ----------
+    db : sqlalchemy.orm.Session
+        Open ORM session (per-second rows computed on first read are flushed; the caller commits).
+    session_ids : sequence of int
+        The sessions.
+    settings : AnalysisSettings
+        For the marker labels of the baseline and the segments.
+    align_on : str, optional
+        Marker label whose first occurrence becomes time 0 in each session; None: the session start.
+    """
+    ids = [int(i) for i in session_ids]
+    sessions = list_sessions(db, session_ids=ids)
+    per_second = load_second_aggregates(db, ids)
+    align = marker_offsets(db, ids, align_on) if align_on else None
+    labels = tuple(sorted(set(db.scalars(select(Marker.label).where(Marker.session_id.in_(ids)).distinct())))) if ids else ()
+    return StudyInputs(sessions=sessions, per_second=per_second, align=align,
+                       markers=marker_times(db, ids, settings.labels()), marker_labels=labels)  # fmt: skip
