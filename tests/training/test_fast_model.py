@@ -113,3 +113,25 @@ def test_distilled_fast_run_is_calibrated_on_a_training_holdout(small_real_csv, 
     assert calibration["calibration_split"]["nll_after"] <= calibration["calibration_split"]["nll_before"] + 1e-4
     config = json.loads((out / "config.json").read_text())
     assert config["arch"] == "fast_cnn" and config["teacher"] == str(teacher)
+
+
+def test_export_of_a_calibrated_run_reports_calibration_and_cost(small_real_csv, tmp_path):
+    from training.export import export_run
+    from training.models import build_fast_cnn
+
+    teacher = tmp_path / "teacher.keras"
+    build_fast_cnn(widths=(8,), blocks=(1,), stem_widths=(4, 8)).save(teacher)
+    run = tmp_path / "fast"
+    assert main(["train", "--data", str(small_real_csv), "--out", str(run), "--arch", "fast_cnn", "--epochs", "1",
+                 "--fast-widths", "8", "16", "--fast-blocks", "1", "1", "--batch-size", "32", "--verbose", "0",
+                 "--teacher", str(teacher), "--calibration-fraction", "0.2"]) == 0
+    metadata = export_run(run, tmp_path / "out" / "fast.keras", tta=False)
+    assert metadata["metrics"]["calibration"]["temperature"] > 0
+    assert 0 < metadata["multiply_adds_per_face"] < 10e6
+    card = (tmp_path / "out" / "fast.md").read_text()
+    assert "## Calibration" in card and "Training hold-out (fitted on)" in card and "PublicTest (not fitted on)" in card
+    assert "Knowledge distillation" in card and "M multiply-adds per face" in card
+    from fer_core.classifier import EmotionClassifier
+
+    probs = EmotionClassifier.load(tmp_path / "out" / "fast.keras").predict([np.zeros((60, 60, 3), np.uint8)])
+    assert probs.shape == (1, 7) and abs(float(probs.sum()) - 1) < 1e-4
