@@ -20,6 +20,11 @@ Valence
 Engagement
     ``1 - neutral``: expressiveness, the probability that the face shows any expression (cf. the AFFDEX
     "engagement"/expressiveness measure). In [0, 1].
+Attention rate
+    Share of the bin's analysed frames in which the primary face is turned to the screen (``attentive``, head
+    yaw and pitch within the analyzer's angle: :mod:`fer_core.attention`); a frame without a face is not
+    attentive (Realeyes' and Affectiva's attention: face present and facing the screen). NaN when a face of the
+    bin has no pose (a detector without keypoints, rows stored before attention existed).
 Across sessions (:func:`compare`)
     Kept for the benchmark and old callers; the Compare page and its CSV use :mod:`sessions.stats` (each session
     once, bootstrap bands at pilot sizes, clipped to the metric's range, quality gate). For each group, bin and metric, the mean over sessions of the sessions' bin values, with a 95%
@@ -43,10 +48,10 @@ from fer_core.emotions import EMOTIONS, NO_FACE_ID
 #: Columns of :func:`per_bin`.
 BIN_COLUMNS: tuple[str, ...] = (
     "time_s", *EMOTIONS, *(f"dominant_{e}" for e in EMOTIONS), "face_present_rate", "valence", "engagement",
-    "n_frames",
+    "attention_rate", "n_frames",
 )  # fmt: skip
 #: Metrics compared across sessions by :func:`compare`, in display order.
-COMPARE_METRICS: tuple[str, ...] = (*EMOTIONS, "valence", "engagement", "face_present_rate")
+COMPARE_METRICS: tuple[str, ...] = (*EMOTIONS, "valence", "engagement", "face_present_rate", "attention_rate")
 #: Columns of :func:`compare`.
 COMPARE_COLUMNS: tuple[str, ...] = (
     "group", "time_s", "metric", "mean", "ci_low", "ci_high", "n_sessions", "share_expressing",
@@ -83,7 +88,8 @@ def per_bin(observations: pd.DataFrame, bin_s: float = 1.0) -> pd.DataFrame:
     pandas.DataFrame
         One row per bin holding at least one frame, ordered by time; columns ``BIN_COLUMNS``: ``time_s``
         (bin start, s), the seven mean probabilities (NaN when no face in the bin), ``dominant_<emotion>``
-        shares, ``face_present_rate``, ``valence``, ``engagement`` (float64), ``n_frames`` (int64).
+        shares, ``face_present_rate``, ``valence``, ``engagement``, ``attention_rate`` (float64; NaN where a face
+        has no pose, or the table has no ``attentive`` column), ``n_frames`` (int64).
 
     Raises
     ------
@@ -124,11 +130,27 @@ def per_bin(observations: pd.DataFrame, bin_s: float = 1.0) -> pd.DataFrame:
                 np.bincount(inverse, weights=one_hot[:, k], minlength=len(bin_ids)) / denominator
             )
         out["face_present_rate"] = n_face / n_frames
+        out["attention_rate"] = _attention_rate(observations, primary, has_face, inverse, n_frames)
     result = pd.DataFrame(out)
     result["valence"] = result["happy"] - result[list(NEGATIVE_EMOTIONS)].sum(axis=1, min_count=len(NEGATIVE_EMOTIONS))
     result["engagement"] = 1.0 - result["neutral"]
     result["n_frames"] = n_frames.astype(np.int64)
     return result[list(BIN_COLUMNS)]
+
+
+def _attention_rate(observations: pd.DataFrame, primary: np.ndarray, has_face: np.ndarray, inverse: np.ndarray,
+                    n_frames: np.ndarray) -> np.ndarray:  # fmt: skip
+    """Per bin: attentive frames over analysed frames (no face: not attentive); NaN where a face has no pose."""
+    if "attentive" in observations.columns:
+        values = pd.array(observations["attentive"], dtype="boolean").to_numpy(dtype=np.float64, na_value=np.nan)
+        values = values[primary]
+    else:
+        values = np.full(len(primary), np.nan)
+    unknown = has_face & np.isnan(values)
+    looking = has_face & (values == 1.0)
+    rate = np.bincount(inverse, weights=looking, minlength=len(n_frames)) / n_frames
+    rate[np.bincount(inverse, weights=unknown, minlength=len(n_frames)) > 0] = np.nan
+    return rate
 
 
 def _json_float(value) -> float | None:
@@ -201,8 +223,16 @@ def session_summary(observations: pd.DataFrame, markers: pd.DataFrame | None = N
         "dominant_distribution": {e: weighted(f"dominant_{e}") for e in EMOTIONS},
         "valence": weighted("valence"),
         "engagement": weighted("engagement"),
+        "attention_rate": _attention_mean(bins),
         "markers": marker_list,
     }
+
+
+def _attention_mean(bins: pd.DataFrame) -> float | None:
+    """Share of the analysed frames with an attentive face, over the bins where attention is known; None if none."""
+    known = bins["attention_rate"].notna()
+    frames = bins.loc[known, "n_frames"].sum()
+    return _json_float((bins.loc[known, "attention_rate"] * bins.loc[known, "n_frames"]).sum() / frames) if frames else None
 
 
 def _as_bins(frame: pd.DataFrame, offset: float, bin_s: float) -> pd.DataFrame:

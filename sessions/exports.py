@@ -8,8 +8,9 @@ files of different participants can be concatenated without colliding. Columns, 
 
 1. ``IDENTITY_COLUMNS``: ``session_id`` (int), ``participant_code``, ``study`` (str);
 2. one ``tag_<key>`` column (str) per tag of the session, keys in sorted order (``tag_age``, ``tag_variant``);
-3. the data: ``OBSERVATION_COLUMNS`` per frame, or ``BIN_COLUMNS`` per bin (with ``n_frames``, the analysed
-   frames in the bin);
+3. the data: ``OBSERVATION_COLUMNS`` then ``ATTENTION_COLUMNS`` (head ``yaw_deg``, ``pitch_deg``, ``attentive``)
+   per frame, or ``BIN_COLUMNS`` per bin (with ``attention_rate`` and ``n_frames``, the analysed frames in the
+   bin);
 4. ``STIMULUS_TIME_COLUMNS``: ``stimulus`` (the stimulus on screen, empty outside playback) and
    ``stimulus_time_s`` (seconds into it; per bin, at the bin's middle), from
    :func:`sessions.playback.add_stimulus_columns` (empty when the table has none).
@@ -33,7 +34,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from fer_core.emotions import OBSERVATION_COLUMNS
+from fer_core.emotions import ATTENTION_COLUMNS, OBSERVATION_COLUMNS
 from sessions.aggregate import BIN_COLUMNS, COMPARE_COLUMNS
 from sessions.errors import ExportError
 from sessions.playback import STIMULUS_TIME_COLUMNS
@@ -261,6 +262,15 @@ def with_stimulus_columns(table: pd.DataFrame) -> pd.DataFrame:
                         stimulus_time_s=pd.Series(float("nan"), index=table.index, dtype="float64"))  # fmt: skip
 
 
+def with_attention_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with ``ATTENTION_COLUMNS`` (head ``yaw_deg``, ``pitch_deg`` in degrees, ``attentive``): as they are
+    when present, else unknown (NaN, NA: a table from before attention, or a detector without keypoints)."""
+    missing = {c: pd.Series(pd.NA if c == "attentive" else float("nan"), index=table.index,
+                            dtype="boolean" if c == "attentive" else "float64")
+               for c in ATTENTION_COLUMNS if c not in table.columns}  # fmt: skip
+    return table.assign(**missing) if missing else table
+
+
 def export_observations(df: pd.DataFrame, path: str | os.PathLike, *, identity: SessionIdentity,
                         fmt: str | None = None) -> Path:  # fmt: skip
     """Write one session's per-frame observations to ``path``, every row led by whose they are.
@@ -280,7 +290,8 @@ def export_observations(df: pd.DataFrame, path: str | os.PathLike, *, identity: 
     Returns
     -------
     pathlib.Path
-        The written file: columns :func:`export_columns` over ``OBSERVATION_COLUMNS``, one row per row of ``df``.
+        The written file: columns :func:`export_columns` over ``OBSERVATION_COLUMNS``, ``ATTENTION_COLUMNS``
+        (:func:`with_attention_columns`) and ``STIMULUS_TIME_COLUMNS``, one row per row of ``df``.
 
     Raises
     ------
@@ -293,7 +304,8 @@ def export_observations(df: pd.DataFrame, path: str | os.PathLike, *, identity: 
         missing = [c for c in OBSERVATION_COLUMNS if c not in df.columns]
         raise ValueError(f"observations have to have the columns {list(OBSERVATION_COLUMNS)}; missing {missing}")
     resolve_format(path, fmt)  # refuse a bad format before building anything
-    return _write_table(with_identity(with_stimulus_columns(df), identity, (*OBSERVATION_COLUMNS, *STIMULUS_TIME_COLUMNS)),
+    table = with_stimulus_columns(with_attention_columns(df))
+    return _write_table(with_identity(table, identity, (*OBSERVATION_COLUMNS, *ATTENTION_COLUMNS, *STIMULUS_TIME_COLUMNS)),
                         path, fmt)  # fmt: skip
 
 

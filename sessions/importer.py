@@ -18,7 +18,7 @@ from typing import NamedTuple
 import pandas as pd
 from sqlalchemy import Engine, insert
 
-from fer_core.emotions import NO_FACE_ID, OBSERVATION_COLUMNS
+from fer_core.emotions import ATTENTION_COLUMNS, NO_FACE_ID, OBSERVATION_COLUMNS
 from sessions import lifecycle, repository
 from sessions.db import session_scope
 from sessions.errors import NoFaceFound
@@ -96,7 +96,8 @@ def observation_table_rows(session_id: int, observations: pd.DataFrame) -> list[
     session_id : int
         Session the rows belong to.
     observations : pandas.DataFrame
-        Columns ``OBSERVATION_COLUMNS``; box in pixels, the seven probabilities, ``face_id`` -1 without a face.
+        Columns ``OBSERVATION_COLUMNS``; box in pixels, the seven probabilities, ``face_id`` -1 without a face;
+        optionally the ``ATTENTION_COLUMNS`` (head angles in degrees, ``attentive``), stored as they are.
 
     Returns
     -------
@@ -115,7 +116,8 @@ def observation_table_rows(session_id: int, observations: pd.DataFrame) -> list[
     """
     from sessions.recorder import stored_row  # the one conversion of live and imported rows
 
-    frame = observations[list(OBSERVATION_COLUMNS)]
+    attention = [c for c in ATTENTION_COLUMNS if c in observations.columns]  # absent: unknown (NULL)
+    frame = observations[[*OBSERVATION_COLUMNS, *attention]]
     frame = frame.astype(object).where(frame.notna(), None)
     return [stored_row(session_id, record) for record in frame.to_dict("records")]
 

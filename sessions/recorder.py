@@ -32,11 +32,12 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, NamedTuple
 
+import pandas as pd
 from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.orm import Session
 
 from fer_core.analyzer import observation_rows
-from fer_core.emotions import BOX_COLUMNS, EMOTIONS, OBSERVATION_COLUMNS
+from fer_core.emotions import ATTENTION_COLUMNS, BOX_COLUMNS, EMOTIONS, OBSERVATION_COLUMNS
 from sessions import lifecycle
 from sessions.models import LiveOwner, Observation, StudySession, utc_now
 
@@ -113,13 +114,15 @@ def stored_row(session_id: int, row: dict) -> dict:
     row : dict
         ``time_s`` (seconds), ``frame``, ``face_id`` (-1 without a face), ``x, y, w, h`` (pixels), the seven
         probabilities and ``dominant`` (the core's :func:`fer_core.analyzer.observation_rows`; its arg-max is the
-        one definition of the dominant expression).
+        one definition of the dominant expression), and where known the ``ATTENTION_COLUMNS`` ``yaw_deg``,
+        ``pitch_deg`` (degrees) and ``attentive``.
 
     Returns
     -------
     dict
         ``session_id`` added; ``frame`` and ``face_id`` int, ``time_s`` float, the box rounded to int pixels, the
-        probabilities float; a missing (NaN/None) box, probability or ``dominant`` as None.
+        probabilities float; a missing (NaN/None) box, probability or ``dominant`` as None; ``yaw_deg``,
+        ``pitch_deg`` float and ``attentive`` bool, None where missing or absent (a detector without keypoints).
 
     Raises
     ------
@@ -137,6 +140,10 @@ def stored_row(session_id: int, row: dict) -> dict:
         out[key] = None if _missing(out[key]) else float(out[key])
     if _missing(out["dominant"]):
         out["dominant"] = None
+    for key in ATTENTION_COLUMNS:
+        value = row.get(key)
+        unknown = value is None or value is pd.NA or (not isinstance(value, str) and value != value)  # NaN != NaN
+        out[key] = None if unknown else bool(value) if key == "attentive" else float(value)
     return out
 
 

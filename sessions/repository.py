@@ -16,7 +16,8 @@ import pandas as pd
 from sqlalchemy import case, delete, func, select
 from sqlalchemy.orm import Session
 
-from fer_core.emotions import NO_FACE_ID, OBSERVATION_COLUMNS
+from fer_core.emotions import ATTENTION_COLUMNS, NO_FACE_ID, OBSERVATION_COLUMNS
+from fer_core.video import attentive_series
 from sessions.errors import MarkerNotFound, SessionBusy, SessionNotFound
 from sessions.models import (
     SESSION_SOURCES,
@@ -539,7 +540,9 @@ def load_observations(db: Session, session_id: int) -> pd.DataFrame:
     pandas.DataFrame
         Columns ``OBSERVATION_COLUMNS``: ``time_s`` (float64 s since the start), ``frame`` and ``face_id``
         (int64, ``face_id`` -1 on no-face rows), ``x, y, w, h`` (float64 pixels, NaN without a face), the seven
-        raw probabilities (float64, NaN without a face), ``dominant`` (str, ``"none"`` without a face).
+        raw probabilities (float64, NaN without a face), ``dominant`` (str, ``"none"`` without a face); then the
+        ``ATTENTION_COLUMNS``: ``yaw_deg``, ``pitch_deg`` (float64 degrees, NaN where unknown) and ``attentive``
+        (pandas ``boolean``, NA where unknown).
 
     Raises
     ------
@@ -547,15 +550,17 @@ def load_observations(db: Session, session_id: int) -> pd.DataFrame:
         Unknown session.
     """
     get_session(db, session_id)
-    columns = [getattr(Observation, name) for name in OBSERVATION_COLUMNS]
+    names = [*OBSERVATION_COLUMNS, *ATTENTION_COLUMNS]
+    columns = [getattr(Observation, name) for name in names]
     result = db.execute(
         select(*columns)
         .where(Observation.session_id == session_id)
         .order_by(Observation.time_s, Observation.frame, Observation.face_id)
     )
     # plain tuples: pandas probes Row objects attribute by attribute, which is several times slower
-    frame = pd.DataFrame.from_records([tuple(row) for row in result], columns=list(OBSERVATION_COLUMNS))
-    numeric = [c for c in OBSERVATION_COLUMNS if c not in ("frame", "face_id", "dominant")]
+    frame = pd.DataFrame.from_records([tuple(row) for row in result], columns=names)
+    frame["attentive"] = attentive_series(frame["attentive"])
+    numeric = [c for c in names if c not in ("frame", "face_id", "dominant", "attentive")]
     frame[numeric] = frame[numeric].astype("float64")
     frame[["frame", "face_id"]] = frame[["frame", "face_id"]].astype("int64")
     frame["dominant"] = frame["dominant"].astype(object).where(frame["dominant"].notna(), None)

@@ -29,7 +29,7 @@ from sessions.models import ENDED_STATUSES, Marker, SecondAggregate, StudySessio
 from sessions.repository import get_session, load_observations, stored_live_numbers
 
 #: Version of the stored aggregate definitions; raise it when ``per_bin`` changes, and stored rows are redone.
-AGGREGATES_VERSION = 1
+AGGREGATES_VERSION = 2  # 2: attention_rate added (issue 13)
 #: Bin width of the stored aggregates, seconds.
 SECOND_BIN_S = 1.0
 #: Rows per INSERT statement.

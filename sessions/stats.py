@@ -29,7 +29,9 @@ Share expressing
     Per bin, the share of sessions (each once) whose bin value is above the threshold (default 0.5), for the
     probabilities (the seven emotions) and engagement (``1 - neutral``, a probability too); for valence, which
     is not a probability, the share of sessions with **positive valence** (bin valence above 0; the threshold
-    does not apply); not defined for the face-present rate (a quality measure, not an expression).
+    does not apply); for the attention rate, the share of sessions **attending** (face turned to the screen in
+    more than half of the bin's frames: Realeyes' "share of viewers attentive" per second; the threshold does not
+    apply); not defined for the face-present rate (a quality measure, not an expression).
 Quality gate
     :func:`quality_table` and :class:`ExclusionRules`: by default aborted sessions and sessions with a face in
     under 70% of their analysed frames are left out; a researcher keeps any of them by id.
@@ -59,8 +61,10 @@ from sessions.aggregate import COMPARE_COLUMNS, COMPARE_METRICS, _as_bins, _chec
 #: Range of each metric of ``COMPARE_METRICS``: bands and axes are clipped to it.
 METRIC_RANGES: dict[str, tuple[float, float]] = {
     **{e: (0.0, 1.0) for e in EMOTIONS}, "valence": (-1.0, 1.0), "engagement": (0.0, 1.0),
-    "face_present_rate": (0.0, 1.0),
+    "face_present_rate": (0.0, 1.0), "attention_rate": (0.0, 1.0),
 }  # fmt: skip
+#: A session attends in a bin when its face was turned to the screen in more than this share of the bin's frames.
+ATTENDING_SHARE = 0.5
 #: Fewest sessions with a band; below, ``ci_low``/``ci_high`` are NaN.
 MIN_BAND_SESSIONS = 3
 #: From this many sessions on, Student's t interval; below it, the bootstrap.
@@ -264,6 +268,9 @@ def share_definition(metric: str, threshold: float = 0.5) -> str | None:
         return (
             "share of sessions with positive valence (bin valence above 0; the threshold applies to probabilities only)"
         )
+    if metric == "attention_rate":
+        return (f"share of sessions attending: face turned to the screen in more than {ATTENDING_SHARE:.0%} of the "
+                "bin's frames (the threshold applies to probabilities only)")  # fmt: skip
     return None
 
 
@@ -275,7 +282,7 @@ def share_not_defined(metric: str) -> str:
 def _expressing(values: np.ndarray, metric: str, threshold: float) -> np.ndarray:
     if share_definition(metric, threshold) is None:
         return np.full(values.shape, np.nan)
-    cut = 0.0 if metric == "valence" else threshold
+    cut = {"valence": 0.0, "attention_rate": ATTENDING_SHARE}.get(metric, threshold)
     return np.where(np.isnan(values), np.nan, (values > cut).astype(np.float64))
 
 

@@ -1,10 +1,11 @@
 """Whole-study exports: one file with every session's rows, each row led by whose it is.
 
 One row per session per frame (or per time bin): ``session_id, participant_code, study``, then the session's
-``status``, ``source``, ``consent_at`` and ``model`` (so a reader can leave out aborted sessions, check consent and
-see which model analysed each), then one
+``status``, ``source``, ``consent_at``, ``consent_version`` (the study's consent text version agreed to; empty
+for the generic text), ``consent_source`` (participant, researcher or uploader) and ``model`` (so a reader can
+leave out aborted sessions, check consent and see which model analysed each), then one
 ``tag_<key>`` column per tag used anywhere in the study (empty where a session lacks it), then the per-frame
-columns (``OBSERVATION_COLUMNS``) or the per-bin columns of :func:`sessions.aggregate.per_bin`, then ``stimulus``
+columns (``OBSERVATION_COLUMNS``, then ``ATTENTION_COLUMNS``: head angles and ``attentive``) or the per-bin columns of :func:`sessions.aggregate.per_bin`, then ``stimulus``
 and ``stimulus_time_s`` (:func:`sessions.playback.add_stimulus_columns`; per bin at its middle). The file format
 follows the suffix (CSV cells neutralised against formula injection, Parquet, JSON), written atomically by
 :mod:`sessions.exports`.
@@ -20,15 +21,15 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fer_core.emotions import OBSERVATION_COLUMNS
+from fer_core.emotions import ATTENTION_COLUMNS, OBSERVATION_COLUMNS
 from sessions.aggregate import per_bin
-from sessions.exports import IDENTITY_COLUMNS, TAG_COLUMN_PREFIX, resolve_format, write_table
+from sessions.exports import IDENTITY_COLUMNS, TAG_COLUMN_PREFIX, resolve_format, with_attention_columns, write_table
 from sessions.models import StudySession
 from sessions.playback import STIMULUS_TIME_COLUMNS, add_stimulus_columns, session_spans
 from sessions.repository import list_sessions, load_observations
 
 #: Session columns written after the identity columns of a study export.
-SESSION_COLUMNS: tuple[str, ...] = ("status", "source", "consent_at", "model")
+SESSION_COLUMNS: tuple[str, ...] = ("status", "source", "consent_at", "consent_version", "consent_source", "model")
 
 
 def study_table(db: Session, study_id: int, *, per_second: bool = False, bin_s: float = 1.0,
@@ -59,16 +60,17 @@ def study_table(db: Session, study_id: int, *, per_second: bool = False, bin_s: 
         If ``bin_s`` is not positive (from :func:`sessions.aggregate.per_bin`).
     """
     sessions = list_sessions(db, study_id=study_id).sort_values("session_id")
-    consent = dict(db.execute(select(StudySession.id, StudySession.consent_at)
-                              .where(StudySession.study_id == study_id)).all())  # fmt: skip
+    consent = {sid: (at, version, source) for sid, at, version, source in db.execute(
+        select(StudySession.id, StudySession.consent_at, StudySession.consent_version, StudySession.consent_source)
+        .where(StudySession.study_id == study_id))}  # fmt: skip
     tag_keys = sorted({key for tags in sessions["tags"] for key in (tags or {})})
     parts = []
     for i, row in enumerate(sessions.itertuples()):
         data = load_observations(db, int(row.session_id))
         spans = session_spans(db, int(row.session_id))  # the stimulus on screen (none: empty columns)
-        data = add_stimulus_columns(per_bin(data, bin_s), spans, bin_s=bin_s) if per_second else add_stimulus_columns(data, spans)
+        data = add_stimulus_columns(per_bin(data, bin_s), spans, bin_s=bin_s) if per_second else add_stimulus_columns(with_attention_columns(data), spans)
         lead = {"session_id": int(row.session_id), "participant_code": row.participant_code, "study": row.study,
-                "status": row.status, "source": row.source, "consent_at": "" if consent.get(row.session_id) is None else consent[row.session_id].isoformat(),
+                "status": row.status, "source": row.source, **_consent_cells(consent.get(row.session_id)),
                 "model": row.model or ""}  # fmt: skip
         for key in tag_keys:
             lead[f"{TAG_COLUMN_PREFIX}{key}"] = (row.tags or {}).get(key, "")
@@ -80,9 +82,18 @@ def study_table(db: Session, study_id: int, *, per_second: bool = False, bin_s: 
             progress((i + 1) / len(sessions))
     columns = [*IDENTITY_COLUMNS, *SESSION_COLUMNS, *(f"{TAG_COLUMN_PREFIX}{k}" for k in tag_keys)]
     if not parts:
-        data_columns = [*(OBSERVATION_COLUMNS if not per_second else ["time_s"]), *STIMULUS_TIME_COLUMNS]
+        data_columns = [*((*OBSERVATION_COLUMNS, *ATTENTION_COLUMNS) if not per_second else ["time_s"]),
+                        *STIMULUS_TIME_COLUMNS]  # fmt: skip
         return pd.DataFrame(columns=[*columns, *data_columns])
     return pd.concat(parts, ignore_index=True)
+
+
+def _consent_cells(consent: tuple | None) -> dict:
+    """``consent_at`` (ISO 8601 UTC text, empty without consent), ``consent_version`` (the study's consent text
+    version agreed to; empty for the generic text or no consent) and ``consent_source`` (who recorded it)."""
+    at, version, source = consent or (None, None, None)
+    return {"consent_at": "" if at is None else at.isoformat(), "consent_version": "" if version is None else str(version),
+            "consent_source": source or ""}  # fmt: skip
 
 
 def export_study(db: Session, study_id: int, path: str | os.PathLike, *, per_second: bool = False,

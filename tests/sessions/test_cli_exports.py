@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import insert
 from sqlalchemy.exc import OperationalError
 
-from fer_core.emotions import OBSERVATION_COLUMNS
+from fer_core.emotions import ATTENTION_COLUMNS, OBSERVATION_COLUMNS
 from sessions import repository as repo
 from sessions.__main__ import main
 from sessions.aggregate import BIN_COLUMNS
@@ -41,7 +41,7 @@ def test_export_format_follows_the_suffix_and_rows_carry_the_session(stored, tmp
     frames = tmp_path / f"frames{suffix}"
     assert main(["export", str(sid), "--out", str(frames), "--db", url]) == 0
     back = reader(frames)
-    assert list(back.columns) == [*lead, *OBSERVATION_COLUMNS, *STIMULUS_TIME_COLUMNS] and len(back) == 60
+    assert list(back.columns) == [*lead, *OBSERVATION_COLUMNS, *ATTENTION_COLUMNS, *STIMULUS_TIME_COLUMNS] and len(back) == 60
     assert set(back["session_id"]) == {sid} and set(back["participant_code"]) == {"P-042"}
     assert set(back["study"]) == {"Ad test"} and set(back["tag_variant"]) == {"B"}
     bins = tmp_path / f"bins{suffix}"

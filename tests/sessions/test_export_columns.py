@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fer_core.emotions import EMOTIONS, OBSERVATION_COLUMNS
+from fer_core.emotions import ATTENTION_COLUMNS, EMOTIONS, OBSERVATION_COLUMNS
 from sessions.aggregate import BIN_COLUMNS, compare, per_bin
 from sessions.exports import (
     SessionIdentity,
@@ -46,7 +46,7 @@ def test_every_row_carries_session_participant_study_and_tags_in_a_fixed_order(t
     frames = [READERS[suffix](export_observations(_observations(), tmp_path / f"{who.participant_code}{suffix}",
                                                   identity=who)) for who in (ANNA, BEN)]  # fmt: skip
     for back in frames:
-        assert list(back.columns) == [*lead, *OBSERVATION_COLUMNS, *STIMULUS_TIME_COLUMNS] == export_columns(ANNA, (*OBSERVATION_COLUMNS, *STIMULUS_TIME_COLUMNS))
+        assert list(back.columns) == [*lead, *OBSERVATION_COLUMNS, *ATTENTION_COLUMNS, *STIMULUS_TIME_COLUMNS] == export_columns(ANNA, (*OBSERVATION_COLUMNS, *ATTENTION_COLUMNS, *STIMULUS_TIME_COLUMNS))
     both = pd.concat(frames, ignore_index=True)  # two participants' files stay apart
     assert both.groupby("session_id")["participant_code"].unique().map(list).to_dict() == {3: ["P-anna"], 4: ["P-ben"]}
     assert set(both.loc[both["tag_variant"] == "B", "participant_code"]) == {"P-ben"}
@@ -61,7 +61,7 @@ def test_every_row_carries_session_participant_study_and_tags_in_a_fixed_order(t
 def test_a_session_without_tags_or_rows_still_has_the_identity_columns(tmp_path):
     who = SessionIdentity(9, "P-9", "S", {})
     back = pd.read_csv(export_observations(_observations().iloc[:0], tmp_path / "empty.csv", identity=who))
-    assert list(back.columns) == ["session_id", "participant_code", "study", *OBSERVATION_COLUMNS, *STIMULUS_TIME_COLUMNS] and back.empty
+    assert list(back.columns) == ["session_id", "participant_code", "study", *OBSERVATION_COLUMNS, *ATTENTION_COLUMNS, *STIMULUS_TIME_COLUMNS] and back.empty
 
 
 def test_identity_from_a_session_listing_row():

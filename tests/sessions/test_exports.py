@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fer_core.emotions import EMOTIONS, OBSERVATION_COLUMNS
+from fer_core.emotions import ATTENTION_COLUMNS, EMOTIONS, OBSERVATION_COLUMNS
 from sessions.aggregate import per_bin, session_summary
 from sessions.errors import ExportError
 from sessions.exports import SessionIdentity, export_bins, export_columns, export_observations, export_summary
@@ -38,7 +38,7 @@ def test_observations_and_bins_round_trip(tmp_path, observations, suffix):
     readers = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".json": lambda p: pd.read_json(p, orient="records")}
     path = export_observations(observations, tmp_path / f"obs{suffix}", identity=WHO)
     back = readers[suffix](path)
-    assert list(back.columns) == export_columns(WHO, (*OBSERVATION_COLUMNS, *STIMULUS_TIME_COLUMNS))
+    assert list(back.columns) == export_columns(WHO, (*OBSERVATION_COLUMNS, *ATTENTION_COLUMNS, *STIMULUS_TIME_COLUMNS))
     np.testing.assert_allclose(back[list(EMOTIONS)].to_numpy(float), observations[list(EMOTIONS)].to_numpy(float),
                                atol=1e-9)  # fmt: skip
     assert np.isnan(back.loc[3, "happy"]) and back.loc[3, "face_id"] == -1

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, insert, select
 
-from fer_core.emotions import OBSERVATION_COLUMNS
+from fer_core.emotions import ATTENTION_COLUMNS, OBSERVATION_COLUMNS
 from sessions import lifecycle
 from sessions import repository as repo
 from sessions.db import session_scope
@@ -119,7 +119,7 @@ def test_observations_round_trip_and_list_sessions_statistics(engine):
     _observe(engine, sid, frames)
     with session_scope(engine) as db:
         obs = repo.load_observations(db, sid)
-        assert list(obs.columns) == list(OBSERVATION_COLUMNS)
+        assert list(obs.columns) == [*OBSERVATION_COLUMNS, *ATTENTION_COLUMNS]
         assert len(obs) == 5
         assert obs["face_id"].tolist() == [-1, 1, 1, 2, 1]
         assert obs.loc[0, ["x", "happy"]].isna().all() and obs.loc[0, "dominant"] == "none"
@@ -185,7 +185,7 @@ def test_database_cascade_deletes_children_without_the_orm(engine):
 
 def test_observation_model_columns_are_the_shared_observation_columns():
     columns = [c.name for c in Observation.__table__.columns if c.name not in ("id", "session_id")]
-    assert columns == list(OBSERVATION_COLUMNS)
+    assert columns == [*OBSERVATION_COLUMNS, *ATTENTION_COLUMNS]
 
 
 def test_ids_are_never_handed_out_twice_after_a_delete(engine):

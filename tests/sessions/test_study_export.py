@@ -34,8 +34,9 @@ def test_study_table_holds_every_session_of_the_study_once_with_its_identity(eng
     with session_scope(engine) as db:
         frames = study_table(db, study_id)
         bins = study_table(db, study_id, per_second=True)
-    assert list(frames.columns[:9]) == ["session_id", "participant_code", "study", "status", "source", "consent_at", "model",
-                                        "tag_age", "tag_variant"]  # fmt: skip
+    assert list(frames.columns[:11]) == ["session_id", "participant_code", "study", "status", "source", "consent_at",
+                                         "consent_version", "consent_source", "model", "tag_age", "tag_variant"]  # fmt: skip
+    assert {"yaw_deg", "pitch_deg", "attentive"} <= set(frames.columns) and "attention_rate" in bins.columns
     assert frames.groupby("participant_code").size().to_dict() == {"=HYPERLINK(1)": 20, "P-A": 30}
     assert set(frames["study"]) == {"Ad test"}  # the other study's session is not in it
     assert frames.loc[frames["participant_code"] == "P-A", "tag_variant"].eq("A").all()
