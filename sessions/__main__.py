@@ -31,6 +31,9 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
         errors.append(VideoDecodeError)
     except ImportError:
         pass
+    from sessions.batch_engines import EngineUnavailable
+
+    errors.append(EngineUnavailable)
     return tuple(errors)
 
 
@@ -95,12 +98,41 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--model", default=None, metavar="PATH",
                         help="model file whose card figures are shown (default: the shipped model)")
 
+    _add_batch_parsers(commands, common)
+
     recover = commands.add_parser("recover", parents=[common], help="end as aborted the sessions whose server "
                                   "process is gone (run before starting a dashboard server)")  # fmt: skip
     recover.add_argument("--stale-after", type=float, default=None, metavar="S",
                          help="seconds without heartbeat after which a server on another machine counts as gone "
                               "(default 10; a crashed server on this machine is found at once)")  # fmt: skip
     return parser
+
+
+def _add_batch_parsers(commands, common) -> None:
+    """``import-videos`` and ``reanalyse`` (:mod:`sessions.batch`)."""
+    from fer_core.detection import DEFAULT_DETECTOR, DETECTOR_NAMES
+
+    run = argparse.ArgumentParser(add_help=False)
+    run.add_argument("--engine", choices=("local", "ray"), default="local",
+                     help="where the analysis runs: this process (default) or Ray Data (needs requirements-scale.txt)")
+    run.add_argument("--address", default=None, help="Ray cluster to join, e.g. auto (default: start a local Ray)")
+    run.add_argument("--workers", type=int, default=1, metavar="N", help="Ray actors, one CPU and model each (default 1)")
+    run.add_argument("--split-s", type=float, default=None, metavar="SECONDS",
+                     help="split videos into ranges of at least this length (at key frames) so one video uses "
+                          "several workers")
+    run.add_argument("--detector", choices=DETECTOR_NAMES, default=DEFAULT_DETECTOR, help="face detector")
+    run.add_argument("--force", action="store_true", help="analyse videos already imported with the same model and "
+                     "settings again, into new sessions")  # fmt: skip
+    many = commands.add_parser("import-videos", parents=[common, run], help="analyse many videos into sessions; "
+                               "videos already imported with the same model and settings are skipped")  # fmt: skip
+    many.add_argument("videos", nargs="+", metavar="PATH", help="video files, or folders of them (not recursive)")
+    many.add_argument("--study", required=True, help="study name (created if missing)")
+    many.add_argument("--tag", action="append", type=_tag, default=[], metavar="K=V", help="group label, repeatable")
+    many.add_argument("--model", default=None, metavar="PATH", help="expression model (default: the shipped one)")
+    again = commands.add_parser("reanalyse", parents=[common, run], help="analyse a study's imported videos again "
+                                "with another model into new sessions (the old ones stay)")  # fmt: skip
+    again.add_argument("--study", required=True, help="study name")
+    again.add_argument("--model", required=True, metavar="PATH", help="the new expression model")
 
 
 def _cmd_list(engine, args) -> None:
@@ -247,6 +279,28 @@ def _model_metadata(path: str | None) -> dict | None:
         return None
 
 
+def _cmd_import_videos(engine, args) -> int:
+    from sessions.batch import BatchSettings, expand_video_paths, import_videos, reanalyse
+
+    options = {"engine_name": args.engine, "address": args.address, "workers": args.workers, "force": args.force,
+               "split_s": args.split_s, "settings": BatchSettings(detector=args.detector)}  # fmt: skip
+    if args.command == "reanalyse":
+        report = reanalyse(engine, study=args.study, model_path=args.model, **options)
+    else:
+        report = import_videos(engine, expand_video_paths(args.videos), study=args.study, tags=dict(args.tag),
+                               model_path=args.model, **options)  # fmt: skip
+    for outcome in report.outcomes:
+        if outcome.status == "imported":
+            note = f"; warning: {outcome.reason}" if outcome.reason else ""
+            print(f"imported {outcome.path}: session {outcome.session_id} ({outcome.frames} frames{note})")
+        else:
+            print(f"{outcome.status} {outcome.path}: {outcome.reason}")
+    rate = f" in {report.wall_s:.1f} s ({report.frames / report.wall_s:.1f} frames/s)" if report.wall_s > 0 else ""
+    print(f"{report.count('imported')} imported, {report.count('skipped')} skipped, {report.count('failed')} failed; "
+          f"{report.frames} frames{rate}")  # fmt: skip
+    return 0 if report.ok else 1
+
+
 def _cmd_recover(engine, args) -> None:
     from sessions.lifecycle import OWNER_STALE_S
     from sessions.recorder import recover_interrupted
@@ -256,7 +310,8 @@ def _cmd_recover(engine, args) -> None:
 
 
 COMMANDS = {"list": _cmd_list, "show": _cmd_show, "import-video": _cmd_import, "export": _cmd_export,
-            "delete": _cmd_delete, "export-study": _cmd_export_study, "report": _cmd_report, "recover": _cmd_recover}  # fmt: skip
+            "delete": _cmd_delete, "export-study": _cmd_export_study, "report": _cmd_report, "recover": _cmd_recover,
+            "import-videos": _cmd_import_videos, "reanalyse": _cmd_import_videos}  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -278,7 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         engine = get_engine(args.db)
         try:
-            COMMANDS[args.command](engine, args)
+            status = COMMANDS[args.command](engine, args)
         finally:
             engine.dispose()
     except SQLAlchemyError as exc:  # its own message carries the SQL and the bound parameters
@@ -287,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _expected_errors() as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    return 0
+    return int(status or 0)  # import-videos: 1 when a video failed
 
 
 if __name__ == "__main__":

@@ -477,8 +477,12 @@ def end_session(
     return True
 
 
-def start_session(db: Session, session_id: int, started_at: datetime, *, model: str | None = None) -> None:
+def start_session(db: Session, session_id: int, started_at: datetime, *, model: str | None = None,
+                  owner_id: str | None = None) -> None:  # fmt: skip
     """Start a ``pending`` session that is not streamed (an uploaded video): status ``recording``.
+
+    ``owner_id`` names the live owner (process) that writes it over several transactions (a batch import): crash
+    recovery then ends it when that process is gone (:func:`abort_orphaned`), and not before.
 
     Raises
     ------
@@ -488,7 +492,8 @@ def start_session(db: Session, session_id: int, started_at: datetime, *, model: 
         The session is not ``pending``.
     """
     started = db.execute(update(StudySession).where(StudySession.id == session_id, StudySession.status == "pending")
-                         .values(status="recording", started_at=started_at, model=(model or None) and model[:300])
+                         .values(status="recording", started_at=started_at, model=(model or None) and model[:300],
+                                 owner_id=owner_id, heartbeat_at=started_at if owner_id else None)
                          .execution_options(synchronize_session=False)).rowcount  # fmt: skip
     if not started:
         session = get_session(db, session_id)
