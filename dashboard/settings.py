@@ -34,6 +34,7 @@ ENV_VARS: dict[str, str] = {
     "auth_file": "FER_AUTH_FILE",
     "auth_cookie_hours": "FER_AUTH_COOKIE_HOURS",
     "resume_grace_s": "FER_RESUME_GRACE_S",
+    "media_dir": "FER_MEDIA_DIR",
 }
 #: Values of the ``auth`` setting: sign-in with the account file, or none (loopback-only servers).
 AUTH_MODES = ("accounts", "none")
@@ -77,6 +78,9 @@ class Settings:
     resume_grace_s : float
         Seconds a live session whose camera dropped (reload, closed tab, network) waits for its participant to
         come back from the same link before it ends ``aborted`` (everything recorded is kept).
+    media_dir : str or None
+        Folder of the stimulus files and their thumbnails; None means ``media`` in the user data folder (beside
+        ``sessions.db``; :func:`sessions.stimuli.resolve_media_dir`).
 
     Raises
     ------
@@ -100,6 +104,7 @@ class Settings:
     auth_file: str | None = None
     auth_cookie_hours: float = 12.0
     resume_grace_s: float = 120.0
+    media_dir: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.ice_servers, list):

@@ -11,6 +11,7 @@ import streamlit as st
 
 from dashboard.camera import consent_and_camera, read_session
 from dashboard.resources import get_engine
+from dashboard.stimulus_player import has_sequence, stimulus_player
 from sessions.db import session_scope
 from sessions.errors import SessionNotFound
 from sessions.models import ENDED_STATUSES
@@ -46,3 +47,5 @@ def status_line(session_id: int) -> None:
 
 if consent_and_camera(session_id, "part", "participant") is not None:
     status_line(session_id)
+    if has_sequence(session_id):  # the study's videos: face check, Start, then the sequence
+        stimulus_player(session_id, "part")

@@ -5,10 +5,13 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.downloads import table_bytes
+from dashboard.resources import get_settings
+from dashboard.stimuli_section import stimulus_section
 from dashboard.store import page_session
 from dashboard.tables import LAST_STUDY_KEY, session_table
 from dashboard.text import escape_markdown
 from sessions.repository import create_study, delete_session, delete_study, list_sessions, list_studies, rename_study
+from sessions.stimuli import prune_media
 from sessions.study_export import study_table
 
 st.title("Studies")
@@ -52,12 +55,16 @@ with st.expander("Rename or delete this study"):
         try:
             with page_session() as db:
                 n = delete_study(db, study_id)
+            with page_session() as db:  # the study's stimulus files, once no row names them (after the commit)
+                prune_media(db, get_settings().media_dir)
         except (ValueError, LookupError) as exc:  # a session still recording (SessionBusy), or gone meanwhile
             st.error(escape_markdown(exc))
             st.stop()
         st.session_state.pop("studies_study", None)
         st.success(f"Study deleted with {n} session{'s' if n != 1 else ''}.")
         st.rerun()
+
+stimulus_section(study_id)
 
 with st.expander("Export the whole study"):
     st.caption("One file with every session's rows, each led by session, participant, study, status, consent time "

@@ -1,0 +1,76 @@
+"""AppTest of the Studies page's stimulus section: the list with duration, frame rate and size, external tasks
+(a bad URL refused with a message), the sequence form, deleting a stimulus (its file too), and a study's deletion
+taking its stimuli and their files with it."""
+
+from __future__ import annotations
+
+import pytest
+
+from sessions.db import session_scope
+from tests.sessions.clips import make_stimulus
+
+
+@pytest.fixture
+def media(tmp_path, monkeypatch):
+    folder = tmp_path / "media"
+    monkeypatch.setenv("FER_MEDIA_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture
+def study(engine, media, tmp_path):
+    from sessions.repository import create_study
+    from sessions.stimuli import add_video_stimulus
+
+    with session_scope(engine) as db:
+        study_id = create_study(db, "Ad test").id
+        a = add_video_stimulus(db, study_id, "Trailer A", make_stimulus(tmp_path / "a.mp4", seconds=2.0), media_dir=media).id
+        b = add_video_stimulus(db, study_id, "Trailer B", make_stimulus(tmp_path / "b.webm", seconds=1.0, codec="libvpx-vp9"),
+                               media_dir=media).id  # fmt: skip
+    return study_id, a, b
+
+
+def test_stimulus_section_lists_adds_tasks_sets_the_sequence_and_deletes(app, engine, study, media):
+    from sessions.stimuli import get_sequence, list_stimuli
+
+    study_id, a, b = study
+    at = app("studies")
+    assert not at.exception
+    table = next(d.value for d in at.dataframe if "size (px)" in d.value.columns)
+    assert list(table["name"]) == ["Trailer A", "Trailer B"]
+    assert list(table["duration (s)"]) == [2.0, 1.0] and list(table["size (px)"]) == ["320x180", "320x180"]
+    assert list(table["fps"]) == [25.0, 25.0]
+
+    at.text_input(key=f"studies_task_name_{study_id}").input("Level 1")
+    at.text_input(key=f"studies_task_url_{study_id}").input("javascript:alert(1)")
+    at.button(key=f"studies_task_add_{study_id}").click().run()
+    assert any("task URL has to start with http" in e.value for e in at.error)  # escaped Markdown
+    at.text_input(key=f"studies_task_url_{study_id}").input("https://game.example.org/1")
+    at.button(key=f"studies_task_add_{study_id}").click().run()
+    assert not at.exception
+
+    at.multiselect(key=f"studies_seq_ids_{study_id}").set_value([b, a])
+    at.radio(key=f"studies_seq_order_{study_id}").set_value("random")
+    at.number_input(key=f"studies_seq_buffer_{study_id}").set_value(2.5)
+    at.button(key=f"studies_seq_save_{study_id}").click().run()
+    assert not at.exception and any("Sequence saved" in s.value for s in at.success)
+    with session_scope(engine) as db:
+        order, buffer_s, stimuli = get_sequence(db, study_id)
+        assert (order, buffer_s, [s.name for s in stimuli]) == ("random", 2.5, ["Trailer B", "Trailer A"])
+        assert list(list_stimuli(db, study_id)["name"]) == ["Trailer B", "Trailer A", "Level 1"]
+
+    files_before = {p.name for p in media.iterdir() if not p.name.startswith(".")}
+    at.selectbox(key=f"studies_stim_delete_id_{study_id}").select(a).run()
+    assert at.button(key=f"studies_stim_delete_{study_id}").disabled
+    at.checkbox(key=f"studies_stim_delete_sure_{study_id}").check().run()
+    at.button(key=f"studies_stim_delete_{study_id}").click().run()
+    assert not at.exception
+    with session_scope(engine) as db:
+        assert list(list_stimuli(db, study_id)["name"]) == ["Trailer B", "Level 1"]
+    files_after = {p.name for p in media.iterdir() if not p.name.startswith(".")}
+    assert len(files_before - files_after) == 2  # Trailer A's file and its thumbnails
+
+    at.checkbox(key=f"studies_delete_study_sure_{study_id}").check().run()
+    at.button(key="studies_delete_study").click().run()
+    assert not at.exception
+    assert not [p for p in media.iterdir() if not p.name.startswith(".")]
