@@ -481,6 +481,14 @@ class StudyInputs:
     marker_labels: tuple[str, ...]
 
 
+def session_marker_labels(db: Session, session_ids: Sequence[int]) -> tuple[str, ...]:
+    """Every marker label of the sessions, sorted (the choices of "align on", baseline and segment markers)."""
+    ids = [int(i) for i in session_ids]
+    if not ids:
+        return ()
+    return tuple(sorted(set(db.scalars(select(Marker.label).where(Marker.session_id.in_(ids)).distinct()))))
+
+
 def load_inputs(db: Session, session_ids: Sequence[int], *, settings: AnalysisSettings = AnalysisSettings(),
                 align_on: str | None = None) -> StudyInputs:  # fmt: skip
     """Read what a study analysis needs: session rows, per-second rows (never observations of ended sessions),
@@ -501,6 +509,6 @@ def load_inputs(db: Session, session_ids: Sequence[int], *, settings: AnalysisSe
     sessions = list_sessions(db, session_ids=ids)
     per_second = load_second_aggregates(db, ids)
     align = marker_offsets(db, ids, align_on) if align_on else None
-    labels = tuple(sorted(set(db.scalars(select(Marker.label).where(Marker.session_id.in_(ids)).distinct())))) if ids else ()
+    labels = session_marker_labels(db, ids)
     return StudyInputs(sessions=sessions, per_second=per_second, align=align,
                        markers=marker_times(db, ids, settings.labels()), marker_labels=labels)  # fmt: skip

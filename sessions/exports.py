@@ -343,7 +343,7 @@ def export_bins(df: pd.DataFrame, path: str | os.PathLike, *, identity: SessionI
 
 
 #: Columns of :func:`sessions.stats.group_curves` written after ``COMPARE_COLUMNS`` when present.
-COMPARISON_EXTRA_COLUMNS: tuple[str, ...] = ("n_low_frames", "method")
+COMPARISON_EXTRA_COLUMNS: tuple[str, ...] = ("n_low_frames", "method", "baseline")
 
 
 def export_comparison(table: pd.DataFrame, path: str | os.PathLike, *, fmt: str | None = None) -> Path:
@@ -355,7 +355,8 @@ def export_comparison(table: pd.DataFrame, path: str | os.PathLike, *, fmt: str 
         Columns ``COMPARE_COLUMNS`` (``group``, ``time_s`` in s, ``metric``, ``mean``, ``ci_low``, ``ci_high``,
         ``n_sessions`` (sessions with a value in the bin), ``share_expressing``), written in that order, then
         those of ``COMPARISON_EXTRA_COLUMNS`` it has (``n_low_frames``: sessions whose bin was left out for too
-        few frames; ``method``: how the band was computed, in words); other columns are left out.
+        few frames; ``method``: how the band was computed, in words; ``baseline``: the baseline correction, in words,
+        ``sessions.analysis.StudyAnalysis.baseline_note``); other columns are left out.
     path : str or path-like
         Target file; the format comes from its suffix (``.csv``, ``.parquet``, ``.json``).
     fmt : {"csv", "parquet", "json"}, optional

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 from tests.dashboard.seed import seed_session
@@ -47,7 +49,8 @@ def test_one_session_wording_and_the_share_chart_follows_the_metric(app, engine)
     at.selectbox(key="compare_metric").select("face_present_rate").run()
     assert not at.exception
     assert "Share expressing is not defined for face_present_rate" in _texts(at)
-    assert len(at.get("plotly_chart")) == 2  # curves and emotion means; no share chart
+    charts = [c.key for c in at.get("plotly_chart")]
+    assert charts == ["compare_curves", "compare_means", "compare_segments"]  # no share chart
 
 
 def test_group_differences_and_the_csv_carry_n_and_method(app, engine, monkeypatch):
@@ -76,3 +79,50 @@ def test_group_differences_and_the_csv_carry_n_and_method(app, engine, monkeypat
     few = csv["n_sessions"] < 3  # group A's sessions run longer than the others
     assert set(csv.loc[~few, "method"]) == {"bootstrap percentile 95% interval over sessions, 2000 resamples"}
     assert set(csv.loc[few, "method"]) == {"no band (fewer than 3 sessions)"} and csv.loc[few, "ci_low"].isna().all()
+
+
+def test_baseline_and_segments_are_stored_with_the_study_and_nothing_reads_observations(app, engine, monkeypatch):
+    import sessions.second_aggregates
+    from sessions.analysis import load_settings
+    from sessions.db import session_scope
+
+    for i in range(3):
+        seed_session(engine, study="ads", participant=f"P{i}", timeline=(("neutral", 2.0), ("happy", 4.0)))
+
+    def no_observations(*args, **kwargs):
+        raise AssertionError("Compare read a finished session's observations")
+
+    monkeypatch.setattr(sessions.second_aggregates, "load_observations", no_observations)
+    at = app("compare")
+    at.radio(key="compare_mode").set_value("A whole study").run()
+    at.radio(key="compare_baseline").set_value("first seconds").run()
+    at.number_input(key="compare_baseline_s").set_value(2.0).run()
+    at.text_input(key="compare_cuts").set_value("3").run()
+    assert not at.exception
+    text = re.sub(r"\\(.)", r"\1", _texts(at))  # as the reader sees it (Markdown escapes removed)
+    assert "baseline-corrected: each session's mean over the first 2 s of the session subtracted" in text
+    segments = _table(at, "time to peak (s, median)")
+    assert list(segments["segment"]) == ["0-3 s", "3-6 s"] and list(segments["sessions"]) == [3, 3]
+    # raw happy: 1/30 for 2 s, then 0.8; corrected by the first 2 s: the peak is 0.8 - 1/30
+    assert segments.loc[1, "peak"] == "+76.7 points" and segments.loc[1, "share expressing"] == "100.0%"
+    assert segments.loc[0, "time to peak (s, median)"] == "2"
+    study_id = int(at.selectbox(key="compare_study").value)
+    with session_scope(engine) as db:
+        stored = load_settings(db, study_id)
+    assert stored.baseline is not None and stored.baseline.seconds == 2.0 and stored.cut_points == (3.0,)
+    again = app("compare")
+    again.radio(key="compare_mode").set_value("A whole study").run()
+    assert not again.exception
+    assert again.radio(key="compare_baseline").value == "first seconds"
+    assert again.text_input(key="compare_cuts").value == "3"
+    assert [b.label for b in again.get("download_button")] == ["Comparison CSV", "Study report (HTML)"]
+
+
+def test_bad_cut_points_are_named_and_the_page_still_renders(app, engine):
+    seed_session(engine, study="ads", participant="P1")
+    at = app("compare")
+    at.radio(key="compare_mode").set_value("A whole study").run()
+    at.text_input(key="compare_cuts").set_value("10, soon").run()
+    assert not at.exception
+    assert "got 'soon'" in re.sub(r"\\(.)", r"\1", " ".join(e.value for e in at.error))
+    assert list(_table(at, "time to peak (s, median)")["segment"]) == ["0-6 s"]
