@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from numbers import Real
 from pathlib import Path
 from typing import NamedTuple
@@ -77,3 +78,116 @@ def card_files(folder: Path) -> tuple[Path | None, list[Path]]:
         return None, []
     cards = sorted(folder.glob("*.md"))
     return (cards[0] if cards else None), sorted(folder.glob("*.png"))
+
+
+#: Evaluation keys of ``training.export``'s metadata, in words.
+EVALUATION_WORDS: dict[str, str] = {
+    "all": "PublicTest, all images",
+    "no_overlap": "PublicTest without the images also in Training",
+    "single_view": "the network alone (one view)",
+}
+#: Figure keys in words.
+FIGURE_WORDS: dict[str, str] = {
+    "accuracy": "accuracy", "macro_f1": "macro F1", "n": "images", "PublicTest_accuracy": "PublicTest accuracy",
+    "n_overlap_with_Training": "PublicTest images also in Training", "f1": "F1", "precision": "precision",
+    "recall": "recall",
+}  # fmt: skip
+#: Kinds of card image (by the end of the file name) in words.
+IMAGE_WORDS: dict[str, str] = {
+    "history": "Training curves (accuracy and loss per epoch)",
+    "confusion": "Confusion matrix on PublicTest (rows: true class)",
+    "recall": "Recall per class on PublicTest",
+}
+
+
+def evaluation_name(path: str) -> str:
+    """An evaluation key path in words: ``"no_overlap_tta"`` -> ``"PublicTest without the images also in Training,
+    with 6-view test-time augmentation"``; ``"single_view/all"`` -> ``"PublicTest, all images; the network alone
+    (one view)"``."""
+    parts = []
+    for part in reversed([p for p in path.split("/") if p]):
+        tta = part.endswith("_tta")
+        base = part[: -len("_tta")] if tta else part
+        words = EVALUATION_WORDS.get(base, base.replace("_", " "))
+        parts.append(words + (", with 6-view test-time augmentation" if tta else ""))
+    return "; ".join(parts) or "all"
+
+
+def figure_name(key: str) -> str:
+    """A figure key in words (``"macro_f1"`` -> ``"macro F1"``, ``"PublicTest_accuracy"`` -> ``"PublicTest accuracy"``)."""
+    return FIGURE_WORDS.get(key, key.replace("_", " "))
+
+
+def format_figure(key: str, value: float) -> str:
+    """Accuracies as percentages with one decimal, counts as integers, other scores with three decimals."""
+    leaf = key.rsplit("/", 1)[-1]
+    if leaf == "n" or leaf.startswith("n_") or (float(value).is_integer() and value > 1):
+        return f"{int(value):,}"
+    if "accuracy" in leaf:
+        return f"{value:.1%}"
+    return f"{value:.3f}"
+
+
+def figure_tables(scalars: dict[str, float]) -> tuple[dict[str, str], list[dict[str, str]]]:
+    """The scalars of :func:`split_metrics` as the Model page shows them.
+
+    Returns
+    -------
+    headline : dict of str to str
+        Top-level figures (no ``/`` in the key), name in words to formatted value.
+    rows : list of dict
+        One row per evaluation (``"all/accuracy"``, ``"all/macro_f1"``... grouped by ``"all"``): ``evaluation`` in
+        words, then one formatted column per figure (``images``, ``accuracy``, ``macro F1``).
+    """
+    headline, grouped = {}, {}
+    for key, value in scalars.items():
+        if "/" not in key:
+            headline[figure_name(key)] = format_figure(key, value)
+            continue
+        path, leaf = key.rsplit("/", 1)
+        grouped.setdefault(path, {})[figure_name(leaf)] = format_figure(leaf, value)
+    rows = [{"evaluation": evaluation_name(path), **figs} for path, figs in grouped.items()]
+    return headline, rows
+
+
+class CardPart(NamedTuple):
+    """A piece of the model card in reading order: Markdown text, or an image file with its caption."""
+
+    kind: str  # "markdown" or "image"
+    text: str  # the Markdown, or the caption in words
+    path: Path | None = None
+
+
+_IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)")
+
+
+def image_caption(path: Path, alt: str = "") -> str:
+    """A card image's caption in words (:data:`IMAGE_WORDS` by the end of its name, else its alt text)."""
+    for kind, words in IMAGE_WORDS.items():
+        if path.stem.endswith(kind):
+            return words
+    return alt or path.stem.replace("_", " ")
+
+
+def card_parts(card: Path | None, images: list[Path]) -> list[CardPart]:
+    """The card's Markdown split at its image references, each image once, in place; images beside the model that
+    the card does not reference come last. References to files that do not exist beside the card are dropped
+    (a browser could not load them: a relative link is no URL the dashboard serves)."""
+    parts: list[CardPart] = []
+    shown: set[Path] = set()
+    if card is not None:
+        text = card.read_text(encoding="utf-8")
+        position = 0
+        for match in _IMAGE.finditer(text):
+            parts.append(CardPart("markdown", text[position : match.start()]))
+            target = (card.parent / match.group(2)).resolve()
+            if target.is_file() and target not in shown and target.parent == card.parent.resolve():
+                parts.append(CardPart("image", image_caption(target, match.group(1)), target))
+                shown.add(target)
+            position = match.end()
+        parts.append(CardPart("markdown", text[position:]))
+    for image in images:
+        if image.resolve() not in shown:
+            parts.append(CardPart("image", image_caption(image), image))
+            shown.add(image.resolve())
+    return [p for p in parts if p.kind == "image" or p.text.strip()]

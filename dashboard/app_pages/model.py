@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import charts
-from dashboard.model_card import card_files, split_metrics
+from dashboard.model_card import card_files, card_parts, figure_tables, split_metrics
 from dashboard.resources import get_settings
 from dashboard.text import escape_markdown
 from fer_core.model_file import ModelFileError, read_metadata
@@ -24,10 +24,15 @@ except ModelFileError as exc:
 if metadata is not None:
     st.caption(f"Model file: {escape_markdown(path)}")
     parts = split_metrics(metadata.get("metrics", {}))
-    if parts.scalars:
-        cols = st.columns(min(4, len(parts.scalars)))
-        for i, (name, value) in enumerate(parts.scalars.items()):
-            cols[i % len(cols)].metric(escape_markdown(name.replace("_", " ")), f"{value:.1%}" if 0 <= value <= 1 else f"{value:.4g}")
+    headline, evaluations = figure_tables(parts.scalars)
+    if headline:
+        cols = st.columns(min(4, len(headline)))
+        for i, (name, value) in enumerate(headline.items()):
+            cols[i % len(cols)].metric(escape_markdown(name), value)
+    if evaluations:
+        st.dataframe(evaluations, hide_index=True, key="model_figures")
+        st.caption("Accuracy: share of images whose top class is the true one; macro F1: the mean over the seven "
+                   "classes of the harmonic mean of precision and recall.")  # fmt: skip
     if parts.per_class:
         st.plotly_chart(charts.per_class_bars(parts.per_class), key="model_per_class")
     if parts.confusion is not None:
@@ -38,7 +43,8 @@ if metadata is not None:
         st.json(metadata)
 
 card, images = card_files(path.parent)
-if card is not None:
-    st.markdown(card.read_text(encoding="utf-8"))
-for image in images:
-    st.image(str(image), caption=escape_markdown(image.stem.replace("_", " ")))
+for part in card_parts(card, images):  # the card's text with each of its images once, where the card puts it
+    if part.kind == "image":
+        st.image(str(part.path), caption=part.text)
+    else:
+        st.markdown(part.text)

@@ -1,0 +1,66 @@
+"""The Model page: the card's images once each (no broken image), figures named in words, one-decimal shares."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dashboard.model_card import card_parts, evaluation_name, figure_tables, format_figure
+from fer_core.classifier import default_model_path
+from tests.dashboard.test_pages import _texts
+
+
+def test_figures_are_named_in_words_and_formatted_by_kind():
+    headline, rows = figure_tables({"PublicTest_accuracy": 0.6832, "n_overlap_with_Training": 279.0,
+                                    "all/accuracy": 0.6832, "all/macro_f1": 0.65571, "all/n": 3579.0,
+                                    "no_overlap_tta/macro_f1": 0.617, "single_view/all/accuracy": 0.6781})  # fmt: skip
+    assert headline == {"PublicTest accuracy": "68.3%", "PublicTest images also in Training": "279"}
+    assert rows[0] == {"evaluation": "PublicTest, all images", "accuracy": "68.3%", "macro F1": "0.656", "images": "3,579"}
+    assert rows[1]["evaluation"] == ("PublicTest without the images also in Training, with 6-view test-time "
+                                     "augmentation")  # fmt: skip
+    assert rows[2]["evaluation"] == "PublicTest, all images; the network alone (one view)"
+    assert evaluation_name("all_tta") == "PublicTest, all images, with 6-view test-time augmentation"
+    assert format_figure("recall", 0.4642857) == "0.464"
+
+
+def test_card_images_are_placed_once_where_the_card_puts_them(tmp_path):
+    (tmp_path / "m_history.png").write_bytes(b"png")
+    (tmp_path / "m_extra.png").write_bytes(b"png")
+    card = tmp_path / "m.md"
+    card.write_text("# Card\n\n![history](m_history.png)\n\ntext\n\n![again](m_history.png)\n![gone](missing.png)\n"
+                    "![out](../secret.png)\n", encoding="utf-8")  # fmt: skip
+    parts = card_parts(card, sorted(tmp_path.glob("*.png")))
+    images = [(p.path.name, p.text) for p in parts if p.kind == "image"]
+    assert images == [("m_history.png", "Training curves (accuracy and loss per epoch)"), ("m_extra.png", "m extra")]
+    assert all("![" not in p.text for p in parts if p.kind == "markdown")
+    assert [p.kind for p in parts][:3] == ["markdown", "image", "markdown"]
+
+
+def test_model_page_renders_each_card_image_once_and_no_internal_key(app, db_url, monkeypatch):
+    import streamlit
+
+    model = default_model_path()
+    if not model.is_file():
+        pytest.skip(f"no shipped model at {model}")
+    shown: list[Path] = []
+    real = streamlit.image
+
+    def record(image, caption=None, **kwargs):
+        shown.append(Path(image))
+        return real(image, caption=caption, **kwargs)
+
+    monkeypatch.setattr(streamlit, "image", record)
+    at = app("model")
+    assert not at.exception
+    assert shown and all(path.is_file() for path in shown)  # no broken image
+    assert len(set(shown)) == len(shown)  # each once
+    assert sorted(p.name for p in shown) == sorted(p.name for p in model.parent.glob("*.png"))
+    assert all("![" not in m.value for m in at.markdown)
+    labels = {m.label: m.value for m in at.metric}
+    assert labels["PublicTest accuracy"] == "68.3%"
+    table = next(d.value for d in at.dataframe if "evaluation" in d.value.columns)
+    words = " ".join(map(str, table["evaluation"])) + " " + " ".join(labels) + " " + _texts(at)
+    assert "no overlap" not in words and "no_overlap" not in words and "tta/" not in words
+    assert "PublicTest without the images also in Training, with 6-view test-time augmentation" in words
+    assert all(v.endswith("%") and len(v.split(".")[-1]) == 2 for v in table["accuracy"].dropna())  # one decimal
