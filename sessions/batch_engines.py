@@ -176,7 +176,8 @@ def run_ray(tasks: Sequence[dict], *, model_path: str | None, detector: str, wor
     Raises
     ------
     EngineUnavailable
-        Ray is not installed, or the cluster at ``address`` cannot be reached.
+        Ray is not installed, the cluster at ``address`` cannot be reached, or the job failed (an actor died);
+        the driver then ends the sessions it had open, and the next run redoes their videos.
     """
     if not tasks:
         return
@@ -194,6 +195,7 @@ def run_ray(tasks: Sequence[dict], *, model_path: str | None, detector: str, wor
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise EngineUnavailable(f"no Ray cluster can be reached at --address {address!r}: {exc}") from None
         started_here = True
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # no "execution finished" lines between the bars
     try:
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # the importer draws its own (videos and frames per second)
@@ -206,8 +208,12 @@ def run_ray(tasks: Sequence[dict], *, model_path: str | None, detector: str, wor
             compute=ray.data.ActorPoolStrategy(size=int(workers)),
             num_cpus=1,
         )
-        for row in dataset.iter_rows():
-            yield dict(row)
+        try:
+            for row in dataset.iter_rows():
+                yield dict(row)
+        except ray.exceptions.RayError as exc:  # an actor died (out of memory, node lost): no traceback, the reason
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise EngineUnavailable(f"the Ray job failed: {reason}") from None
     finally:
         if started_here:
             ray.shutdown()

@@ -135,6 +135,11 @@ def test_second_run_skips_and_force_makes_a_new_session(engine, video_dir):
         assert db.scalar(select(func.count()).select_from(StudySession)) == 3  # the old sessions stay
     other_study = import_videos(engine, [clip], study="Other", show_progress=False).outcomes[0]
     assert other_study.status == "imported"  # idempotency is per study
+    with session_scope(engine) as db:
+        repo.delete_session(db, other_study.session_id)
+    with session_scope(engine) as db:  # the import row went with its session: nothing keeps the path
+        assert db.scalar(select(func.count()).where(VideoImport.session_id == other_study.session_id)) == 0
+    assert import_videos(engine, [clip], study="Other", show_progress=False).outcomes[0].status == "imported"
 
 
 CRASHING_RUN = """
