@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -82,7 +83,7 @@ def main(argv=None) -> None:
     if missing:
         raise SystemExit(f"the real clips are missing in {VIDEO_DIR}: {', '.join(missing)}")
     videos = [VIDEO_DIR / clip for clip in CLIPS for _ in range(args.repeat)]
-    print(f"CPU: {cpu_description()}")
+    print(f"CPU: {cpu_description()}; load average {os.getloadavg()[0]:.1f} at the start (other work shares it)")
     print(f"batch: {len(videos)} videos ({', '.join(CLIPS)} x{args.repeat})")
 
     rows = [run("local", videos)]
@@ -104,6 +105,7 @@ def main(argv=None) -> None:
         rate = row["frames"] / row["wall_s"]
         print(f"| {row['label']} | {row['videos']} | {row['frames']} | {row['wall_s']:.1f} | "
               f"{row['videos'] / row['wall_s']:.2f} | {rate:.0f} | {rate / base:.2f}x |")  # fmt: skip
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
     project(rows, args)
 
 
@@ -111,7 +113,6 @@ def project(rows: list[dict], args) -> None:
     """Print the projection for 1,000 ten-minute videos from the measured rates, with its assumptions."""
     local, last = rows[0], rows[-1]
     per_core = local["frames"] / local["cpu_s"]  # frames per CPU-second: analysis and storing in one process
-    driver_cpu_per_frame = last["cpu_s"] / last["frames"]  # the Ray driver: planning, stitching, storing
     frames = 1000 * 600 * args.fps
     cpu_hours = frames / per_core / 3600
     video_hours = 1000 * 600 / 3600
@@ -124,21 +125,23 @@ def project(rows: list[dict], args) -> None:
           f"({cpu_hours / video_hours:.2f} CPU-hours per participant-hour of video)")  # fmt: skip
     print(f"- cost at ${args.usd_per_vcpu_hour:.3f} per vCPU-hour: ${usd:.2f} in all, "
           f"${usd / video_hours:.3f} per participant-hour")  # fmt: skip
-    driver_fps = 1 / driver_cpu_per_frame  # what one driver process (one core, one Python thread) can store
-    store_ms = last["store_cpu_s"] / last["frames"] * 1e3
-    print(f"- the driver (one process) spent {driver_cpu_per_frame * 1e3:.2f} ms of CPU per frame in the last Ray run "
-          f"({store_ms:.2f} ms of it storing: stitching, rows, inserts; the rest planning and Ray Data's executor): "
-          f"one driver keeps up with about {driver_fps / per_core:.0f} worker cores ({driver_fps:.0f} frames/s)")
+    store_per_frame = last["store_cpu_s"] / last["frames"]  # the driver's own work per frame
+    overhead_cores = (last["cpu_s"] - last["store_cpu_s"]) / last["wall_s"]  # planning, Ray Data's executor loop
+    driver_fps = 1 / store_per_frame  # what one driver process (one Python thread) can stitch and store
+    print(f"- the driver (one process) spent {store_per_frame * 1e3:.2f} ms of CPU per frame storing (stitching, "
+          f"rows, inserts into SQLite) and {overhead_cores:.2f} cores on planning and Ray Data's executor in the last "
+          f"Ray run: one driver stores up to {driver_fps:.0f} frames/s, what about {driver_fps / per_core:.0f} worker "
+          "cores analyse")  # fmt: skip
     for cores in (8, 16, 64):
-        hours = max(cpu_hours / cores, frames / driver_fps / 3600)
-        bound = "the driver" if frames / driver_fps / 3600 > cpu_hours / cores else "the workers"
-        print(f"- wall time on {cores} worker cores: {hours * 60:.0f} min (bound by {bound})")
+        workers_h, driver_h = cpu_hours / cores, frames / driver_fps / 3600
+        bound = "the driver" if driver_h > workers_h else "the workers"
+        print(f"- wall time on {cores} worker cores: {max(workers_h, driver_h) * 60:.0f} min (bound by {bound})")
     print("Assumptions: 30 frames/s, faces at webcam distance (one face, BlazeFace), every frame analysed; cost "
-          "scales linearly with workers up to what one driver stores (the 1 -> 2 worker ratio above is the measured "
-          "scaling on 2 shared cores, where the driver shares them too); "
-          "videos on storage every node reads; one driver writes every row (its CPU per frame measured in the "
-          "Ray run); cluster start-up, data transfer and the database server are not counted; the price is an "
-          "on-demand general-purpose vCPU-hour, CPU-only (no GPU).")
+          "scales linearly with workers up to what one driver stores (the 1 -> 2 worker ratio above is measured on "
+          "2 cores that the driver, Ray and any other work share, so it understates a cluster's scaling); videos on "
+          "storage every node reads; one driver writes every row (its storing cost measured here on SQLite; "
+          "PostgreSQL not measured); cluster start-up, data transfer and the database server are not counted; the "
+          "price is an on-demand general-purpose vCPU-hour, CPU only (no GPU).")
 
 
 if __name__ == "__main__":

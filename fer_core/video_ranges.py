@@ -10,13 +10,13 @@ analysis of the whole video (decoding every frame, detection on every frame: the
 whole video, row for row).
 
 Tracking ids across ranges (:class:`RangeStitcher`): each range is analysed with a fresh tracker, so its ids
-start at 0. When ranges are stitched in order, the faces of a range's first analysed frame are matched to the
-tracks still alive at the end of the ranges before it with the same IoU tracker the analysis uses
-(:class:`fer_core.tracking.IouTracker`: greedy IoU matching, same threshold and maximum age) and continue their
+start at 0. When ranges are stitched in order, the faces of a range's first frame with a face are matched to the
+tracks of the ranges before it that are still alive at that time, with the same IoU tracker the analysis uses
+(:class:`fer_core.tracking.IouTracker`: greedy IoU matching, same threshold and maximum age), and continue their
 ids; every other track of the range gets a new id, above every id handed out before. So a face in view across
 a boundary keeps its id, and ids never collide. (They differ from an analysis of the whole video only when a
-face is lost just before a boundary and comes back after the range's first frame: the whole-video tracker
-would give it its old id, the stitched one a new id.)
+face that was in view before a boundary reappears within the tracker's maximum age but after the range's first
+frame with a face: the whole-video tracker would give it its old id, the stitched one a new id.)
 """
 
 from __future__ import annotations
@@ -232,11 +232,11 @@ class RangeStitcher:
         return table
 
     def _first_frame_matches(self, faces: pd.DataFrame) -> dict[int, int]:
-        """Range-local id -> stitched id for the faces of the range's first analysed frame that continue a track."""
+        """Range-local id -> stitched id for the faces of the range's first frame with a face that continue a track."""
         first_time = float(faces["time_s"].iloc[0])
         first = faces[faces["time_s"] == first_time]
         alive = {i: t for i, t in self.tracks_.items() if first_time - t[1] <= self.max_age_s}
-        if not alive or faces["frame"].iloc[0] != first["frame"].iloc[0]:
+        if not alive:
             return {}
         # The analysis' own tracker, seeded with the live tracks under placeholder ids (-2, -3, ...), decides.
         tracker = IouTracker(iou_threshold=self.iou_threshold, max_age_s=self.max_age_s)

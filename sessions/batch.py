@@ -46,7 +46,7 @@ from sessions.batch_engines import ENGINES, range_task, run_local, run_ray, tabl
 from sessions.db import session_scope
 from sessions.importer import INSERT_CHUNK, coverage_warning, new_participant_code, observation_table_rows
 from sessions.models import Observation, StudySession, VideoImport, utc_now
-from sessions.validation import check_session_fields, check_study
+from sessions.validation import check_session_fields, check_study, check_tags
 
 logger = logging.getLogger(__name__)
 
@@ -338,7 +338,7 @@ def _check_arguments(study, tags, engine_name, workers, split_s) -> str:
     if not (study or "").strip():
         raise ValueError("study has to be a non-empty name; got an empty one")
     check_study(study.strip())
-    check_session_fields(participant_code="P-000000", tags=dict(tags or {}))
+    check_tags(dict(tags or {}))
     if engine_name not in ENGINES:
         raise ValueError(f"engine has to be one of {', '.join(ENGINES)}; got {engine_name!r}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
@@ -411,7 +411,10 @@ class _Batch:
         try:
             if exc_type is not None:
                 for job in list(self._open.values()):  # interrupted (Ctrl-C, database error): end what was open
-                    self._drop_session(job, reason="import interrupted")
+                    try:
+                        self._drop_session(job, reason="import interrupted")
+                    except Exception:  # noqa: BLE001 - the next run (or crash recovery) ends it; keep the first error
+                        logger.warning("could not remove the partial session %s", job.session_id, exc_info=True)
         finally:
             self._stop.set()
             self._heartbeat.join(timeout=5)
@@ -441,8 +444,9 @@ class _Batch:
                 sha256, size = file_sha256(path)
                 if source.expected_sha256 and sha256 != source.expected_sha256:
                     raise ValueError(f"{shown}: the file changed since it was imported (its SHA-256 differs)")
-                tags = {**self.tags, **source.tags}
-                check_session_fields(participant_code=source.participant_code or "P-000000", tags=tags)
+                tags = check_tags({**self.tags, **source.tags})
+                if source.participant_code is not None:
+                    check_session_fields(participant_code=source.participant_code, tags=tags)
             except (OSError, ValueError) as exc:
                 self._outcomes[number] = VideoOutcome(shown, "failed", reason=str(exc))
                 continue

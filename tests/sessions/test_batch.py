@@ -277,6 +277,11 @@ def test_stitcher_continues_tracks_across_a_boundary_and_never_reuses_ids():
     assert first["face_id"].tolist() == [0, 1, 0, NO_FACE_ID]
     assert second["face_id"].tolist() == [2, 0, 3]
     assert third["face_id"].tolist() == [4]
+    # a range opening on frames without a face: its first frame with one still continues a live track
+    stitcher = RangeStitcher()
+    stitcher.add(_range_table([(0, 0.0, 0, 10)]))
+    later = stitcher.add(_range_table([(1, 0.1, NO_FACE_ID, 0), (2, 0.2, 0, 11), (3, 1.5, 1, 11)]))
+    assert later["face_id"].tolist() == [NO_FACE_ID, 0, 1]  # the track ended (1.3 s unseen) before frame 3
 
 
 def test_file_sha256_and_settings_key_are_stable(tmp_path):
