@@ -14,12 +14,14 @@ from datetime import UTC, datetime
 import streamlit as st
 
 from dashboard import live
+from dashboard.consent import session_consent, show_consent
 from dashboard.resources import get_engine, get_live_registry, get_settings, new_live_stream
 from dashboard.text import escape_markdown
 from fer_core.model_file import ModelFileError
 from sessions.db import session_scope
+from sessions.fieldwork import give_consent
 from sessions.models import ENDED_STATUSES
-from sessions.repository import get_session, set_consent
+from sessions.repository import get_session
 
 #: What the participant agrees to before the camera starts.
 CONSENT_TEXT = (
@@ -91,14 +93,14 @@ def consent_and_camera(session_id: int, prefix: str, role: str) -> live.LiveStre
     # shown above it: a widget that moves is mounted again, which would end its WebRTC connection.
     with st.container():
         if view["consent_at"] is None or consent_key in st.session_state:
-            st.markdown(CONSENT_TEXT)
+            shown = session_consent(session_id)  # the study's text and version, as shown now
+            show_consent(shown, CONSENT_TEXT)
             if not st.checkbox(CONSENT_LABEL, key=consent_key):
                 st.info("The camera starts once the consent box is ticked.")
                 no_camera()
                 return None
-            with session_scope(get_engine()) as db:
-                if get_session(db, session_id).consent_at is None:  # stored once: a second tab keeps the first time
-                    set_consent(db, session_id, datetime.now(UTC))
+            with session_scope(get_engine()) as db:  # stored once, with the version shown: a second tab keeps the first
+                give_consent(db, session_id, datetime.now(UTC), source=role, version=shown.version)
         elif view["started_at"] is not None or st.session_state.get(welcome_key):
             st.session_state[welcome_key] = True
             st.info("Welcome back: your session continues where it stopped. Press START to turn the camera on again.")

@@ -243,6 +243,29 @@ def valence_engagement(bins: pd.DataFrame, markers: pd.DataFrame | None = None) 
     return _layout(fig, title="Valence and engagement", yaxis="score")
 
 
+def attention_line(bins: pd.DataFrame, markers: pd.DataFrame | None = None) -> go.Figure:
+    """Attention per bin: the share of the bin's analysed frames with the face turned to the screen (0-1, shown in
+    percent), markers as vertical lines; gaps where the pose is unknown (a detector without keypoints).
+
+    Parameters
+    ----------
+    bins : DataFrame
+        ``time_s`` (s) and ``attention_rate`` (0 to 1, NaN unknown) per bin (:func:`sessions.aggregate.per_bin`).
+
+    Raises
+    ------
+    ValueError
+        If a column is missing.
+    """
+    _require_columns(bins, ["time_s", "attention_rate"], "bins")
+    fig = go.Figure(go.Scatter(x=bins["time_s"], y=bins["attention_rate"], mode="lines", name="attention",
+                               line_color="#9467bd", hovertemplate="%{x:.0f} s: %{y:.0%}<extra></extra>"))  # fmt: skip
+    add_markers(fig, markers)
+    fig = _layout(fig, title="Attention: face turned to the screen", yaxis="share of frames")
+    fig.update_yaxes(range=[0, 1.05], tickformat=".0%")
+    return fig
+
+
 def confusion_matrix(matrix: Sequence[Sequence[float]], classes: Sequence[str] = EMOTIONS, *, normalize: bool = True) -> go.Figure:
     """Heatmap of a confusion matrix (rows: true class, columns: predicted class).
 

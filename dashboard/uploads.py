@@ -45,7 +45,7 @@ def check_upload(name: str, data: bytes) -> None:
 
 def import_upload(engine, name: str, data: bytes, *, study: str, participant_code: str | None = None,
                   tags: dict[str, str] | None = None, progress: Callable[[float], None] | None = None,
-                  analyzer=None):  # fmt: skip
+                  analyzer=None, consent_at=None):  # fmt: skip
     """Write the upload to a temporary file (keeping its suffix, which picks the demuxer) and import it.
 
     Parameters
@@ -55,8 +55,8 @@ def import_upload(engine, name: str, data: bytes, *, study: str, participant_cod
         The uploaded file's name (only its suffix is used on disk; it names the file in messages).
     data : bytes
         The file's content.
-    study, participant_code, tags, progress, analyzer
-        As for ``sessions.importer.import_video``.
+    study, participant_code, tags, progress, analyzer, consent_at
+        As for ``sessions.importer.import_video`` (``consent_at``: when the uploader confirmed consent).
 
     Returns
     -------
@@ -86,6 +86,6 @@ def import_upload(engine, name: str, data: bytes, *, study: str, participant_cod
         path.write_bytes(data)
         try:
             return import_video(engine, path, study=study, participant_code=participant_code, tags=tags,
-                                progress=progress, analyzer=analyzer)  # fmt: skip
+                                progress=progress, analyzer=analyzer, consent_at=consent_at)  # fmt: skip
         except (VideoDecodeError, NoFaceFound) as exc:  # the same error, naming the upload instead of the temp file
             raise type(exc)(str(exc).replace(str(path), name).replace(folder, "")) from None

@@ -12,6 +12,7 @@ import math
 import os
 import secrets
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
 
@@ -131,6 +132,7 @@ def import_video(
     tags: dict[str, str] | None = None,
     progress: Callable[[float], None] | None = None,
     analyzer=None,
+    consent_at: datetime | None = None,
 ) -> ImportResult:
     """Analyse a video file with the core and store it as a new ``complete`` session of ``study``.
 
@@ -156,6 +158,10 @@ def import_video(
         Called with the fraction done (float in [0, 1]).
     analyzer : fer_core.analyzer.FrameAnalyzer, optional
         Default: the core's default analyzer (shipped model, default detector).
+    consent_at : datetime, optional
+        Aware time at which the uploader confirmed that the person filmed consented; stored with the session
+        (``consent_source`` ``"uploader"``, ``consent_version`` the study's consent text version at that time:
+        :func:`sessions.fieldwork.give_consent`). None: no consent recorded.
 
     Returns
     -------
@@ -200,6 +206,11 @@ def import_video(
         session = repository.create_session(
             db, study_id=study_row.id, participant_code=participant_code, tags=tags, source="upload",
         )  # fmt: skip
+        if consent_at is not None:
+            from sessions.fieldwork import current_consent, give_consent  # fieldwork imports this module
+
+            version = current_consent(db, study_row.id).version
+            give_consent(db, session.id, consent_at, source="uploader", version=version)
         lifecycle.start_session(db, session.id, session.created_at, model=model)
         rows = observation_table_rows(session.id, observations)
         for start in range(0, len(rows), INSERT_CHUNK):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.camera import consent_and_camera, read_session
+from dashboard.consent import completion_button
 from dashboard.resources import get_engine
 from dashboard.stimulus_player import has_sequence, stimulus_player
 from sessions.db import session_scope
@@ -28,6 +29,7 @@ except SessionNotFound:
 
 if read_session(session_id)["status"] in ENDED_STATUSES:
     st.info("This session has ended. Thank you for taking part!")
+    completion_button(session_id)  # the study's completion URL with this participant's code, if it has one
     st.stop()
 
 
@@ -37,6 +39,7 @@ def status_line(session_id: int) -> None:
     stream = st.session_state.get(f"part_stream_{session_id}")
     if read_session(session_id)["status"] in ENDED_STATUSES:
         st.success("Session finished. Thank you!")
+        completion_button(session_id)
     elif stream is None:
         return
     elif stream.session.state == "refused":

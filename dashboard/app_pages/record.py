@@ -16,12 +16,15 @@ import streamlit as st
 
 from dashboard import charts
 from dashboard.camera import consent_and_camera, no_camera, read_session
+from dashboard.consent import participant_base_url
+from dashboard.fieldwork_section import connected_panel
 from dashboard.marker_bar import marker_bar
 from dashboard.resources import get_engine, get_live_registry, get_settings
 from dashboard.tables import LAST_STUDY_KEY, default_study_index
 from dashboard.tags import format_tags, parse_tags
 from dashboard.text import escape_markdown
 from sessions.db import session_scope
+from sessions.fieldwork import join_link
 from sessions.models import ENDED_STATUSES
 from sessions.repository import (
     create_join_token,
@@ -117,7 +120,7 @@ st.session_state[SESSION_KEY] = session_id
 with session_scope(engine) as db:
     session = get_session(db, session_id)
     info = dict(participant=session.participant_code, tags=format_tags(session.tags), stimulus=session.stimulus_name,
-                token=session.join_token)  # fmt: skip
+                token=session.join_token, study_id=session.study_id)  # fmt: skip
 view = read_session(session_id)
 st.caption(f"Participant **{escape_markdown(info['participant'])}** · tags {escape_markdown(info['tags'] or '-')} · "
            f"stimulus {escape_markdown(info['stimulus'] or '-')} · status **{view['status']}**")  # fmt: skip
@@ -128,8 +131,8 @@ with st.expander("Participant link"):
         with session_scope(engine) as db:
             info["token"] = create_join_token(db, session_id)
     if info["token"]:
-        base = str(st.context.url or "").split("?")[0].rsplit("/", 1)[0] if st.context.url else ""
-        st.code(f"{base}/?join={info['token']}", language=None)
+        st.code(join_link(participant_base_url(), info["token"]), language=None)
+    st.caption("Many links at once, with a CSV for a panel provider: Studies page, Fieldwork.")
 
 
 def connection_line(session_id: int, view: dict) -> str:
@@ -217,3 +220,4 @@ with camera_col:
 with live_col:
     live_panel(session_id)
     live_chart(session_id)
+    connected_panel(info["study_id"], session_id)

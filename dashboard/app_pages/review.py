@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import charts
+from dashboard.consent import consent_line
 from dashboard.downloads import export_bytes
 from dashboard.marker_editor import marker_editor
 from dashboard.store import page_session
@@ -13,6 +14,7 @@ from dashboard.text import escape_markdown
 from fer_core.emotions import EMOTIONS
 from sessions.aggregate import per_bin, session_summary
 from sessions.exports import SessionIdentity, export_bins, export_observations, export_summary
+from sessions.fieldwork import consent_of
 from sessions.repository import list_sessions, load_gaps, load_markers, load_observations
 
 #: Width of the review bins in seconds ("per-second bins").
@@ -32,6 +34,9 @@ session_id = st.selectbox("Session", ids, index=ids.index(default) if default in
 end_reason = getattr(listing[session_id], "end_reason", None)
 if end_reason:  # e.g. an upload decoded only in part says how much
     st.caption(f"Ended: {escape_markdown(end_reason)}")
+with page_session() as db:
+    consent = consent_of(db, session_id)
+st.caption(consent_line(consent))
 
 with page_session() as db:
     observations = load_observations(db, session_id)
@@ -49,12 +54,14 @@ def _share(value) -> str:
     return "-" if value is None else f"{value:.0%}"
 
 
-cols = st.columns(5)
+cols = st.columns(6)
 cols[0].metric("Duration", f"{summary['duration_s']:.1f} s")
 cols[1].metric("Frames", summary["n_frames"])
 cols[2].metric("Face present", _share(summary["face_present_rate"]))
 cols[3].metric("Valence", "-" if summary["valence"] is None else f"{summary['valence']:+.2f}")
 cols[4].metric("Engagement", _share(summary["engagement"]))
+cols[5].metric("Attention", _share(summary["attention_rate"]), help="Share of analysed frames with the face turned "
+               "to the screen (head yaw and pitch within the set angle); - when the detector gives no head pose.")  # fmt: skip
 
 if len(gaps):
     stretches = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in zip(gaps["start_s"], gaps["end_s"], strict=True))
@@ -63,6 +70,7 @@ if len(gaps):
 st.plotly_chart(charts.emotion_lines(bins, markers, title="Emotions per second", gaps=gaps), key="review_timeline")
 st.plotly_chart(charts.dominant_ribbon(bins), key="review_ribbon")
 st.plotly_chart(charts.valence_engagement(bins, markers), key="review_valence")
+st.plotly_chart(charts.attention_line(bins, markers), key="review_attention")
 
 st.subheader("Summary")
 st.dataframe(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.downloads import table_bytes
+from dashboard.fieldwork_section import fieldwork_section
 from dashboard.resources import get_settings
 from dashboard.stimuli_section import stimulus_section
 from dashboard.store import page_session
@@ -65,6 +66,7 @@ with st.expander("Rename or delete this study"):
         st.rerun()
 
 stimulus_section(study_id)
+fieldwork_section(study_id)
 
 with st.expander("Export the whole study"):
     st.caption("One file with every session's rows, each led by session, participant, study, status, consent time "

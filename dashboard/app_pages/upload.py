@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import streamlit as st
 
 from dashboard.resources import get_engine, new_analyzer
@@ -13,6 +15,9 @@ from dashboard.uploads import import_upload
 from sessions.errors import NoFaceFound
 from sessions.repository import list_studies
 
+#: What the uploader confirms before a video is analysed (stored with the session as the uploader's consent record).
+CONSENT_CONFIRMATION = ("The person in this video gave informed consent to this analysis (the study's consent "
+                        "text: purpose, who holds the data, how long it is kept, how to withdraw).")  # fmt: skip
 #: File types offered by the uploader (what PyAV decodes in practice).
 VIDEO_TYPES: tuple[str, ...] = ("mp4", "mov", "m4v", "avi", "mkv", "webm")
 
@@ -27,12 +32,16 @@ with st.form("upload_form"):
     new_study = st.text_input("Or a new study", placeholder="name of a study to create", key="upload_study_name")
     participant = st.text_input("Participant code (empty: a random pseudonym)", key="upload_participant")
     tags_text = st.text_input("Tags", placeholder="variant=A", key="upload_tags")
+    consented = st.checkbox(CONSENT_CONFIRMATION, key="upload_consent")
     submitted = st.form_submit_button("Analyse", type="primary")
 
 if submitted:
     study = new_study.strip() or study
     if upload is None:
         st.warning("Choose a video file first.")
+        st.stop()
+    if not consented:
+        st.warning("Tick the box confirming that the person in the video consented; nothing was analysed.")
         st.stop()
     try:
         tags = parse_tags(tags_text)
@@ -54,6 +63,7 @@ if submitted:
                 tags=tags,
                 progress=lambda fraction: bar.progress(min(max(float(fraction), 0.0), 1.0), text=f"Analysing {shown}: {fraction:.0%}"),
                 analyzer=new_analyzer(),
+                consent_at=datetime.now(UTC),  # stored with the session, with the study's consent text version
             )
     except VideoDecodeError as exc:
         bar.empty()

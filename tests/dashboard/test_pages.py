@@ -194,8 +194,9 @@ def test_review_shows_timeline_summary_and_downloads(app, engine):
     assert metrics["Duration"] == "5.9 s"
     assert metrics["Frames"] == "60"
     assert metrics["Face present"] == "100%"
+    assert metrics["Attention"] == "-"  # the seeded faces carry no head pose
     charts = at.get("plotly_chart")
-    assert len(charts) == 3
+    assert len(charts) == 4  # timeline, ribbon, valence/engagement, attention
     summary = at.dataframe[0].value.set_index("emotion")
     assert summary.loc["happy", "mean"] == pytest.approx((0.8 + 0.2 / 6) / 2, abs=1e-3)  # half neutral, half happy
     assert summary.loc["happy", "peak"] == pytest.approx(0.8, abs=0.01)
