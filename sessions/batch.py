@@ -249,6 +249,8 @@ def import_videos(
     """
     settings = settings or BatchSettings()
     study = _check_arguments(study, tags, engine_name, workers, split_s)
+    if address is not None and engine_name != "ray":
+        raise ValueError(f"address names a Ray cluster, which only engine 'ray' uses; got engine {engine_name!r}")
     model_path, model_id = _check_model(model_path)
     batch = _Batch(engine, study=study, tags=dict(tags or {}), model_id=model_id, settings=settings, force=force,
                    show_progress=show_progress)  # fmt: skip

@@ -157,16 +157,17 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def test_import_is_resumed_after_a_crash(reference, video_dir, sqlite_url, tmp_path):
-    """A run killed while writing the second video: the next run keeps the first, redoes the second."""
+def test_import_is_resumed_after_a_crash(reference, video_dir, db_url, tmp_path):
+    """A run killed while writing the second video: the next run keeps the first, redoes the second (SQLite and
+    PostgreSQL)."""
     script = tmp_path / "crash.py"
     script.write_text(textwrap.dedent(CRASHING_RUN))
     clips = [video_dir / "single_face.mp4", video_dir / "face_noface.mov"]  # face_noface.mov: 3 ranges of >= 2 s
-    done = subprocess.run([sys.executable, str(script), "--db", sqlite_url, "import-videos", *map(str, clips),
+    done = subprocess.run([sys.executable, str(script), "--db", db_url, "import-videos", *map(str, clips),
                            "--study", "Crash", "--split-s", "2"], cwd=ROOT, capture_output=True, text=True,
                           timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
     assert done.returncode == 3, done.stderr[-2000:]
-    engine = get_engine(sqlite_url)
+    engine = get_engine(db_url)
     with session_scope(engine) as db:
         left = {s.id: (s.status, s.owner_id) for s in db.scalars(select(StudySession))}
         partial = db.scalars(select(VideoImport).where(VideoImport.status == "running")).one()
@@ -227,6 +228,8 @@ def test_cli_reports_each_failed_video_and_exits_1(sqlite_url, video_dir, tmp_pa
     assert "0 imported, 1 skipped, 0 failed" in capsys.readouterr().out
     assert main(["--db", sqlite_url, "import-videos", str(video_dir), "--study", "CLI", "--workers", "0"]) == 1
     assert "workers has to be a positive integer; got 0" in capsys.readouterr().err
+    assert main(["--db", sqlite_url, "import-videos", str(video_dir), "--study", "CLI", "--address", "auto"]) == 1
+    assert "only engine 'ray' uses" in capsys.readouterr().err
 
 
 def test_ray_missing_says_how_to_install_it(monkeypatch):
