@@ -1,0 +1,167 @@
+"""AppTests of fieldwork: the Studies page's consent text, completion URL and links CSV; the consent a participant
+link shows and records; the upload's consent confirmation; who is connected on the Record page."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+
+from sessions.db import session_scope
+from sessions.fieldwork import ConsentFields, consent_of, set_completion_url, set_consent_text, study_links
+from sessions.repository import create_join_token, create_session, create_study, get_session, list_sessions
+from tests.dashboard.test_pages import _texts as _escaped_texts
+
+PARTS = {
+    "purpose": "We measure **facial expressions** while you watch [a trailer](http://evil.example).",
+    "controller": "Acme Research Ltd",
+    "retention": "12 months",
+    "contact": "privacy@acme.example",
+    "withdrawal": "Write to us with your code.\nWe delete your data within 30 days.",
+}
+
+
+def _texts(at) -> str:
+    """The page's texts as a reader sees them (Markdown escapes removed)."""
+    return _escaped_texts(at).replace("\\", "")
+
+
+def _study(engine, name="Panel study") -> int:
+    with session_scope(engine) as db:
+        return create_study(db, name).id
+
+
+def _fill_consent(at, study_id: int, version, parts: dict) -> None:
+    for name, value in parts.items():
+        at.text_area(key=f"fw_consent_{study_id}_{version}_{name}").input(value)
+    at.button(key=f"FormSubmitter:fw_consent_{study_id}-Save consent text").click().run()
+
+
+def test_studies_fieldwork_saves_consent_versions_and_the_completion_url(app, engine):
+    study_id = _study(engine)
+    at = app("studies")
+    assert not at.exception
+    _fill_consent(at, study_id, None, {**PARTS, "retention": " "})
+    assert "consent how long it is kept is empty" in _texts(at)
+    _fill_consent(at, study_id, None, PARTS)
+    assert not at.exception and "Consent text version 1 saved." in _texts(at)
+    _fill_consent(at, study_id, 1, {**PARTS, "retention": "6 months"})
+    assert "Consent text version 2 saved." in _texts(at)
+    with session_scope(engine) as db:
+        from sessions.fieldwork import consent_versions
+
+        assert consent_versions(db, study_id)["retention"].tolist() == ["6 months", "12 months"]
+    at.text_input(key=f"fw_completion_{study_id}").input("javascript:alert(1)").run()
+    at.button(key=f"fw_completion_save_{study_id}").click().run()
+    assert "completion URL has to start with http:// or https://" in _texts(at)
+    at.text_input(key=f"fw_completion_{study_id}").input("https://panel.example.org/done?rid={code}").run()
+    at.button(key=f"fw_completion_save_{study_id}").click().run()
+    assert "Completion URL saved." in _texts(at)
+    with session_scope(engine) as db:
+        from sessions.fieldwork import get_completion_url
+
+        assert get_completion_url(db, study_id) == "https://panel.example.org/done?rid={code}"
+
+
+def test_bulk_links_make_sessions_and_a_csv_of_code_and_link(app, engine, monkeypatch):
+    import dashboard.fieldwork_section as section
+
+    study_id = _study(engine)
+    made: list[bytes] = []
+    real = section.table_bytes
+    monkeypatch.setattr(section, "table_bytes", lambda frame, suffix: made.append(real(frame, suffix)) or made[-1])
+    at = app("studies")
+    at.number_input(key=f"fw_links_count_{study_id}").set_value(3)
+    at.text_input(key=f"fw_links_tags_{study_id}").input("panel=wave1")
+    at.button(key=f"FormSubmitter:fw_links_form_{study_id}-Create links").click().run()
+    assert not at.exception and "3 participant links created." in _texts(at)
+    csv = pd.read_csv(io.BytesIO(made[0]))
+    assert list(csv.columns) == ["participant_code", "link", "session_id"] and len(csv) == 3
+    with session_scope(engine) as db:
+        stored = study_links(db, study_id)
+        sessions = list_sessions(db, study_id=study_id)
+    assert sorted(csv["participant_code"]) == sorted(stored["participant_code"])
+    for row, token in zip(csv.itertuples(), stored.set_index("session_id").loc[csv["session_id"], "token"], strict=True):
+        assert row.link.endswith(f"/?join={token}")
+    assert set(sessions["status"]) == {"pending"} and all(t == {"panel": "wave1"} for t in sessions["tags"])
+    assert len(made) == 2  # the new links, and all open links of the study
+
+
+def test_participant_sees_the_study_consent_as_text_and_its_version_is_stored(app, engine, camera):
+    study_id = _study(engine)
+    with session_scope(engine) as db:
+        set_consent_text(db, study_id, ConsentFields(**PARTS))
+        set_consent_text(db, study_id, ConsentFields(**{**PARTS, "retention": "6 months"}))  # version 2 is shown
+        session_id = create_session(db, study_id=study_id, participant_code="P-9").id
+        token = create_join_token(db, session_id)
+    at = app(query={"join": token})
+    assert not at.exception
+    markdown = " ".join(m.value for m in at.markdown)
+    assert r"\*\*facial expressions\*\*" in markdown and r"\[a trailer\]\(http\:\/\/evil\.example\)" in markdown
+    assert "6 months" in markdown and "Write to us with your code\\.  \nWe delete" in markdown
+    assert "Consent text version 2" in _texts(at)
+    assert camera.calls == []
+    at.checkbox(key=f"part_consent_{session_id}").check().run()
+    assert len(camera.calls) == 1
+    with session_scope(engine) as db:
+        record = consent_of(db, session_id)
+    assert record["consent_version"] == 2 and record["consent_source"] == "participant"
+    assert record["consent_at"] is not None and record["text"].retention == "6 months"
+
+
+def test_a_finished_participant_gets_the_completion_link(app, engine):
+    study_id = _study(engine)
+    with session_scope(engine) as db:
+        set_completion_url(db, study_id, "https://panel.example.org/done?rid={code}")
+        session_id = create_session(db, study_id=study_id, participant_code="P 1&x").id
+        token = create_join_token(db, session_id)
+        get_session(db, session_id).status = "complete"
+    at = app(query={"join": token})
+    assert not at.exception and "This session has ended" in _texts(at)
+    (button,) = at.get("link_button")
+    assert button.proto.url == "https://panel.example.org/done?rid=P%201%26x"
+
+
+def test_upload_without_the_consent_confirmation_analyses_nothing(app, engine, video_dir):
+    at = app("upload")
+    at.file_uploader(key="upload_file").set_value(("clip.mp4", (video_dir / "single_face.mp4").read_bytes(), "video/mp4"))
+    at.button[0].click().run()
+    assert not at.exception and "Tick the box confirming" in _texts(at)
+    with session_scope(engine) as db:
+        assert list_sessions(db).empty
+
+
+def test_upload_with_the_confirmation_stores_the_uploader_consent(app, engine, video_dir, monkeypatch):
+    from tests.sessions.test_importer import OneFaceAnalyzer
+
+    monkeypatch.setattr("dashboard.resources.new_analyzer", OneFaceAnalyzer)
+    study_id = _study(engine, "pilot")
+    with session_scope(engine) as db:
+        set_consent_text(db, study_id, ConsentFields(**PARTS))
+    at = app("upload")
+    at.file_uploader(key="upload_file").set_value(("clip.mp4", (video_dir / "single_face.mp4").read_bytes(), "video/mp4"))
+    at.checkbox(key="upload_consent").check()
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    with session_scope(engine) as db:
+        (session_id,) = list_sessions(db)["session_id"]
+        record = consent_of(db, int(session_id))
+    assert record["consent_source"] == "uploader" and record["consent_version"] == 1 and record["consent_at"]
+
+
+def test_record_lists_who_is_connected_to_the_study(app, engine):
+    from sessions.lifecycle import claim_stream, register_owner
+    from sessions.models import utc_now
+
+    study_id = _study(engine)
+    with session_scope(engine) as db:
+        watched = create_session(db, study_id=study_id, participant_code="WATCHED").id
+        busy = create_session(db, study_id=study_id, participant_code="STREAMING").id
+        register_owner(db, "other-server")
+        claim_stream(db, busy, stream_id="elsewhere", owner_id="other-server", role="participant", capture_at=utc_now())
+    at = app("record")
+    at.selectbox(key="rec_session_pick").select(watched).run()
+    assert not at.exception
+    assert "Connected to this study now: 1" in _texts(at)
+    (table,) = [d.value for d in at.dataframe if "who" in d.value.columns]
+    assert table["participant"].tolist() == ["STREAMING"] and table["who"].tolist() == ["participant"]
