@@ -47,7 +47,7 @@ from fer_core.emotions import EMOTIONS
 from sessions.aggregate import per_bin
 from sessions.models import PlaybackEvent, SessionGap, utc_now
 from sessions.repository import get_session
-from sessions.stimuli import SequenceItem, session_sequence
+from sessions.stimuli import SequenceItem, session_sequence, stored_sequence
 
 logger = logging.getLogger(__name__)
 
@@ -417,7 +417,8 @@ def playback_quality(events: pd.DataFrame, spans: Sequence[PlaybackSpan], sequen
     pandas.DataFrame
         One row per stimulus of the order: ``position``, ``stimulus``, ``duration_s``, ``played`` (a run
         started), ``completed`` (an ``ended`` event), ``pauses`` (``pause`` events, not counting the one a browser
-        fires just before ``ended``), ``stalls`` (``waiting`` events: playback stopped for data), ``stalled_s``
+        fires just before ``ended``), ``stalls`` (``waiting`` events after playback first ran: it stopped for data;
+        the loading before the first ``playing`` is no stall), ``stalled_s``
         (seconds from each ``waiting`` to the next event of that stimulus), ``blocked`` (autoplay refusals),
         ``seen_s`` (stimulus seconds played), ``share_seen`` (``seen_s / duration_s``), ``share_seen_with_face``
         (share of the stimulus's whole seconds in which at least one analysed frame shown that second had a
@@ -430,17 +431,20 @@ def playback_quality(events: pd.DataFrame, spans: Sequence[PlaybackSpan], sequen
         kinds = list(mine["kind"]) if len(mine) else []
         times = list(mine["session_time_s"]) if len(mine) else []
         pauses = sum(1 for i, k in enumerate(kinds) if k == "pause" and (i + 1 >= len(kinds) or kinds[i + 1] != "ended"))
-        stalled = sum(times[i + 1] - times[i] for i, k in enumerate(kinds) if k == "waiting" and i + 1 < len(kinds))
+        started = kinds.index("playing") if "playing" in kinds else len(kinds)  # waiting before it: loading, no stall
+        stalls = [i for i, k in enumerate(kinds) if k == "waiting" and i > started]
+        stalled = sum(times[i + 1] - times[i] for i in stalls if i + 1 < len(kinds))
         seen = sum(s.end_s - s.start_s for s in spans if s.position == item.position)
         duration = item.duration_s or float("nan")
         with_face = float("nan")
         if observations is not None and duration == duration and duration > 0:
             shown = observations[(observations["stimulus"] == item.name) & (observations["face_id"] >= 0)]
             seconds = np.unique(np.floor(shown["stimulus_time_s"].to_numpy(dtype=np.float64)))
-            with_face = len(seconds[(seconds >= 0) & (seconds < math.ceil(duration))]) / math.ceil(duration)
+            whole = max(1, math.ceil(duration - 1e-6))  # 9.96 + 0.04 s is 10 seconds, not 11
+            with_face = len(seconds[(seconds >= 0) & (seconds < whole)]) / whole
         rows.append({"position": item.position, "stimulus": item.name, "duration_s": item.duration_s,
                      "played": any(s.position == item.position for s in spans), "completed": "ended" in kinds,
-                     "pauses": pauses, "stalls": kinds.count("waiting"), "stalled_s": float(stalled),
+                     "pauses": pauses, "stalls": len(stalls), "stalled_s": float(stalled),
                      "blocked": kinds.count("blocked"), "seen_s": float(seen),
                      "share_seen": seen / duration if duration == duration and duration > 0 else float("nan"),
                      "share_seen_with_face": with_face})  # fmt: skip
@@ -448,13 +452,13 @@ def playback_quality(events: pd.DataFrame, spans: Sequence[PlaybackSpan], sequen
                                        "stalled_s", "blocked", "seen_s", "share_seen", "share_seen_with_face"])  # fmt: skip
 
 
-def key_moments(bins: pd.DataFrame, *, n: int = 3, min_gap_s: float = 2.0) -> pd.DataFrame:
+def key_moments(bins: pd.DataFrame, *, n: int = 3, min_gap_s: float = 2.0, min_rise: float = 0.05) -> pd.DataFrame:
     """The few stimulus seconds where an expression rises most (key moments, after Realeyes).
 
     Definition: for each expression but neutral, the rise at second ``t`` is its value at ``t`` minus its value
     at the bin before (per-second mean probability for one session, share of participants expressing for a
-    group); the key moments are the ``n`` largest positive rises over all expressions, at least ``min_gap_s``
-    apart (the largest first).
+    group); the key moments are the ``n`` largest rises of at least ``min_rise`` over all expressions, at least
+    ``min_gap_s`` apart (the largest first). A stimulus with no such rise has none.
 
     Parameters
     ----------
@@ -462,6 +466,9 @@ def key_moments(bins: pd.DataFrame, *, n: int = 3, min_gap_s: float = 2.0) -> pd
         ``time_s`` (stimulus seconds, ascending bins) and the emotion columns (values in [0, 1], NaN allowed).
     n : int
     min_gap_s : float
+        Seconds.
+    min_rise : float
+        Smallest rise counted (probability or share, 0.05 = 5 points).
 
     Returns
     -------
@@ -477,7 +484,7 @@ def key_moments(bins: pd.DataFrame, *, n: int = 3, min_gap_s: float = 2.0) -> pd
         values = ordered[emotion].to_numpy(dtype=np.float64)
         rise = np.diff(values)
         for i, r in enumerate(rise, start=1):
-            if np.isfinite(r) and r > 0:
+            if np.isfinite(r) and r >= min_rise:
                 candidates.append((float(ordered["time_s"].iloc[i]), emotion, float(values[i]), float(r)))
     chosen: list[tuple] = []
     for candidate in sorted(candidates, key=lambda c: -c[3]):
@@ -489,23 +496,46 @@ def key_moments(bins: pd.DataFrame, *, n: int = 3, min_gap_s: float = 2.0) -> pd
 
 
 
-def session_playback(db: Session, session_id: int, observations: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A stored session on its stimuli's timelines: ``(observations with stimulus columns, playback quality)``.
+
+class SessionPlayback(NamedTuple):
+    """A stored session on its stimuli's timelines (:func:`session_playback`).
+
+    Attributes
+    ----------
+    observations : pandas.DataFrame
+        The session's rows with ``stimulus`` and ``stimulus_time_s`` (:func:`add_stimulus_columns`).
+    quality : pandas.DataFrame
+        :func:`playback_quality`: one row per stimulus of the session's order (none without stimuli).
+    spans : list of PlaybackSpan
+    events : pandas.DataFrame
+        :func:`load_events`.
+    sequence : list of SequenceItem
+    """
+
+    observations: pd.DataFrame
+    quality: pd.DataFrame
+    spans: list[PlaybackSpan]
+    events: pd.DataFrame
+    sequence: list[SequenceItem]
+
+
+def session_playback(db: Session, session_id: int, observations: pd.DataFrame) -> SessionPlayback:
+    """Put a stored session's rows on its stimuli's timelines and say how each stimulus played.
 
     Parameters
     ----------
     observations : pandas.DataFrame
         The session's rows (:func:`sessions.repository.load_observations`).
 
-    Returns
-    -------
-    tuple of pandas.DataFrame
-        :func:`add_stimulus_columns` of ``observations``, and :func:`playback_quality` (one row per stimulus of
-        the session's order; no rows when the study has no stimulus).
+    Raises
+    ------
+    sessions.errors.SessionNotFound
+        Unknown session.
     """
     events = load_events(db, session_id)
-    sequence = session_sequence(db, session_id) if len(events) else []
+    sequence = session_sequence(db, session_id) if len(events) else stored_sequence(db, session_id)
     gaps = db.scalars(select(SessionGap.start_s).where(SessionGap.session_id == session_id)).all()
     spans = playback_spans(events, sequence, gap_starts_s=gaps)
     shown = add_stimulus_columns(observations, spans)
-    return shown, playback_quality(events, spans, sequence, shown)
+    return SessionPlayback(shown, playback_quality(events, spans, sequence, shown), spans, events, sequence)
+

@@ -547,7 +547,7 @@ def session_sequence(db: Session, session_id: int, *, rng: random.Random | None 
     session = db.get(StudySession, session_id)
     if session is None:
         raise SessionNotFound(f"no session has id {session_id!r}")
-    stored = _stored_sequence(db, session_id)
+    stored = stored_sequence(db, session_id)
     if stored:
         return stored
     order, buffer_s, stimuli = get_sequence(db, session.study_id)
@@ -564,11 +564,53 @@ def session_sequence(db: Session, session_id: int, *, rng: random.Random | None 
                                        buffer_s=0.0 if position == 0 else buffer_s))  # fmt: skip
     except IntegrityError:
         pass
-    return _stored_sequence(db, session_id)
+    return stored_sequence(db, session_id)
 
 
-def _stored_sequence(db: Session, session_id: int) -> list[SequenceItem]:
+def stored_sequence(db: Session, session_id: int) -> list[SequenceItem]:
+    """The order a session plays, as stored; empty when it was never drawn (:func:`session_sequence` draws it)."""
     rows = db.execute(select(SessionStimulus, Stimulus.kind).outerjoin(Stimulus, SessionStimulus.stimulus_id == Stimulus.id)
                       .where(SessionStimulus.session_id == session_id).order_by(SessionStimulus.position)).all()  # fmt: skip
     return [SequenceItem(r.position, r.stimulus_id, r.name, kind, r.duration_s, float(r.buffer_s or 0.0))
             for r, kind in rows]  # fmt: skip
+
+
+def frame_at(stimulus: Stimulus, second: float, media_dir: str | os.PathLike | None = None) -> np.ndarray:
+    """The stimulus's frame shown at ``second`` (the first frame whose timestamp is at or after it), full size.
+
+    Parameters
+    ----------
+    stimulus : Stimulus
+        A video stimulus.
+    second : float
+        Stimulus seconds (clipped to the video).
+
+    Returns
+    -------
+    ndarray of shape (height, width, 3) uint8
+        RGB.
+
+    Raises
+    ------
+    StimulusError
+        An external task, a deleted file, or a file that no longer decodes.
+    """
+    path = stimulus_file(stimulus, media_dir)
+    if path is None:
+        raise StimulusError(f"stimulus {stimulus.name!r} has no video file (an external task, or its file was removed)")
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+            target = start + max(0.0, float(second))
+            container.seek(int(target / stream.time_base), stream=stream, backward=True)
+            last = None
+            for frame in container.decode(stream):
+                last = frame
+                if frame.pts is not None and float(frame.pts * frame.time_base) >= target - 1e-6:
+                    break
+            if last is None:
+                raise StimulusError(f"stimulus {stimulus.name!r} has no frame at {second:.1f} s")
+            return last.to_ndarray(format="rgb24")
+    except av.FFmpegError as exc:
+        raise StimulusError(f"stimulus {stimulus.name!r} cannot be decoded: {_reason(exc)}") from None

@@ -20,6 +20,7 @@ from dashboard.consent import participant_base_url
 from dashboard.fieldwork_section import connected_panel
 from dashboard.marker_bar import marker_bar
 from dashboard.resources import get_engine, get_live_registry, get_settings
+from dashboard.stimulus_player import has_sequence, stimulus_player
 from dashboard.tables import LAST_STUDY_KEY, default_study_index
 from dashboard.tags import format_tags, parse_tags
 from dashboard.text import escape_markdown
@@ -216,6 +217,8 @@ with camera_col:
         stream = st.session_state.get(f"rec_stream_{session_id}")
         if stream is not None and stream.session.state == "refused" and stream.session.snapshot().message:
             st.warning(escape_markdown(stream.session.snapshot().message))
+        if stream is not None and has_sequence(session_id):  # an in-lab session plays the study's videos here
+            stimulus_player(session_id, "rec")
     marker_bar(session_id)
 with live_col:
     live_panel(session_id)

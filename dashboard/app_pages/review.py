@@ -8,6 +8,7 @@ from dashboard import charts
 from dashboard.consent import consent_line
 from dashboard.downloads import export_bytes
 from dashboard.marker_editor import marker_editor
+from dashboard.stimulus_review import stimulus_review
 from dashboard.store import page_session
 from dashboard.tables import session_label
 from dashboard.text import escape_markdown
@@ -15,6 +16,7 @@ from fer_core.emotions import EMOTIONS
 from sessions.aggregate import per_bin, session_summary
 from sessions.exports import SessionIdentity, export_bins, export_observations, export_summary
 from sessions.fieldwork import consent_of
+from sessions.playback import add_stimulus_columns, session_playback
 from sessions.repository import list_sessions, load_gaps, load_markers, load_observations
 
 #: Width of the review bins in seconds ("per-second bins").
@@ -48,6 +50,9 @@ if observations.empty:
     st.stop()
 bins = per_bin(observations, BIN_S)
 summary = session_summary(observations, markers, bin_s=BIN_S)
+with page_session() as db:  # the session on its stimuli's timelines (none: no stimulus columns filled)
+    playback = session_playback(db, session_id, observations)
+summary["playback"] = playback.quality.to_dict("records")
 
 
 def _share(value) -> str:
@@ -90,10 +95,11 @@ st.dataframe(
         "dominant share": st.column_config.NumberColumn("dominant share", format="percent"),
     },
 )
+stimulus_review(session_id, playback, BIN_S)
 marker_editor(session_id, markers)
 
 identity = SessionIdentity.from_listing(listing[session_id])
 cols = st.columns(3)
-cols[0].download_button("Per-frame CSV", export_bytes(export_observations, observations, ".csv", identity=identity), f"session_{session_id}_frames.csv", "text/csv", key="review_dl_frames")
-cols[1].download_button("Per-second CSV", export_bytes(export_bins, bins, ".csv", identity=identity), f"session_{session_id}_seconds.csv", "text/csv", key="review_dl_bins")
+cols[0].download_button("Per-frame CSV", export_bytes(export_observations, playback.observations, ".csv", identity=identity), f"session_{session_id}_frames.csv", "text/csv", key="review_dl_frames")
+cols[1].download_button("Per-second CSV", export_bytes(export_bins, add_stimulus_columns(bins, playback.spans, bin_s=BIN_S), ".csv", identity=identity), f"session_{session_id}_seconds.csv", "text/csv", key="review_dl_bins")
 cols[2].download_button("Summary JSON", export_bytes(export_summary, summary, ".json"), f"session_{session_id}_summary.json", "application/json", key="review_dl_json")

@@ -87,10 +87,22 @@ def test_a_participant_link_plays_the_stimulus_and_every_row_knows_its_stimulus_
             frame.get_by_role("button", name="STOP").click(timeout=30_000)
             RESULTS.mkdir(exist_ok=True)
             page.screenshot(path=str(RESULTS / "stimulus_participant.png"), full_page=True)
+            review = chromium.new_context(viewport={"width": 1400, "height": 2400}).new_page()
+            review.goto(f"{url}/review")
+            review.get_by_text("On the stimulus timeline").wait_for(timeout=120_000)
+            chart = review.locator('[data-testid="stPlotlyChart"]').filter(has_text="stimulus time (s)").first
+            chart.wait_for(timeout=60_000)
+            _wait(lambda: chart.locator("image").count() >= DURATION_S, "the thumbnail strip", 30.0)
+            review.get_by_text("Key moments").wait_for(timeout=30_000)
+            chart.scroll_into_view_if_needed()
+            review.screenshot(path=str(RESULTS / "stimulus_review.png"), full_page=True)
+            review.get_by_text("Frame at stimulus second").scroll_into_view_if_needed()
+            review.locator('[data-testid="stImage"]').last.wait_for(timeout=30_000)
+            review.screenshot(path=str(RESULTS / "stimulus_review_frame.png"), full_page=True)
         finally:
             chromium.close()
     with session_scope(engine) as db:
-        observations, quality = session_playback(db, session_id, load_observations(db, session_id))
+        observations, quality = session_playback(db, session_id, load_observations(db, session_id))[:2]
     kinds = list(events["kind"])
     assert kinds.index("start") < kinds.index("play") < kinds.index("playing") < kinds.index("ended")
     at = dict(zip(events["kind"], events["session_time_s"], strict=False))  # first of each kind wins below

@@ -74,3 +74,49 @@ def test_stimulus_section_lists_adds_tasks_sets_the_sequence_and_deletes(app, en
     at.button(key="studies_delete_study").click().run()
     assert not at.exception
     assert not [p for p in media.iterdir() if not p.name.startswith(".")]
+
+
+def _observed_session(engine, study_id: int, code: str, events: list[dict] | None = None) -> int:
+    from datetime import UTC, datetime
+
+    from sessions.models import Observation
+    from sessions.playback import record_events
+    from sessions.recorder import observation_records
+    from sessions.repository import create_session, get_session
+    from sessions.stimuli import session_sequence
+    from tests.sessions.conftest import face
+
+    t0 = datetime(2026, 12, 2, 1, 0, tzinfo=UTC)
+    with session_scope(engine) as db:
+        sid = create_session(db, study_id=study_id, participant_code=code).id
+        session = get_session(db, sid)
+        session.started_at, session.status = t0, "complete"
+        session_sequence(db, sid)
+        for i in range(40):
+            for row in observation_records(sid, i, i * 0.25, [face(happy=0.2 + 0.02 * i)]):
+                db.add(Observation(**row))
+        if events:
+            ms = t0.timestamp() * 1000
+            record_events(db, sid, [{**e, "client_ms": ms + e.pop("at_s") * 1000, "offset_ms": 0.0, "page_id": "p", "seq": i}
+                                    for i, e in enumerate(events)])  # fmt: skip
+    return sid
+
+
+def test_review_shows_the_stimulus_timeline_and_says_when_a_stimulus_never_played(app, engine, study):
+    study_id, a, b = study
+    played = _observed_session(engine, study_id, "P1", [{"kind": "start", "at_s": 0.9, "position": None},
+                                                         {"kind": "playing", "at_s": 1.0, "position": 0, "media_time_s": 0.0},
+                                                         {"kind": "ended", "at_s": 3.0, "position": 0, "media_time_s": 2.0}])  # fmt: skip
+    never = _observed_session(engine, study_id, "P2")
+    at = app("review")
+    at.selectbox(key="review_session").select(played).run()
+    assert not at.exception
+    quality = next(d.value for d in at.dataframe if "share_seen" in d.value.columns)
+    assert list(quality["played"]) == [True, False]  # Trailer A played; Trailer B was never reached
+    assert any("stimulus time (s)" in str(c.proto.spec) for c in at.get("plotly_chart"))
+    at.selectbox(key=f"review_stimulus_{played}").select(1).run()
+    assert any("Trailer B never played in this session: the session ended before this stimulus played" in i.value
+               for i in at.info)  # fmt: skip
+    at.selectbox(key="review_session").select(never).run()
+    assert not at.exception
+    assert any("never pressed Start" in i.value for i in at.info)

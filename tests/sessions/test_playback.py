@@ -206,7 +206,7 @@ def test_stored_rows_and_exports_carry_the_stimulus_time(engine, two_ad_study, t
             for row in observation_records(sid, i, float(t), [face(happy=0.7)] if t < 2.5 else []):
                 db.add(Observation(**row))
     with session_scope(engine) as db:
-        shown, quality = session_playback(db, sid, load_observations(db, sid))
+        shown, quality = session_playback(db, sid, load_observations(db, sid))[:2]
         table = study_table(db, two_ad_study)
         bins = study_table(db, two_ad_study, per_second=True)
         identity = SessionIdentity.from_listing(list_sessions(db, session_ids=[sid]).iloc[0])
@@ -220,3 +220,11 @@ def test_stored_rows_and_exports_carry_the_stimulus_time(engine, two_ad_study, t
     back = pd.read_csv(export_observations(shown, tmp_path / "frames.csv", identity=identity))
     assert list(back.columns[-2:]) == ["stimulus", "stimulus_time_s"]
     np.testing.assert_allclose(back["stimulus_time_s"], shown["stimulus_time_s"])
+
+
+def test_loading_before_the_first_playing_is_no_stall_and_small_rises_are_no_key_moment():
+    table = events(("play", 0.5, 0.0), ("waiting", 0.5, 0.0), ("playing", 1.3, 0.0), ("ended", 11.3, 10.0))
+    quality = playback_quality(table, playback_spans(table, [AD]), [AD]).iloc[0]
+    assert (quality["stalls"], quality["stalled_s"], quality["seen_s"]) == (0, 0.0, pytest.approx(10.0))
+    flat = pd.DataFrame({"time_s": np.arange(4.0), "happy": [0.5, 0.52, 0.53, 0.51]})
+    assert key_moments(flat).empty
