@@ -125,7 +125,8 @@ def new_analyzer():
     from fer_core.detection import create_detector
 
     settings = get_settings()
-    return FrameAnalyzer(get_classifier(), create_detector(settings.detector), detect_every=settings.detect_every)
+    return FrameAnalyzer(get_classifier(), create_detector(settings.detector), detect_every=settings.detect_every,
+                         max_head_angle_deg=settings.attention_angle_deg)  # fmt: skip
 
 
 def new_live_stream(session_id: int, role: str) -> LiveStream:

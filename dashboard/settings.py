@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from dashboard.accounts import AccountError, check_password, default_auth_file
+from fer_core.attention import DEFAULT_MAX_ANGLE_DEG
 from fer_core.detection import DEFAULT_DETECTOR, DETECTOR_NAMES
 
 #: Config file read when ``FER_CONFIG`` is not set (relative to the working directory).
@@ -35,6 +36,7 @@ ENV_VARS: dict[str, str] = {
     "auth_cookie_hours": "FER_AUTH_COOKIE_HOURS",
     "resume_grace_s": "FER_RESUME_GRACE_S",
     "media_dir": "FER_MEDIA_DIR",
+    "attention_angle_deg": "FER_ATTENTION_ANGLE_DEG",
 }
 #: Values of the ``auth`` setting: sign-in with the account file, or none (loopback-only servers).
 AUTH_MODES = ("accounts", "none")
@@ -81,6 +83,9 @@ class Settings:
     media_dir : str or None
         Folder of the stimulus files and their thumbnails; None means ``media`` in the user data folder (beside
         ``sessions.db``; :func:`sessions.stimuli.resolve_media_dir`).
+    attention_angle_deg : float
+        Largest head yaw and pitch (degrees from the camera axis) of a face counted as attentive (turned to the
+        screen); default 30 (:data:`fer_core.attention.DEFAULT_MAX_ANGLE_DEG`, justified there). In (0, 90].
 
     Raises
     ------
@@ -105,6 +110,7 @@ class Settings:
     auth_cookie_hours: float = 12.0
     resume_grace_s: float = 120.0
     media_dir: str | None = None
+    attention_angle_deg: float = DEFAULT_MAX_ANGLE_DEG
 
     def __post_init__(self) -> None:
         if not isinstance(self.ice_servers, list):
@@ -120,6 +126,8 @@ class Settings:
             raise ValueError(f"detect_every has to be at least 1; got {self.detect_every}")
         if self.detector not in DETECTOR_NAMES:
             raise ValueError(f"detector has to be one of {', '.join(DETECTOR_NAMES)}; got {self.detector!r}")
+        if not 0 < self.attention_angle_deg <= 90:
+            raise ValueError(f"attention_angle_deg has to be more than 0 and at most 90 degrees; got {self.attention_angle_deg}")
         if not 0 <= self.resume_grace_s <= 86400:
             raise ValueError(f"resume_grace_s has to be between 0 and 86400 seconds; got {self.resume_grace_s}")
         if self.auth not in AUTH_MODES:
@@ -165,6 +173,11 @@ def _parse(name: str, raw: object) -> object:
             return int(raw)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{ENV_VARS[name]} has to be an integer; got {raw!r}") from exc
+    if name == "attention_angle_deg":
+        try:
+            return float(raw)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{ENV_VARS[name]} has to be a number of degrees; got {raw!r}") from exc
     if name == "resume_grace_s":
         try:
             return float(raw)

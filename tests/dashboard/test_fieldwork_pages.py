@@ -4,6 +4,7 @@ link shows and records; the upload's consent confirmation; who is connected on t
 from __future__ import annotations
 
 import io
+from types import SimpleNamespace
 
 import pandas as pd
 
@@ -165,3 +166,15 @@ def test_record_lists_who_is_connected_to_the_study(app, engine):
     assert "Connected to this study now: 1" in _texts(at)
     (table,) = [d.value for d in at.dataframe if "who" in d.value.columns]
     assert table["participant"].tolist() == ["STREAMING"] and table["who"].tolist() == ["participant"]
+
+
+def test_the_attention_angle_setting_reaches_the_analyzer(monkeypatch, db_url):
+    import dashboard.resources as resources
+    from dashboard.settings import load_settings
+    from fer_core.attention import DEFAULT_MAX_ANGLE_DEG
+
+    assert load_settings({}).attention_angle_deg == DEFAULT_MAX_ANGLE_DEG
+    settings = load_settings({"FER_ATTENTION_ANGLE_DEG": "20"})
+    monkeypatch.setattr(resources, "get_settings", lambda: settings)
+    monkeypatch.setattr(resources, "get_classifier", lambda: SimpleNamespace(spec_=SimpleNamespace(margin=0.1)))
+    assert resources.new_analyzer().max_head_angle_deg == 20.0

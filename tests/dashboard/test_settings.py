@@ -54,6 +54,9 @@ def test_ice_servers_from_json_env():
         ({"FER_RESEARCHER_PASSWORD": " "}, "FER_RESEARCHER_PASSWORD is set but blank"),
         ({"FER_RESEARCHER_PASSWORD": ""}, "FER_RESEARCHER_PASSWORD is set but blank"),
         ({"FER_RESEARCHER_PASSWORD": "short"}, "FER_RESEARCHER_PASSWORD.* has to be at least 8 characters"),
+        ({"FER_ATTENTION_ANGLE_DEG": "wide"}, "FER_ATTENTION_ANGLE_DEG has to be a number of degrees; got 'wide'"),
+        ({"FER_ATTENTION_ANGLE_DEG": "0"}, "attention_angle_deg has to be more than 0 and at most 90 degrees"),
+        ({"FER_ATTENTION_ANGLE_DEG": "nan"}, "attention_angle_deg has to be more than 0 and at most 90 degrees"),
     ],
 )
 def test_bad_values_name_the_setting(env, message):
