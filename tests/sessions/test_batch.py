@@ -210,6 +210,36 @@ def test_reanalyse_with_another_model_keeps_the_old_sessions(engine, video_dir, 
         reanalyse(engine, study="Nope", model_path=newer)
 
 
+def _blank_video(path, *, seconds: float = 2.0, fps: int = 10) -> None:
+    """A grey H.264 clip without a face, a key frame every second (so it splits into 1 s ranges)."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        stream.codec_context.gop_size = fps
+        for _ in range(int(seconds * fps)):
+            frame = av.VideoFrame.from_ndarray(np.full((120, 160, 3), 128, np.uint8), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+
+
+def test_video_without_a_face_fails_and_leaves_no_partial_session(engine, tmp_path, video_dir):
+    from fer_core.video_ranges import plan_ranges
+
+    _shipped_model()
+    blank = tmp_path / "blank.mp4"
+    _blank_video(blank)
+    assert len(plan_ranges(blank, 1.0)) == 2  # its first range is stored before the last shows there is no face
+    report = import_videos(engine, [blank, video_dir / "single_face.mp4"], study="Blank", split_s=1.0,
+                           show_progress=False)  # fmt: skip
+    assert [o.status for o in report.outcomes] == ["failed", "imported"]
+    assert report.outcomes[0].reason == "no face in any of its 20 analysed frames"
+    with session_scope(engine) as db:
+        assert db.scalars(select(StudySession.id)).all() == [report.outcomes[1].session_id]
+        assert db.scalars(select(VideoImport.status).order_by(VideoImport.id)).all() == ["failed", "complete"]
+
+
 def test_cli_reports_each_failed_video_and_exits_1(sqlite_url, video_dir, tmp_path, capsys):
     from sessions.__main__ import main
 
