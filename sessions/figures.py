@@ -212,7 +212,8 @@ def share_expressing(comparison: pd.DataFrame, metric: str, *, definition: str |
             hovertemplate=f"{name}<br>%{{x:.1f}} s: %{{y:.1%}} of %{{customdata}} sessions<extra></extra>",
         ))  # fmt: skip
     fig.update_yaxes(range=[0, 1], autorange=False, tickformat=".0%")
-    title = "Share of sessions with positive valence" if metric == "valence" else f"Share of sessions expressing {metric}"
+    titles = {"valence": "Share of sessions with positive valence", "attention_rate": "Share of sessions attending"}
+    title = titles.get(metric, f"Share of sessions expressing {metric}")
     # the full definition is written under the chart (the page's caption); an axis title that long is cut off
     return _layout(fig, title=title, yaxis="share of sessions")
 

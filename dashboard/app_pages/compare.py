@@ -210,7 +210,8 @@ if view.share_definition is None:
     st.info(stats.share_not_defined(metric))
 elif "share" in figures:
     st.plotly_chart(figures["share"], key="compare_share", config=config)
-    st.caption(f"Share expressing: {view.share_definition}; each session once. Sessions per group: {sizes}.")
+    share_name = "Share attending" if metric == "attention_rate" else "Share expressing"
+    st.caption(f"{share_name}: {view.share_definition}; each session once. Sessions per group: {sizes}.")
 
 st.plotly_chart(figures["means"], key="compare_means", config=config)
 emotion_rows = view.overall[view.overall["metric"].isin(EMOTIONS)]

@@ -178,3 +178,46 @@ def test_the_attention_angle_setting_reaches_the_analyzer(monkeypatch, db_url):
     monkeypatch.setattr(resources, "get_settings", lambda: settings)
     monkeypatch.setattr(resources, "get_classifier", lambda: SimpleNamespace(spec_=SimpleNamespace(margin=0.1)))
     assert resources.new_analyzer().max_head_angle_deg == 20.0
+
+
+def _seed_attention(engine, study: str, code: str, attentive_seconds: list[bool], fps: int = 10) -> int:
+    """A finished session whose face is turned to the screen (yaw 2 degrees) or away (yaw 45) in each second."""
+    import numpy as np
+
+    from fer_core.analyzer import FaceResult
+    from fer_core.emotions import EMOTIONS
+    from sessions.recorder import LiveRecorder
+    from sessions.repository import get_or_create_study
+
+    with session_scope(engine) as db:
+        session_id = create_session(db, study_id=get_or_create_study(db, study).id, participant_code=code).id
+    probs = np.full(len(EMOTIONS), 1 / len(EMOTIONS), dtype=np.float32)
+    recorder = LiveRecorder(engine, batch_interval_s=0.05)
+    for second, looking in enumerate(attentive_seconds):
+        for k in range(fps):
+            result = FaceResult(0, (20, 20, 80, 80), probs, probs, "neutral", 2.0 if looking else 45.0, 0.0, looking)
+            recorder.submit(session_id, second * fps + k, second + k / fps, [result])
+    recorder.finish(session_id, "complete")
+    recorder.close()
+    return session_id
+
+
+def test_compare_shows_the_share_of_participants_attending(app, engine):
+    for i, seconds in enumerate([[True, True, False], [True, False, False], [True, True, True]]):
+        _seed_attention(engine, "trailer test", f"P{i}", seconds)
+    at = app("compare")
+    at.radio(key="compare_mode").set_value("A whole study").run()
+    at.selectbox(key="compare_metric").select("attention_rate").run()
+    assert not at.exception
+    assert "Share attending: share of sessions attending" in _texts(at)
+    import base64
+    import json
+
+    import numpy as np
+
+    spec = json.loads(next(c for c in at.get("plotly_chart") if c.key == "compare_share").proto.spec)
+    assert spec["layout"]["title"]["text"].startswith("Share of sessions attending")
+    (trace,) = spec["data"]
+    y = trace["y"]
+    y = np.frombuffer(base64.b64decode(y["bdata"]), dtype=y["dtype"]) if isinstance(y, dict) else np.asarray(y, float)
+    np.testing.assert_allclose(y[:3], [1.0, 2 / 3, 1 / 3])  # each participant once, per second
