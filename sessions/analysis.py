@@ -340,9 +340,6 @@ class StudyAnalysis:
         :func:`sessions.stats.session_bins` of the kept sessions, raw (never corrected).
     values : pandas.DataFrame
         ``bins`` baseline-corrected when the settings ask for it (else ``bins`` itself): what means and curves use.
-    curves : pandas.DataFrame
-        :func:`sessions.stats.group_curves` of ``values`` for every metric; ``share_expressing`` from the raw
-        ``bins``.
     quality : pandas.DataFrame
         :func:`sessions.stats.quality_table` of every candidate session.
     candidates : pandas.DataFrame
@@ -359,11 +356,41 @@ class StudyAnalysis:
     align: dict[int, float] | None
     bins: pd.DataFrame
     values: pd.DataFrame
-    curves: pd.DataFrame
     quality: pd.DataFrame
     candidates: pd.DataFrame
     excluded: pd.DataFrame
     baseline: pd.DataFrame | None
+    _curves: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def curves_for(self, metrics: Sequence[str] | None = None) -> pd.DataFrame:
+        """:func:`sessions.stats.group_curves` of the (corrected) values for ``metrics`` (default all), computed
+        on first use per metric (a page showing one metric computes one); ``share_expressing`` from the raw bins.
+
+        Raises
+        ------
+        ValueError
+            An unknown metric.
+        """
+        metrics = list(COMPARE_METRICS if metrics is None else metrics)
+        for metric in metrics:
+            stats._check_metric(metric)
+        todo = [m for m in metrics if m not in self._curves]
+        if todo and self.kept:
+            threshold = self.settings.express_threshold
+            ranges = {m: self.value_range(m) for m in todo}
+            curves = stats.group_curves(self.values, self.groups, express_threshold=threshold, metrics=todo,
+                                        value_ranges=ranges)  # fmt: skip
+            if self.corrected:
+                raw = stats.group_curves(self.bins, self.groups, express_threshold=threshold, metrics=todo)
+                share = raw.set_index(["group", "metric", "time_s"])["share_expressing"]
+                curves["share_expressing"] = share.reindex(
+                    pd.MultiIndex.from_frame(curves[["group", "metric", "time_s"]])).to_numpy()  # fmt: skip
+            for metric, part in curves.groupby("metric", sort=False):
+                self._curves[metric] = part
+        parts = [self._curves[m] for m in metrics if m in self._curves]
+        if not parts:
+            return pd.DataFrame(columns=list(stats.CURVE_COLUMNS))
+        return pd.concat(parts, ignore_index=True)
 
     @property
     def kept(self) -> tuple[int, ...]:
@@ -452,16 +479,8 @@ def analyse(
             values = values[values["session_id"].isin(kept)].reset_index(drop=True)
             baseline = baseline[baseline["session_id"].isin(kept)].reset_index(drop=True)
     group_of = {i: str(groups[i]) for i in kept}
-    curves = pd.DataFrame(columns=list(stats.CURVE_COLUMNS))
-    if kept:
-        curves = stats.group_curves(values, group_of, express_threshold=settings.express_threshold)
-        if baseline is not None:
-            raw = stats.group_curves(bins, group_of, express_threshold=settings.express_threshold)
-            share = raw.set_index(["group", "metric", "time_s"])["share_expressing"]
-            curves["share_expressing"] = share.reindex(
-                pd.MultiIndex.from_frame(curves[["group", "metric", "time_s"]])).to_numpy()  # fmt: skip
     return StudyAnalysis(settings=settings, groups=group_of, align=dict(align) if align else None, bins=bins,
-                         values=values, curves=curves, quality=quality, candidates=candidates,
+                         values=values, quality=quality, candidates=candidates,
                          excluded=excluded.reset_index(drop=True), baseline=baseline)  # fmt: skip
 
 

@@ -111,7 +111,7 @@ def metric_view(analysis: StudyAnalysis, metric: str, *, start_s: float | None =
     threshold = analysis.settings.express_threshold
     windows = study_segments(analysis, markers, first, last)
     per_session = segments.session_segments(analysis.values, windows, metric, threshold=threshold, raw=analysis.bins)
-    return MetricView(metric=metric, curves=analysis.curves[analysis.curves["metric"] == metric], start_s=start_s,
+    return MetricView(metric=metric, curves=analysis.curves_for([metric]), start_s=start_s,
                       end_s=end_s, means=means, overall=overall, differences=differences,
                       segment_sessions=per_session, segments=segments.segment_table(per_session, analysis.groups),
                       segment_differences=segments.segment_differences(per_session, analysis.groups, metric),
@@ -246,8 +246,8 @@ def _table_html(table: pd.DataFrame) -> str:
 
 def _figure_html(fig: go.Figure, div_id: str) -> str:
     div = pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=div_id, config=figures.CHART_CONFIG)
-    buttons = "".join(f'<button type="button" onclick="ferDownload({json.dumps(div_id)}, \'{fmt}\')">{fmt.upper()}'
-                      "</button>" for fmt in ("png", "svg"))  # fmt: skip
+    buttons = "".join(f'<button type="button" onclick="{html.escape(f"ferDownload({json.dumps(div_id)}, {json.dumps(fmt)})")}">'
+                      f"{fmt.upper()}</button>" for fmt in ("png", "svg"))  # fmt: skip
     return f'<div class="chart">{div}<div class="buttons">Download: {buttons}</div></div>'
 
 

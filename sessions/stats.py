@@ -244,9 +244,10 @@ def interval_bands(
         weights = np.random.default_rng([int(seed), int(k)]).multinomial(k, np.full(k, 1.0 / k), size=int(n_resamples))
         resampled = compact @ (weights.T / k)  # (columns, resamples): the mean of each resample
         ci_low[cols], ci_high[cols] = np.quantile(resampled, [alpha / 2, 1 - alpha / 2], axis=1)
-    method = np.array(
-        [band_method(int(k), confidence=confidence, n_resamples=int(n_resamples)) for k in n], dtype=object
-    )
+    counts, inverse = np.unique(n, return_inverse=True)  # one sentence per session count, not per column
+    words = np.array([band_method(int(k), confidence=confidence, n_resamples=int(n_resamples)) for k in counts],
+                     dtype=object)  # fmt: skip
+    method = words[inverse.reshape(n.shape)] if len(n) else np.array([], dtype=object)
     return {"mean": mean, "ci_low": np.clip(ci_low, low_end, high_end), "ci_high": np.clip(ci_high, low_end, high_end),
             "n": n, "method": method}  # fmt: skip
 
@@ -300,6 +301,8 @@ def group_curves(
     confidence: float = 0.95,
     n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = DEFAULT_SEED,
+    metrics: Iterable[str] = COMPARE_METRICS,
+    value_ranges: Mapping[str, tuple[float, float]] | None = None,
 ) -> pd.DataFrame:
     """Per group, bin and metric: the equal-weighted mean over sessions, its 95% band and the share expressing.
 
@@ -313,6 +316,11 @@ def group_curves(
         Bin value above which a session counts as expressing (see :func:`share_definition`).
     confidence, n_resamples, seed
         As in :func:`interval_bands`.
+    metrics : iterable of str, default ``COMPARE_METRICS``
+        The metrics to compute (a page showing one metric asks for that one only).
+    value_ranges : mapping of str to (float, float), optional
+        The range each band is clipped to; default :data:`METRIC_RANGES` (a baseline-corrected value, a
+        difference, has a wider one: ``sessions.analysis.metric_range``).
 
     Returns
     -------
@@ -336,10 +344,11 @@ def group_curves(
     for group in sorted(set(labels.values())):
         part = bins[bins["session_id"].map(labels) == group]
         low = part.pivot(index="session_id", columns="time_s", values="low_frames").astype("float64").fillna(0.0)
-        for metric in COMPARE_METRICS:
-            wide = part.pivot(index="session_id", columns="time_s", values=metric)
+        for metric in metrics:
+            wide = part.pivot(index="session_id", columns="time_s", values=_check_metric(metric))
             values = wide.to_numpy(dtype=np.float64)
-            band = interval_bands(values, value_range=METRIC_RANGES[metric], confidence=confidence,
+            value_range = (value_ranges or {}).get(metric, METRIC_RANGES[metric])
+            band = interval_bands(values, value_range=value_range, confidence=confidence,
                                   n_resamples=n_resamples, seed=seed)  # fmt: skip
             share = _share(_expressing(values, metric, express_threshold))
             piece = pd.DataFrame({"time_s": wide.columns.to_numpy(dtype=np.float64), "mean": band["mean"],

@@ -238,9 +238,15 @@ if len(per_group) >= 2:
                          hide_index=True, key="compare_segment_differences")  # fmt: skip
         st.caption(escape_markdown(report.TEST_NOTE))
 
-curves_out = analysis.curves.assign(baseline=analysis.baseline_note())
-st.download_button("Comparison CSV", export_bytes(export_comparison, curves_out, ".csv"), "comparison.csv", "text/csv",
-                   key="compare_dl")  # fmt: skip
+
+
+def comparison_csv() -> bytes:
+    """Every metric's curves with bands, n and method (made when the button is clicked)."""
+    curves = analysis.curves_for().assign(baseline=analysis.baseline_note())
+    return export_bytes(export_comparison, curves, ".csv")
+
+
+st.download_button("Comparison CSV", comparison_csv, "comparison.csv", "text/csv", key="compare_dl", on_click="ignore")
 
 
 def study_report() -> bytes:

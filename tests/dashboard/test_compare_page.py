@@ -53,16 +53,17 @@ def test_one_session_wording_and_the_share_chart_follows_the_metric(app, engine)
     assert charts == ["compare_curves", "compare_means", "compare_segments"]  # no share chart
 
 
-def test_group_differences_and_the_csv_carry_n_and_method(app, engine, monkeypatch):
-    import dashboard.downloads
+def test_group_differences_and_the_csv_carry_n_and_method(app, engine):
+    from dashboard.downloads import export_bytes
+    from sessions.analysis import analyse, load_inputs
+    from sessions.db import session_scope
+    from sessions.exports import export_comparison
+    from sessions.report import group_labels
 
     for i, variant in enumerate("AAABBB"):
         happy = 1.0 + i if variant == "A" else 0.5
         seed_session(engine, study="ads", participant=f"P{i}", tags={"variant": variant},
                      timeline=(("neutral", 2.0), ("happy", happy)))  # fmt: skip
-    made: list[bytes] = []
-    real = dashboard.downloads.export_bytes
-    monkeypatch.setattr(dashboard.downloads, "export_bytes", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
     at = app("compare")
     at.radio(key="compare_mode").set_value("Groups by tag").run()
     assert not at.exception
@@ -74,7 +75,13 @@ def test_group_differences_and_the_csv_carry_n_and_method(app, engine, monkeypat
     assert table.loc[0, "permutation p"] != ""
     import io
 
-    csv = pd.read_csv(io.BytesIO(made[-1]))
+    # the page's "Comparison CSV" button (made on click): every metric's curves through the same functions
+    with session_scope(engine) as db:
+        inputs = load_inputs(db, inputs_ids(db))
+    analysis = analyse(inputs.sessions, inputs.per_second, groups=group_labels(inputs.sessions, "variant"))
+    csv = pd.read_csv(io.BytesIO(export_bytes(export_comparison, analysis.curves_for().assign(
+        baseline=analysis.baseline_note()), ".csv")))  # fmt: skip
+    assert set(csv["baseline"]) == {"No baseline correction (raw probabilities)."}
     assert {"n_sessions", "n_low_frames", "method"} <= set(csv.columns)
     few = csv["n_sessions"] < 3  # group A's sessions run longer than the others
     assert set(csv.loc[~few, "method"]) == {"bootstrap percentile 95% interval over sessions, 2000 resamples"}
@@ -126,3 +133,9 @@ def test_bad_cut_points_are_named_and_the_page_still_renders(app, engine):
     assert not at.exception
     assert "got 'soon'" in re.sub(r"\\(.)", r"\1", " ".join(e.value for e in at.error))
     assert list(_table(at, "time to peak (s, median)")["segment"]) == ["0-6 s"]
+
+
+def inputs_ids(db) -> list[int]:
+    from sessions.repository import list_sessions
+
+    return [int(i) for i in list_sessions(db)["session_id"]]

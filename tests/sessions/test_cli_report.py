@@ -52,7 +52,7 @@ def test_report_writes_one_self_contained_html_file(sqlite_url, tmp_path, capsys
     assert "Sessions left out" in text and f"<td>{ids[-1]}</td>" in text and "aborted" in text
     assert "Welch" in text and "Hedges" in text and "Segments" in text and "No baseline correction" in text
     assert "variant=A" in text and "variant=B" in text
-    assert "ferDownload" in text and "'svg'" in text  # PNG and SVG buttons under each chart
+    assert 'onclick="ferDownload(&quot;chart-0-curves&quot;, &quot;svg&quot;)"' in text  # PNG and SVG buttons under each chart
     assert "PublicTest" in text or "No model metadata" in text
 
 

@@ -30,6 +30,9 @@ def seconds(happy, *, frames=15) -> pd.DataFrame:
     table["valence"] = happy
     table["engagement"] = happy
     table["n_frames"] = frames
+    for column in BIN_COLUMNS:  # any other per-second column (e.g. attention) unknown here
+        if column not in table:
+            table[column] = np.nan
     return table[list(BIN_COLUMNS)]
 
 
@@ -140,7 +143,7 @@ def test_analyse_leaves_out_sessions_without_a_baseline_and_keeps_share_on_raw_v
                      markers=markers)  # fmt: skip
     assert result.kept == (1, 2)
     assert result.excluded["session_id"].tolist() == [3] and "no baseline" in result.excluded["reason"].iloc[0]
-    happy = result.curves[(result.curves["metric"] == "happy")]
+    happy = result.curves_for(["happy"])
     assert np.allclose(happy["mean"], 0.0)  # corrected
     assert np.allclose(happy["share_expressing"], 1.0)  # raw 0.6 is above 0.5
     assert "baseline-corrected" in result.baseline_note() and result.value_range("happy") == (-1.0, 1.0)
@@ -171,3 +174,14 @@ def test_settings_round_trip_and_name_the_bad_value():
         AnalysisSettings.from_json({"threshold": 0.4})
     with pytest.raises(ValueError, match="baseline seconds has to be > 0"):
         Baseline(seconds=0)
+
+
+def test_corrected_bands_may_go_below_zero_and_are_clipped_to_the_difference_range():
+    rng = np.random.default_rng(1)
+    tables = {i: seconds(np.r_[np.full(5, 0.6), np.clip(0.2 + rng.normal(0, 0.05, 5), 0, 1)]) for i in range(1, 5)}
+    result = analyse(session_list(list(tables)), tables, groups=dict.fromkeys(tables, "all"),
+                     settings=AnalysisSettings(baseline=Baseline(seconds=5)))  # fmt: skip
+    late = result.curves_for(["happy"]).query("time_s >= 5")
+    assert (late["mean"] < -0.3).all() and (late["ci_low"] < late["mean"]).all() and (late["ci_low"] >= -1).all()
+    raw = analyse(session_list(list(tables)), tables, groups=dict.fromkeys(tables, "all")).curves_for(["happy"])
+    assert (raw["ci_low"] >= 0).all() and set(raw["metric"]) == {"happy"}
