@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, delete, insert, select
 
 from fer_core.detection import DEFAULT_DETECTOR, DETECTOR_NAMES
 from fer_core.emotions import NO_FACE_ID
@@ -45,7 +45,7 @@ from sessions import lifecycle, repository
 from sessions.batch_engines import ENGINES, range_task, run_local, run_ray, table_from_bytes
 from sessions.db import session_scope
 from sessions.importer import INSERT_CHUNK, coverage_warning, new_participant_code, observation_table_rows
-from sessions.models import Observation, StudySession, VideoImport, utc_now
+from sessions.models import LiveOwner, Observation, StudySession, VideoImport, utc_now
 from sessions.validation import check_session_fields, check_study, check_tags
 
 logger = logging.getLogger(__name__)
@@ -420,6 +420,12 @@ class _Batch:
         finally:
             self._stop.set()
             self._heartbeat.join(timeout=5)
+            if not self._open:  # nothing left for crash recovery to judge: retire this owner, as a recorder does
+                try:
+                    with session_scope(self.engine) as db:
+                        db.execute(delete(LiveOwner).where(LiveOwner.id == self.owner_id))
+                except Exception:  # noqa: BLE001 - a stale owner row is removed by the next recovery
+                    logger.warning("could not retire batch owner %s", self.owner_id, exc_info=True)
 
     def _beat(self) -> None:
         while not self._stop.wait(HEARTBEAT_S):

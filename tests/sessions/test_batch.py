@@ -20,7 +20,7 @@ from fer_core.emotions import EMOTIONS, NO_FACE_ID
 from sessions import repository as repo
 from sessions.batch import BatchSettings, VideoSource, file_sha256, import_videos, reanalyse
 from sessions.db import get_engine, session_scope
-from sessions.models import Observation, StudySession, VideoImport
+from sessions.models import LiveOwner, Observation, StudySession, VideoImport
 from tests.conftest import ROOT
 
 #: The clip split into ranges (19.7 s, key frames every 3 s: ranges start at 0, 6, 12 and 18 s with split_s=5).
@@ -125,6 +125,8 @@ def test_second_run_skips_and_force_makes_a_new_session(engine, video_dir):
     second = import_videos(engine, [clip], study="Again", show_progress=False).outcomes[0]
     assert first.status == "imported" and second.status == "skipped" and second.session_id == first.session_id
     assert "already imported" in second.reason
+    with session_scope(engine) as db:
+        assert db.scalar(select(func.count()).select_from(LiveOwner)) == 0  # each run retired its owner row
     other_detector = import_videos(engine, [clip], study="Again", settings=BatchSettings(detector="blazeface_full"),
                                    show_progress=False).outcomes[0]  # fmt: skip
     assert other_detector.status == "imported"  # other analysis settings: analysed again
