@@ -45,8 +45,9 @@ from sqlalchemy.orm import Session
 
 from fer_core.emotions import EMOTIONS
 from sessions.aggregate import per_bin
-from sessions.models import PlaybackEvent, SessionGap, utc_now
-from sessions.repository import get_session
+from sessions.errors import SessionNotFound
+from sessions.models import PlaybackEvent, SessionGap, SessionStimulus, utc_now
+from sessions.repository import get_session, load_observations
 from sessions.stimuli import SequenceItem, session_sequence, stored_sequence
 
 logger = logging.getLogger(__name__)
@@ -321,13 +322,13 @@ def stimulus_times(spans: Sequence[PlaybackSpan], times_s) -> tuple[np.ndarray, 
         The stimulus name playing at each time, None outside every span.
     stimulus_time_s : ndarray of shape (n,) float64
         Stimulus seconds (``media_start_s + t - start_s``), NaN outside every span. A span covers
-        ``[start_s, end_s]``.
+        ``[start_s, end_s)``: the instant the stimulus ends shows none of it.
     """
     times = np.asarray(times_s, dtype=np.float64)
     names = np.full(times.shape, None, dtype=object)
     stimulus_time = np.full(times.shape, np.nan)
     for span in spans:
-        inside = (times >= span.start_s) & (times <= span.end_s) & np.isnan(stimulus_time)
+        inside = (times >= span.start_s) & (times < span.end_s) & np.isnan(stimulus_time)
         names[inside] = span.stimulus
         stimulus_time[inside] = span.media_start_s + (times[inside] - span.start_s)
     return names, stimulus_time
@@ -539,3 +540,50 @@ def session_playback(db: Session, session_id: int, observations: pd.DataFrame) -
     shown = add_stimulus_columns(observations, spans)
     return SessionPlayback(shown, playback_quality(events, spans, sequence, shown), spans, events, sequence)
 
+
+
+def stimulus_per_second(db: Session, session_ids: Iterable[int], stimulus: str, *,
+                        bin_s: float = 1.0) -> dict[int, pd.DataFrame]:  # fmt: skip
+    """Per-second tables of several sessions on one stimulus's timeline, for comparing sessions on stimulus time.
+
+    Each session's frames shown ``stimulus`` are binned on their stimulus time (:func:`stimulus_bins`), so two
+    sessions line up second by second of the stimulus whenever they started it and however often it paused or
+    stalled. Feed the result to :func:`sessions.stats.session_bins` (no ``align``) or to the Compare analysis as
+    its per-second rows.
+
+    Parameters
+    ----------
+    db : sqlalchemy.orm.Session
+    session_ids : iterable of int
+        Unknown sessions are left out.
+    stimulus : str
+        The stimulus name (as in the sessions' orders).
+    bin_s : float
+        Bin width in stimulus seconds.
+
+    Returns
+    -------
+    dict of int to pandas.DataFrame
+        Session id to its ``BIN_COLUMNS`` table (``time_s`` = stimulus seconds), only for the sessions in which
+        the stimulus played, in the order of ``session_ids``.
+    """
+    result = {}
+    for sid in dict.fromkeys(int(i) for i in session_ids):
+        try:
+            spans = [s for s in session_spans(db, sid) if s.stimulus == stimulus]
+        except SessionNotFound:
+            continue
+        if spans:
+            result[sid] = stimulus_bins(add_stimulus_columns(load_observations(db, sid), spans), stimulus, bin_s)
+    return result
+
+
+def played_stimuli(db: Session, session_ids: Iterable[int]) -> list[str]:
+    """Names of the stimuli that played (a ``playing`` event) in any of the sessions, in first-seen order."""
+    ids = [int(i) for i in session_ids]
+    rows = db.execute(select(SessionStimulus.name).join(
+        PlaybackEvent, (PlaybackEvent.session_id == SessionStimulus.session_id)
+        & (PlaybackEvent.position == SessionStimulus.position))
+        .where(SessionStimulus.session_id.in_(ids), PlaybackEvent.kind == RUN_START)
+        .order_by(SessionStimulus.session_id, SessionStimulus.position)).scalars().all()  # fmt: skip
+    return list(dict.fromkeys(rows))

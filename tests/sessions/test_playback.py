@@ -41,9 +41,9 @@ def test_uninterrupted_playback_maps_linearly_and_nothing_outside():
     spans = playback_spans(events(("play", 4.9, 0.0), ("playing", 5.0, 0.0), ("pause", 15.0, 10.0),
                                   ("ended", 15.0, 10.0)), [AD])  # fmt: skip
     assert spans == [PlaybackSpan(0, "ad", 7, 5.0, 15.0, 0.0)]
-    names, t = stimulus_times(spans, [0.0, 4.99, 5.0, 7.5, 15.0, 15.01, 30.0])
-    assert list(names) == [None, None, "ad", "ad", "ad", None, None]
-    np.testing.assert_allclose(t, [np.nan, np.nan, 0.0, 2.5, 10.0, np.nan, np.nan])
+    names, t = stimulus_times(spans, [0.0, 4.99, 5.0, 7.5, 14.99, 15.0, 30.0])
+    assert list(names) == [None, None, "ad", "ad", "ad", None, None]  # [start, end): the end instant shows nothing
+    np.testing.assert_allclose(t, [np.nan, np.nan, 0.0, 2.5, 9.99, np.nan, np.nan])
 
 
 def test_pause_shifts_the_map_by_the_pause():
@@ -211,7 +211,7 @@ def test_stored_rows_and_exports_carry_the_stimulus_time(engine, two_ad_study, t
         bins = study_table(db, two_ad_study, per_second=True)
         identity = SessionIdentity.from_listing(list_sessions(db, session_ids=[sid]).iloc[0])
     playing = shown[shown["stimulus"].notna()]
-    assert playing["time_s"].min() == 1.0 and playing["time_s"].max() == pytest.approx(1.0 + first.duration_s)
+    assert playing["time_s"].min() == 1.0 and playing["time_s"].max() == pytest.approx(1.0 + first.duration_s - 0.5)
     assert (np.diff(playing["stimulus_time_s"]) > 0).all() and (playing["stimulus"] == first.name).all()
     assert shown.loc[shown["time_s"] < 1.0, "stimulus_time_s"].isna().all()
     assert quality.loc[0, "completed"] and quality.loc[0, "share_seen_with_face"] == pytest.approx(2 / first.duration_s)
@@ -228,3 +228,52 @@ def test_loading_before_the_first_playing_is_no_stall_and_small_rises_are_no_key
     assert (quality["stalls"], quality["stalled_s"], quality["seen_s"]) == (0, 0.0, pytest.approx(10.0))
     flat = pd.DataFrame({"time_s": np.arange(4.0), "happy": [0.5, 0.52, 0.53, 0.51]})
     assert key_moments(flat).empty
+
+
+def test_two_sessions_of_one_stimulus_align_exactly_in_the_compare_statistics(engine, two_ad_study):
+    """Sessions started 3 s and 40 s into their recordings, one pausing 4 s: on stimulus time their per-second
+    values coincide, so the group curve (each participant once) equals each session's curve."""
+    from sessions import stats
+    from sessions.models import Observation
+    from sessions.playback import played_stimuli, stimulus_per_second
+    from sessions.recorder import observation_records
+    from sessions.repository import create_session
+    from sessions.stimuli import session_sequence
+    from tests.sessions.conftest import face
+
+    t0 = datetime(2026, 12, 2, 1, 0, tzinfo=UTC)
+    ms = t0.timestamp() * 1000
+
+    def session(code: str, start_s: float, pause: tuple[float, float] | None) -> tuple[int, str]:
+        with session_scope(engine) as db:
+            sid = create_session(db, study_id=two_ad_study, participant_code=code).id
+            _start(db, sid, t0)
+            item = next(x for x in session_sequence(db, sid, rng=random.Random(0)) if x.name == "A")
+            plays = [("playing", start_s, 0.0)]
+            if pause:
+                plays += [("pause", start_s + pause[0], pause[0]), ("playing", start_s + pause[0] + pause[1], pause[0])]
+            end = start_s + item.duration_s + (pause[1] if pause else 0.0)
+            plays.append(("ended", end, item.duration_s))
+            record_events(db, sid, [{"kind": k, "position": item.position, "media_time_s": m, "client_ms": ms + t * 1000,
+                                     "offset_ms": 0.0, "page_id": "p", "seq": i} for i, (k, t, m) in enumerate(plays)])  # fmt: skip
+            spans = playback_spans(load_events(db, sid), session_sequence(db, sid))
+            for i, t in enumerate(np.arange(0.0, end + 2.0, 1 / 15)):  # 15 fps; happiness follows the stimulus
+                _, stimulus_t = stimulus_times(spans, [t])
+                happy = 0.1 if np.isnan(stimulus_t[0]) else 0.1 + 0.25 * np.floor(stimulus_t[0])
+                for row in observation_records(sid, i, float(t), [face(happy=min(happy, 0.9))]):
+                    db.add(Observation(**row))
+            return sid, item.name
+
+    early, name = session("early", 3.0, None)
+    late, _ = session("late", 40.0, (1.5, 4.0))
+    with session_scope(engine) as db:
+        assert played_stimuli(db, [early, late]) == ["A"]
+        per_second = stimulus_per_second(db, [early, late], name)
+    bins = stats.session_bins(per_second)
+    a, b = (bins[bins["session_id"] == s].set_index("time_s")["happy"] for s in (early, late))
+    assert list(a.index) == list(b.index) == [0.0, 1.0, 2.0]
+    np.testing.assert_allclose(a.to_numpy(), b.to_numpy(), atol=1e-6)
+    np.testing.assert_allclose(a.to_numpy(), [0.1, 0.35, 0.6], atol=1e-6)
+    curves = stats.group_curves(bins, metrics=["happy"]).sort_values("time_s")
+    np.testing.assert_allclose(curves["mean"].to_numpy(), a.to_numpy(), atol=1e-6)
+    assert (curves["n_sessions"] == 2).all()
