@@ -3,8 +3,9 @@
 The unit of work is a **range task**: one time range of one video (:class:`fer_core.video_ranges.VideoRange`).
 :class:`RangeAnalyzer` turns a batch of range tasks into a batch of range results; it loads the expression model
 and builds the face detector once, in its constructor. ``local`` calls one instance on each task in turn;
-``ray`` hands the class to ``Dataset.map_batches`` (``compute=ActorPoolStrategy(size=workers)``, one CPU per
-actor: each actor loads the model once and analyses range after range), and the driver iterates the results as
+``ray`` hands the class to ``Dataset.map_batches`` (``compute=ActorPoolStrategy(size=workers)``, what
+``concurrency=workers`` asked for before Ray deprecated it; one CPU per actor: each actor loads the model once and
+analyses range after range), and the driver iterates the results as
 they finish, in whatever order. Nothing here touches the session store: the driver
 (:mod:`sessions.batch`) stitches the results of each video in order and writes them.
 
