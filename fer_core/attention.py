@@ -14,8 +14,10 @@ rotation to the least-squares affine map, as in Tomasi & Kanade's (1992) orthogr
 
 1. centre the image points ``p`` (6, 2) and the model points ``P`` (6, 3) on their means;
 2. least squares for the 2x3 affine map ``M`` with ``p ~ P @ M.T``;
-3. ``M = U S V^T`` (SVD); the first two rows of the rotation are ``R12 = U V^T`` (orthonormal), the third their
-   cross product (a proper rotation);
+3. the first two rows of the rotation are the orthonormal polar factor of ``M``, ``R12 = U V^T`` for the SVD
+   ``M = U S V^T``, computed in closed form as ``(M M^T)^(-1/2) M`` (the square root of a 2x2 symmetric matrix
+   ``A`` is ``(A + sqrt(det A) I) / sqrt(tr A + 2 sqrt(det A))``); the third row is their cross product (a
+   proper rotation);
 4. the face's forward direction in the camera frame is ``f = R @ (0, 0, -1)`` (towards the camera), and
    ``yaw = atan2(f_x, -f_z)``, ``pitch = atan2(-f_y, hypot(f_x, f_z))``: the horizontal and vertical angles
    between where the face points and the camera's optical axis. Roll (tilting the head sideways) changes
@@ -65,6 +67,8 @@ HEAD_MODEL_MM: np.ndarray = np.array(
     ],
     dtype=np.float64,
 )
+#: Pseudo-inverse of the centred default head (3, 6), for the least-squares fit.
+_DEFAULT_PINV: np.ndarray = np.linalg.pinv(HEAD_MODEL_MM - HEAD_MODEL_MM.mean(axis=0))
 #: Largest head yaw and pitch (degrees from the camera axis) of an attentive face; see the module docstring.
 DEFAULT_MAX_ANGLE_DEG: float = 30.0
 
@@ -113,20 +117,28 @@ def head_rotation(keypoints: np.ndarray, model: np.ndarray = HEAD_MODEL_MM) -> n
         raise ValueError(f"model has to have shape (K, 3) with K >= 4; got {model.shape}")
     if points.ndim != 3 or points.shape[1:] != (model.shape[0], 2):
         raise ValueError(f"keypoints have to have shape (N, {model.shape[0]}, 2); got {points.shape}")
-    centred_model = model - model.mean(axis=0)
-    # least squares p ~ P @ M.T for every face at once: M.T = pinv(P) @ p
-    affine = np.einsum("ij,njk->nki", np.linalg.pinv(centred_model), points - points.mean(axis=1, keepdims=True))
+    pinv = _DEFAULT_PINV if model is HEAD_MODEL_MM else np.linalg.pinv(model - model.mean(axis=0))
+    # least squares p ~ P @ M.T for every face at once: M.T = pinv(P) @ p, so M = p.T @ pinv(P).T
+    centred = points - points.mean(axis=1, keepdims=True)
+    affine = np.matmul(centred.transpose(0, 2, 1), pinv.T)  # (N, 2, 3)
     out = np.full((len(points), 3, 3), np.nan)
-    good = np.isfinite(affine).all(axis=(1, 2))
+    # polar factor (A^(-1/2) M with A = M M^T, 2x2): closed form, no SVD per face
+    gram = np.matmul(affine, affine.transpose(0, 2, 1))
+    det = gram[:, 0, 0] * gram[:, 1, 1] - gram[:, 0, 1] * gram[:, 1, 0]
+    trace = gram[:, 0, 0] + gram[:, 1, 1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        good = np.isfinite(det) & (det > 1e-12 * trace**2)  # collinear points span no plane: no rotation
     if not good.any():
         return out
-    u, s, vt = np.linalg.svd(affine[good], full_matrices=False)  # (n, 2, 2), (n, 2), (n, 2, 3)
-    rows = u @ vt
+    gram, det, trace, affine = gram[good], det[good], trace[good], affine[good]
+    root_det = np.sqrt(det)
+    root = (gram + root_det[:, None, None] * np.eye(2)) / np.sqrt(trace + 2 * root_det)[:, None, None]
+    # inverse of the 2x2 root: adjugate over determinant
+    inverse = np.stack([root[:, 1, 1], -root[:, 0, 1], -root[:, 1, 0], root[:, 0, 0]], axis=1).reshape(-1, 2, 2)
+    inverse /= (root[:, 0, 0] * root[:, 1, 1] - root[:, 0, 1] * root[:, 1, 0])[:, None, None]
+    rows = np.matmul(inverse, affine)
     third = np.cross(rows[:, 0], rows[:, 1])
-    rotation = np.concatenate([rows, third[:, None, :]], axis=1)
-    flat = s[:, 1] <= 1e-9 * np.maximum(s[:, 0], 1e-300)  # collinear points: no plane, no rotation
-    rotation[flat] = np.nan
-    out[good] = rotation
+    out[good] = np.concatenate([rows, third[:, None, :]], axis=1)
     return out
 
 

@@ -241,3 +241,25 @@ def test_share_of_sessions_attending_counts_each_session_once():
     assert attention.loc[1.0, "share_expressing"] == pytest.approx(1 / 4)  # session 1 only (session 4: exactly half)
     assert attention.loc[0.0, "mean"] == pytest.approx((1.0 + 0.6 + 0.0 + 1.0) / 4)
     assert "share of sessions attending" in stats.share_definition("attention_rate")
+
+
+def test_imported_real_clip_stores_attention_and_the_uploader_consent(engine, video_dir):
+    """single_face.mp4 through BlazeFace: a man facing his webcam, every face frame attentive, stored as such."""
+    from fer_core.analyzer import FrameAnalyzer
+    from fer_core.detection import create_detector
+    from sessions.importer import import_video
+    from tests.sessions.test_importer import FixedClassifier
+
+    study_id = _study(engine, "Imports")
+    with session_scope(engine) as db:
+        set_consent_text(db, study_id, TEXT)
+    analyzer = FrameAnalyzer(FixedClassifier(), create_detector("blazeface"))
+    sid = import_video(engine, video_dir / "single_face.mp4", study="Imports", analyzer=analyzer, consent_at=NOW).session_id
+    with session_scope(engine) as db:
+        obs = load_observations(db, sid)
+        record = consent_of(db, sid)
+    faces = obs[obs["face_id"] != -1]
+    assert len(faces) > 60 and faces["yaw_deg"].abs().max() < 10 and faces["pitch_deg"].abs().max() < 10
+    assert faces["attentive"].all()
+    assert per_bin(obs)["attention_rate"].min() == pytest.approx(1.0)
+    assert (record["consent_at"], record["consent_version"], record["consent_source"]) == (NOW, 1, "uploader")
