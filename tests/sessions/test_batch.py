@@ -118,6 +118,15 @@ def test_ray_import_matches_local_row_for_row_with_ranges_a_copy_and_a_corrupt_f
     engine.dispose()
 
 
+def test_local_engine_stores_what_import_video_stores(reference, sqlite_url, video_dir):
+    from sessions.importer import import_video
+
+    engine = get_engine(sqlite_url)
+    single = import_video(engine, video_dir / "single_face.mp4", study="One").session_id
+    _assert_same_rows(_observations(engine, single), reference["single_face.mp4"])
+    engine.dispose()
+
+
 def test_second_run_skips_and_force_makes_a_new_session(engine, video_dir):
     _shipped_model()
     clip = video_dir / "single_face.mp4"
