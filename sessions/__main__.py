@@ -284,11 +284,16 @@ def _cmd_import_videos(engine, args) -> int:
 
     options = {"engine_name": args.engine, "address": args.address, "workers": args.workers, "force": args.force,
                "split_s": args.split_s, "settings": BatchSettings(detector=args.detector)}  # fmt: skip
-    if args.command == "reanalyse":
-        report = reanalyse(engine, study=args.study, model_path=args.model, **options)
-    else:
-        report = import_videos(engine, expand_video_paths(args.videos), study=args.study, tags=dict(args.tag),
-                               model_path=args.model, **options)  # fmt: skip
+    try:
+        if args.command == "reanalyse":
+            report = reanalyse(engine, study=args.study, model_path=args.model, **options)
+        else:
+            report = import_videos(engine, expand_video_paths(args.videos), study=args.study, tags=dict(args.tag),
+                                   model_path=args.model, **options)  # fmt: skip
+    except KeyboardInterrupt:
+        print("interrupted: the videos stored so far are kept; run the same command again to import the rest",
+              file=sys.stderr)  # fmt: skip
+        return 130
     for outcome in report.outcomes:
         if outcome.status == "imported":
             note = f"; warning: {outcome.reason}" if outcome.reason else ""
