@@ -25,6 +25,13 @@ from sessions.stimuli import StimulusError, frame_at, get_stimulus, thumbnail_fi
 
 #: Thumbnails drawn under the axis at most (evenly spaced over the stimulus).
 MAX_STRIP = 30
+#: Prefix of the Compare page's "Align on" choices that put sessions on a stimulus's own timeline.
+STIMULUS_ALIGN = "stimulus time: "
+
+
+def aligned_stimulus(align_on: str | None) -> str | None:
+    """The stimulus an "Align on" choice names (``STIMULUS_ALIGN`` + name), else None (session start, a marker)."""
+    return align_on[len(STIMULUS_ALIGN):] if align_on and align_on.startswith(STIMULUS_ALIGN) else None
 
 
 def _data_uri(path: Path) -> str:

@@ -587,3 +587,30 @@ def played_stimuli(db: Session, session_ids: Iterable[int]) -> list[str]:
         .where(SessionStimulus.session_id.in_(ids), PlaybackEvent.kind == RUN_START)
         .order_by(SessionStimulus.session_id, SessionStimulus.position)).scalars().all()  # fmt: skip
     return list(dict.fromkeys(rows))
+
+
+def markers_on_stimulus(db: Session, markers: dict[str, dict[int, float]], stimulus: str) -> dict[str, dict[int, float]]:
+    """Marker times moved from session time to one stimulus's time, for analyses on that stimulus's timeline.
+
+    Parameters
+    ----------
+    markers : dict of str to dict of int to float
+        Label to session id to session seconds (:func:`sessions.analysis.marker_times`).
+    stimulus : str
+
+    Returns
+    -------
+    dict of str to dict of int to float
+        The same labels; each time in stimulus seconds, a marker placed while the stimulus was not playing left out.
+    """
+    spans: dict[int, list[PlaybackSpan]] = {}
+    result: dict[str, dict[int, float]] = {}
+    for label, times in markers.items():
+        result[label] = {}
+        for sid, t in times.items():
+            if sid not in spans:
+                spans[sid] = [s for s in session_spans(db, sid) if s.stimulus == stimulus]
+            value = stimulus_times(spans[sid], [t])[1][0]
+            if np.isfinite(value):
+                result[label][sid] = float(value)
+    return result

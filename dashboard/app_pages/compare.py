@@ -15,6 +15,7 @@ import streamlit as st
 from dashboard import charts
 from dashboard.downloads import export_bytes
 from dashboard.resources import get_settings
+from dashboard.stimulus_review import STIMULUS_ALIGN, aligned_stimulus
 from dashboard.store import page_session
 from dashboard.tables import count_noun, difference_table, excluded_table, group_means_table, session_label
 from dashboard.text import escape_markdown
@@ -31,6 +32,7 @@ from sessions.analysis import (
     session_marker_labels,
 )
 from sessions.exports import export_comparison
+from sessions.playback import markers_on_stimulus, played_stimuli, stimulus_per_second
 from sessions.repository import list_sessions, list_studies
 from sessions.second_aggregates import aggregate_versions
 
@@ -42,11 +44,16 @@ def cached_analysis(db_url: str, versions: str, ids: tuple[int, ...], groups: tu
                     align_on: str | None, settings_json: str):  # fmt: skip
     """The study analysis and its inputs' markers, cached on the sessions' versions (``versions``) and choices."""
     settings = AnalysisSettings.from_json(json.loads(settings_json))
+    stimulus = aligned_stimulus(align_on)
     with page_session() as db:
-        inputs = load_inputs(db, list(ids), settings=settings, align_on=align_on)
-    analysis = analyse(inputs.sessions, inputs.per_second, groups=dict(groups), settings=settings,
-                       align=inputs.align, markers=inputs.markers)  # fmt: skip
-    return analysis, inputs.markers, inputs.align
+        inputs = load_inputs(db, list(ids), settings=settings, align_on=None if stimulus else align_on)
+        sessions, per_second, align, markers = inputs.sessions, inputs.per_second, inputs.align, inputs.markers
+        if stimulus is not None:  # each session's seconds on the stimulus's own timeline: they align exactly
+            per_second = stimulus_per_second(db, list(ids), stimulus)
+            align, markers = {sid: 0.0 for sid in per_second}, markers_on_stimulus(db, markers, stimulus)
+            sessions = sessions[sessions["session_id"].isin(list(per_second))]
+    analysis = analyse(sessions, per_second, groups=dict(groups), settings=settings, align=align, markers=markers)
+    return analysis, markers, align
 
 
 def restore_settings(owner: object, settings: AnalysisSettings, ids: list[int], labels: list[str]) -> None:
@@ -115,8 +122,11 @@ with page_session() as db:
     versions = aggregate_versions(db, ids)
     stored = load_settings(db, study_id) if study_id is not None else AnalysisSettings()
     marker_labels = list(session_marker_labels(db, ids))
+    stimulus_choices = [f"{STIMULUS_ALIGN}{name}" for name in played_stimuli(db, ids)]
 restore_settings(study_id if study_id is not None else "sessions", stored, ids, marker_labels)
-align_on = st.selectbox("Align on", ["session start", *marker_labels], key="compare_align")
+align_on = st.selectbox("Align on", ["session start", *stimulus_choices, *marker_labels], key="compare_align",
+                        index=1 if stimulus_choices else 0,
+                        help="A stimulus: every session on that stimulus's own seconds (exact, pauses included).")  # fmt: skip
 align_on = None if align_on == "session start" else align_on
 
 with st.expander("Analysis settings" + (" of this study (stored with it)" if study_id is not None else
@@ -164,7 +174,8 @@ analysis, markers, align = cached_analysis(db_url, versions, tuple(ids), tuple(s
 if align_on is not None:
     missing = [i for i in ids if i not in (align or {})]
     if missing:
-        st.warning(f"Left out (no '{escape_markdown(align_on)}' marker): sessions {', '.join(f'#{i}' for i in missing)}.")
+        why = "the stimulus never played" if aligned_stimulus(align_on) else f"no '{escape_markdown(align_on)}' marker"
+        st.warning(f"Left out ({why}): sessions {', '.join(f'#{i}' for i in missing)}.")
 if analysis is None:
     st.info("None of these sessions has observations to compare.")
     st.stop()
@@ -217,7 +228,8 @@ st.plotly_chart(figures["means"], key="compare_means", config=config)
 emotion_rows = view.overall[view.overall["metric"].isin(EMOTIONS)]
 st.caption(f"Mean over sessions of each session's mean from {start_s:.0f} to {end_s:.0f} s. "
            f"{stats.describe_bands(emotion_rows)}")  # fmt: skip
-st.dataframe(group_means_table(view.overall[view.overall["metric"] == metric]), hide_index=True, key="compare_means_table")
+st.dataframe(group_means_table(view.overall[view.overall["metric"] == metric], corrected=analysis.corrected),
+             hide_index=True, key="compare_means_table")  # fmt: skip
 
 st.subheader(f"Segments: {metric}")
 if "segments" in figures:
@@ -232,9 +244,10 @@ if len(per_group) >= 2:
     if max(per_group.values()) < 2:
         st.info("Each group holds one session: there is nothing to test. Compare groups by tag or a whole study.")
     else:
-        st.dataframe(difference_table(view.differences), hide_index=True, key="compare_differences")
+        st.dataframe(difference_table(view.differences, corrected=analysis.corrected), hide_index=True,
+                     key="compare_differences")  # fmt: skip
         if len(view.segment_differences):
-            st.dataframe(report.difference_rows(view.segment_differences, corrected=analysis.corrected),
+            st.dataframe(difference_table(view.segment_differences, corrected=analysis.corrected),
                          hide_index=True, key="compare_segment_differences")  # fmt: skip
         st.caption(escape_markdown(report.TEST_NOTE))
 

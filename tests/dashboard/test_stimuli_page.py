@@ -120,3 +120,33 @@ def test_review_shows_the_stimulus_timeline_and_says_when_a_stimulus_never_playe
     at.selectbox(key="review_session").select(never).run()
     assert not at.exception
     assert any("never pressed Start" in i.value for i in at.info)
+
+
+def test_compare_aligns_sessions_on_the_stimulus_by_default(app, engine, study):
+    from tests.dashboard.test_pages import _texts
+
+    study_id, a, b = study
+    _observed_session(engine, study_id, "P1", [{"kind": "playing", "at_s": 1.0, "position": 0, "media_time_s": 0.0},
+                                                        {"kind": "ended", "at_s": 3.0, "position": 0, "media_time_s": 2.0}])  # fmt: skip
+    _observed_session(engine, study_id, "P2", [{"kind": "playing", "at_s": 6.0, "position": 0, "media_time_s": 0.0},
+                                                       {"kind": "ended", "at_s": 8.0, "position": 0, "media_time_s": 2.0}])  # fmt: skip
+    never = _observed_session(engine, study_id, "P3")
+    at = app("compare")
+    at.radio(key="compare_mode").set_value("A whole study").run()
+    assert not at.exception
+    assert at.selectbox(key="compare_align").value == "stimulus time: Trailer A"
+    assert f"Left out (the stimulus never played): sessions #{never}" in " ".join(w.value for w in at.warning)
+    assert "2 sessions, 1 group;" in _texts(at)
+    import base64
+    import json
+
+    import numpy as np
+
+    def values(array):  # plotly writes numeric arrays as {"dtype", "bdata" (base64)}
+        if isinstance(array, dict):
+            return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
+        return list(array or [])
+
+    spec = json.loads(next(c for c in at.get("plotly_chart") if c.key == "compare_curves").proto.spec)
+    xs = sorted({float(x) for trace in spec["data"] for x in values(trace.get("x")) if x is not None})
+    assert xs == [0.0, 1.0]  # stimulus seconds 0 and 1 for both sessions (session seconds 1-3 and 6-8)
