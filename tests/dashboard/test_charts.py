@@ -186,3 +186,13 @@ def test_gaps_are_shaded_on_the_timeline():
     assert len(shapes) == 1 and (shapes[0].x0, shapes[0].x1) == (1.0, 4.5)
     assert any(a.text == "no camera" for a in fig.layout.annotations)
     assert not [s for s in charts.emotion_lines(table).layout.shapes if s.type == "rect"]
+
+
+def test_attention_line_shows_shares_and_leaves_unknown_seconds_empty():
+    bins = pd.DataFrame({"time_s": [0.0, 1.0, 2.0], "attention_rate": [1.0, np.nan, 0.25]})
+    fig = charts.attention_line(bins)
+    (trace,) = fig.data
+    assert list(trace.x) == [0.0, 1.0, 2.0] and trace.y[0] == 1.0 and np.isnan(trace.y[1])
+    assert fig.layout.yaxis.range == (0, 1.05) and fig.layout.yaxis.tickformat == ".0%"
+    with pytest.raises(ValueError, match="attention_rate"):
+        charts.attention_line(bins.drop(columns="attention_rate"))
