@@ -273,6 +273,18 @@ def test_cli_reports_each_failed_video_and_exits_1(sqlite_url, video_dir, tmp_pa
     assert "only engine 'ray' uses" in capsys.readouterr().err
 
 
+def test_cli_interrupted_says_how_to_resume(sqlite_url, video_dir, monkeypatch, capsys):
+    from sessions import batch
+    from sessions.__main__ import main
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch, "import_videos", interrupted)
+    assert main(["--db", sqlite_url, "import-videos", str(video_dir / "single_face.mp4"), "--study", "CLI"]) == 130
+    assert "run the same command again to import the rest" in capsys.readouterr().err
+
+
 def test_ray_missing_says_how_to_install_it(monkeypatch):
     from fer_core.video_ranges import VideoRange
     from sessions.batch_engines import EngineUnavailable, range_task, run_ray
