@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from dashboard.tags import format_tags
+from sessions.report import difference_rows, group_mean_rows
 
 
 def session_table(sessions: pd.DataFrame) -> pd.DataFrame:
@@ -48,21 +49,6 @@ def percent(value: float) -> str:
     return f"{value:.1%}" if value is not None and pd.notna(value) else ""
 
 
-def _number(value: float, digits: int) -> str:
-    return f"{value:.{digits}f}" if value is not None and pd.notna(value) else ""
-
-
-def _p_value(value: float) -> str:
-    if value is None or pd.isna(value):
-        return ""
-    return "< 0.001" if value < 0.001 else f"{value:.3f}"
-
-
-def _metric_value(metric: str, value: float) -> str:
-    """Probabilities and shares as percentages, valence as a signed number with 3 decimals."""
-    return f"{value:+.3f}" if metric == "valence" and pd.notna(value) else percent(value)
-
-
 def excluded_table(excluded: pd.DataFrame) -> pd.DataFrame:
     """``sessions.stats.Exclusions.excluded`` as shown: ``session, participant, status, face present, reason``."""
     return pd.DataFrame(
@@ -76,46 +62,16 @@ def excluded_table(excluded: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def group_means_table(means: pd.DataFrame) -> pd.DataFrame:
-    """``sessions.stats.group_means`` as shown: ``group, metric, mean, 95% band, sessions`` (percentages, 1 decimal)."""
-    means = means.reset_index(drop=True)
-    band = [
-        f"{_metric_value(m, lo)} to {_metric_value(m, hi)}" if pd.notna(lo) and pd.notna(hi) else "none (under 3 sessions)"
-        for m, lo, hi in zip(means["metric"], means["ci_low"], means["ci_high"], strict=True)
-    ]
-    return pd.DataFrame(
-        {
-            "group": means["group"].astype(str),
-            "metric": means["metric"],
-            "mean": [_metric_value(m, v) for m, v in zip(means["metric"], means["mean"], strict=True)],
-            "95% band": band,
-            "sessions": means["n_sessions"].astype(int),
-        }
-    )
+def group_means_table(means: pd.DataFrame, *, corrected: bool = False) -> pd.DataFrame:
+    """``sessions.stats.group_means`` as shown: ``group, metric, mean, 95% band, sessions`` (percentages, 1 decimal;
+    percentage points when ``corrected``); the study report prints the same (``sessions.report.group_mean_rows``)."""
+    return group_mean_rows(means, corrected=corrected)
 
 
-def difference_table(differences: pd.DataFrame) -> pd.DataFrame:
-    """``sessions.stats.group_differences`` as shown: groups, n, means, difference, Welch p, permutation p, g, note."""
-    differences = differences.reset_index(drop=True)
-    metric = differences["metric"]
-    return pd.DataFrame(
-        {
-            "group A": differences["group_a"].astype(str),
-            "group B": differences["group_b"].astype(str),
-            "n A": differences["n_a"].astype(int),
-            "n B": differences["n_b"].astype(int),
-            "mean A": [_metric_value(m, v) for m, v in zip(metric, differences["mean_a"], strict=True)],
-            "mean B": [_metric_value(m, v) for m, v in zip(metric, differences["mean_b"], strict=True)],
-            "difference (A - B)": [
-                "" if pd.isna(v) else f"{v:+.3f}" if m == "valence" else f"{v * 100:+.1f} points"
-                for m, v in zip(metric, differences["difference"], strict=True)
-            ],
-            "Welch p": differences["welch_p"].map(_p_value),
-            "permutation p": differences["permutation_p"].map(_p_value),
-            "Hedges' g": differences["hedges_g"].map(lambda v: _number(v, 2)),
-            "note": differences["note"],
-        }
-    )
+def difference_table(differences: pd.DataFrame, *, corrected: bool = False) -> pd.DataFrame:
+    """``sessions.stats.group_differences`` as shown: groups, n, means, difference, Welch p, permutation p, g, note
+    (``sessions.report.difference_rows``, which the study report prints too)."""
+    return difference_rows(differences, corrected=corrected)
 
 
 #: ``st.session_state`` key of the study this browser session used last (Record and Upload default to it).

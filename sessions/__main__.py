@@ -260,9 +260,24 @@ def _cmd_report(engine, args) -> None:
 
     if not str(args.out).lower().endswith((".html", ".htm")):
         raise ValueError(f"--out has to be an .html file; got {args.out!r}")
-    with session_scope(engine) as db:  # commits per-second rows computed on first read
-        text = build_report(db, args.study.strip(), metrics=args.metric or DEFAULT_REPORT_METRICS,
-                            group_tag=args.group_tag, align_on=args.align_on, model_metadata=_model_metadata(args.model))  # fmt: skip
+    bar = None
+
+    def progress(done: int, total: int) -> None:  # sessions of an older database get their per-second rows once
+        nonlocal bar
+        if bar is None:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, desc="per-second rows (once per older session)", unit="session", file=sys.stderr)
+        bar.update(done - bar.n)
+
+    try:
+        with session_scope(engine) as db:  # commits per-second rows computed on first read
+            text = build_report(db, args.study.strip(), metrics=args.metric or DEFAULT_REPORT_METRICS,
+                                group_tag=args.group_tag, align_on=args.align_on,
+                                model_metadata=_model_metadata(args.model), progress=progress)  # fmt: skip
+    finally:
+        if bar is not None:
+            bar.close()
     print(f"wrote {write_report(text, args.out)}")
 
 

@@ -26,7 +26,7 @@ session means and group means (:mod:`sessions.stats`).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -509,7 +509,7 @@ def session_marker_labels(db: Session, session_ids: Sequence[int]) -> tuple[str,
 
 
 def load_inputs(db: Session, session_ids: Sequence[int], *, settings: AnalysisSettings = AnalysisSettings(),
-                align_on: str | None = None) -> StudyInputs:  # fmt: skip
+                align_on: str | None = None, progress: Callable[[int, int], None] | None = None) -> StudyInputs:  # fmt: skip
     """Read what a study analysis needs: session rows, per-second rows (never observations of ended sessions),
     alignment and marker times.
 
@@ -523,10 +523,13 @@ def load_inputs(db: Session, session_ids: Sequence[int], *, settings: AnalysisSe
         For the marker labels of the baseline and the segments.
     align_on : str, optional
         Marker label whose first occurrence becomes time 0 in each session; None: the session start.
+    progress : callable, optional
+        ``progress(done, total)`` while per-second rows are computed for sessions of an older database
+        (:func:`sessions.second_aggregates.load_second_aggregates`).
     """
     ids = [int(i) for i in session_ids]
     sessions = list_sessions(db, session_ids=ids)
-    per_second = load_second_aggregates(db, ids)
+    per_second = load_second_aggregates(db, ids, progress=progress)
     align = marker_offsets(db, ids, align_on) if align_on else None
     labels = session_marker_labels(db, ids)
     return StudyInputs(sessions=sessions, per_second=per_second, align=align,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import html
 import json
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -172,6 +172,19 @@ def segment_rows(table: pd.DataFrame, metric: str, *, corrected: bool = False) -
     })  # fmt: skip
 
 
+def group_mean_rows(table: pd.DataFrame, *, corrected: bool = False) -> pd.DataFrame:
+    """:func:`sessions.stats.group_means` rows as shown: ``group, metric, mean, 95% band, sessions``."""
+    table = table.reset_index(drop=True)
+    metric = table["metric"]
+    band = [f"{_value(m, lo, corrected=corrected)} to {_value(m, hi, corrected=corrected)}" if pd.notna(lo) and pd.notna(hi)
+            else "none (under 3 sessions)" for m, lo, hi in zip(metric, table["ci_low"], table["ci_high"], strict=True)]  # fmt: skip
+    return pd.DataFrame({
+        "group": table["group"].astype(str), "metric": metric,
+        "mean": [_value(m, v, corrected=corrected) for m, v in zip(metric, table["mean"], strict=True)],
+        "95% band": band, "sessions": table["n_sessions"].astype(int),
+    })  # fmt: skip
+
+
 def difference_rows(table: pd.DataFrame, *, corrected: bool = False) -> pd.DataFrame:
     """:func:`sessions.stats.group_differences` (optionally with a ``segment`` column) as shown."""
     metric = table["metric"] if len(table) else pd.Series(dtype=object)
@@ -313,11 +326,7 @@ def render_report(title: str, analysis: StudyAnalysis, views: Sequence[MetricVie
         for name, fig in view_figures(analysis, view).items():
             body.append(_figure_html(fig, f"chart-{k}-{name}"))
         overall = view.overall[view.overall["metric"] == view.metric]
-        body.append("<h3>Group means</h3>" + _table_html(pd.DataFrame({
-            "group": overall["group"], "mean": [_value(view.metric, v, corrected=corrected) for v in overall["mean"]],
-            "95% band": [f"{_value(view.metric, lo, corrected=corrected)} to {_value(view.metric, hi, corrected=corrected)}"
-                         if pd.notna(lo) else "none (under 3 sessions)" for lo, hi in zip(overall["ci_low"], overall["ci_high"], strict=True)],
-            "sessions": overall["n_sessions"]})))  # fmt: skip
+        body.append("<h3>Group means</h3>" + _table_html(group_mean_rows(overall, corrected=corrected)))
         body.append("<h3>Segments</h3>" + _table_html(segment_rows(view.segments, view.metric, corrected=corrected)))
         if len(view.differences):
             body.append("<h3>Group differences</h3>" + _table_html(difference_rows(view.differences, corrected=corrected)))
@@ -342,8 +351,8 @@ def group_labels(sessions: pd.DataFrame, tag: str | None) -> dict[int, str]:
 
 
 def build_report(db: Session, study_name: str, *, metrics: Sequence[str] = DEFAULT_REPORT_METRICS,
-                 group_tag: str | None = None, align_on: str | None = None,
-                 model_metadata: Mapping | None = None) -> str:  # fmt: skip
+                 group_tag: str | None = None, align_on: str | None = None, model_metadata: Mapping | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> str:  # fmt: skip
     """Read a study from the store and render its report (the study's stored analysis settings apply).
 
     Parameters
@@ -359,6 +368,8 @@ def build_report(db: Session, study_name: str, *, metrics: Sequence[str] = DEFAU
         Marker label that becomes time 0; default the session start.
     model_metadata : mapping, optional
         Metadata of the model to describe.
+    progress : callable, optional
+        ``progress(done, total)`` while per-second rows are computed for sessions of an older database.
 
     Raises
     ------
@@ -374,7 +385,7 @@ def build_report(db: Session, study_name: str, *, metrics: Sequence[str] = DEFAU
         raise LookupError(f"no study is named {study_name!r}")
     settings: AnalysisSettings = load_settings(db, study.id)
     ids = [int(i) for i in list_sessions(db, study_id=study.id)["session_id"]]
-    inputs = load_inputs(db, ids, settings=settings, align_on=align_on)
+    inputs = load_inputs(db, ids, settings=settings, align_on=align_on, progress=progress)
     analysis = analyse(inputs.sessions, inputs.per_second, groups=group_labels(inputs.sessions, group_tag),
                        settings=settings, align=inputs.align, markers=inputs.markers)  # fmt: skip
     if analysis is None:

@@ -17,7 +17,7 @@ engagement, face-present rate) stays in :mod:`sessions.aggregate`.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -95,7 +95,8 @@ def _stored(db: Session, session_ids: list[int]) -> dict[int, pd.DataFrame]:
     return {int(sid): out.get(sid, empty) for sid in session_ids}
 
 
-def load_second_aggregates(db: Session, session_ids: Iterable[int]) -> dict[int, pd.DataFrame]:
+def load_second_aggregates(db: Session, session_ids: Iterable[int], *,
+                           progress: Callable[[int, int], None] | None = None) -> dict[int, pd.DataFrame]:  # fmt: skip
     """Per-second aggregates of several sessions, read from the store (computed and stored where missing).
 
     Parameters
@@ -105,6 +106,9 @@ def load_second_aggregates(db: Session, session_ids: Iterable[int]) -> dict[int,
         commits them, or they are computed again next time).
     session_ids : iterable of int
         Sessions to read; unknown ids are left out.
+    progress : callable, optional
+        Called as ``progress(done, total)`` while ended sessions without stored rows get theirs (the slow part:
+        each reads its observations once); not called when every session has them.
 
     Returns
     -------
@@ -123,13 +127,15 @@ def load_second_aggregates(db: Session, session_ids: Iterable[int]) -> dict[int,
     result: dict[int, pd.DataFrame] = {}
     current = [i for i in ids if i in state and state[i][0] in ENDED_STATUSES and state[i][1] == AGGREGATES_VERSION]
     result.update(_stored(db, current) if current else {})
+    todo = [sid for sid in ids if sid in state and sid not in result and state[sid][0] in ENDED_STATUSES]
+    for done, sid in enumerate(todo, start=1):  # ended before this table existed (or under older definitions)
+        result[sid] = store_second_aggregates(db, sid)
+        if progress is not None:
+            progress(done, len(todo))
     for sid in ids:
         if sid not in state or sid in result:
             continue
-        if state[sid][0] in ENDED_STATUSES:  # ended before this table existed (or under older definitions)
-            result[sid] = store_second_aggregates(db, sid)
-        else:
-            result[sid] = per_bin(load_observations(db, sid), SECOND_BIN_S)
+        result[sid] = per_bin(load_observations(db, sid), SECOND_BIN_S)  # open: aggregated live, not stored
     return {sid: result[sid] for sid in ids if sid in result}
 
 

@@ -212,12 +212,12 @@ def test_compare_groups_by_tag_and_aligns_on_marker(app, engine):
     at.radio(key="compare_mode").set_value("Groups by tag").run()
     assert not at.exception
     assert at.selectbox(key="compare_tag").value == "variant"
-    assert len(at.get("plotly_chart")) == 3
+    assert len(at.get("plotly_chart")) == 4  # curves, share expressing, emotion means, segments
     assert "4 sessions, 2 groups" in _texts(at)
     assert _first_x(at) == 0.0  # session start: curves begin at 0 s
     at.selectbox(key="compare_align").select("stimulus start").run()
     assert not at.exception
-    assert len(at.get("plotly_chart")) == 3
+    assert len(at.get("plotly_chart")) == 4  # curves, share expressing, emotion means, segments
     assert _first_x(at) == pytest.approx(-2.5, abs=1.0)  # time from each session's marker (1.0 to 2.5 s)
 
 

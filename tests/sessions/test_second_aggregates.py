@@ -71,12 +71,15 @@ def test_sessions_of_an_older_database_get_their_aggregates_on_first_read(engine
     with session_scope(engine) as db:  # as a database from before migration 0006 has it
         db.execute(SecondAggregate.__table__.delete())
         db.execute(update(StudySession).values(aggregates_version=None))
+    calls = []
     with session_scope(engine) as db:
-        first = load_second_aggregates(db, [sid])[sid]
+        first = load_second_aggregates(db, [sid], progress=lambda done, total: calls.append((done, total)))[sid]
+    assert calls == [(1, 1)]
     with session_scope(engine) as db:
         assert db.get(StudySession, sid).aggregates_version == AGGREGATES_VERSION
         assert db.scalar(select(func.count()).select_from(SecondAggregate)) == len(first) == 12
-        again = load_second_aggregates(db, [sid])[sid]
+        again = load_second_aggregates(db, [sid], progress=lambda done, total: calls.append((done, total)))[sid]
+    assert calls == [(1, 1)]  # stored now: nothing computed, no progress
     pd.testing.assert_frame_equal(first, _expected(engine, sid), check_exact=False, rtol=1e-12, atol=1e-12)
     pd.testing.assert_frame_equal(again, first, check_exact=False, rtol=1e-12, atol=1e-12)
 
