@@ -108,6 +108,7 @@ def test_a_participant_link_plays_the_stimulus_and_every_row_knows_its_stimulus_
     at = dict(zip(events["kind"], events["session_time_s"], strict=False))  # first of each kind wins below
     first = {k: float(events.loc[events["kind"] == k, "session_time_s"].iloc[0]) for k in ("play", "playing", "ended")}
     # "play" is the request; the stimulus starts moving at "playing" (after loading): that is its session time
+    print(f"stored playing-to-ended span {first['ended'] - first['playing']:.3f} s for a {DURATION_S:.0f} s stimulus")
     assert first["play"] <= first["playing"] and first["ended"] - first["playing"] == pytest.approx(DURATION_S, abs=0.25), at
     assert float(events.loc[events["kind"] == "ended", "media_time_s"].iloc[0]) == pytest.approx(DURATION_S, abs=0.05)
     shown = observations[observations["stimulus"].notna()].drop_duplicates("frame")

@@ -150,3 +150,14 @@ def test_compare_aligns_sessions_on_the_stimulus_by_default(app, engine, study):
     spec = json.loads(next(c for c in at.get("plotly_chart") if c.key == "compare_curves").proto.spec)
     xs = sorted({float(x) for trace in spec["data"] for x in values(trace.get("x")) if x is not None})
     assert xs == [0.0, 1.0]  # stimulus seconds 0 and 1 for both sessions (session seconds 1-3 and 6-8)
+
+
+def test_face_check_offers_start_only_with_a_face_and_hints_after_three_seconds_without():
+    from dashboard.stimulus_player import face_check
+
+    ready, text = face_check(False, 0, None)
+    assert not ready and "camera on" in text
+    assert face_check(True, 1, 0.0) == (True, "We can see your face. Press Start when you are ready: the video plays with sound.")
+    assert face_check(True, 0, 1.0) == (False, "Checking that we can see your face...")
+    ready, hint = face_check(True, 0, 3.5)
+    assert not ready and hint.startswith("We cannot see your face")
