@@ -56,6 +56,14 @@ def cached_analysis(db_url: str, versions: str, ids: tuple[int, ...], groups: tu
     return analysis, markers, align
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def cached_view(key: tuple, metric: str, start_s: float, end_s: float) -> report.MetricView:
+    """A metric's tables (``sessions.report.metric_view``: small, no per-second rows), cached on the analysis's
+    key (the arguments of :func:`cached_analysis`) and the page's choices; a widget change recomputes nothing."""
+    analysis, markers, _ = cached_analysis(*key)
+    return report.metric_view(analysis, metric, start_s=start_s, end_s=end_s, markers=markers)
+
+
 def restore_settings(owner: object, settings: AnalysisSettings, ids: list[int], labels: list[str]) -> None:
     """Put a study's stored settings into the page's widgets when the study (``owner``) changes, or when the
     widgets were dropped (the page was left)."""
@@ -169,8 +177,9 @@ if study_id is not None and settings != stored:
     with page_session() as db:
         save_settings(db, study_id, settings)
 
-analysis, markers, align = cached_analysis(db_url, versions, tuple(ids), tuple(sorted(groups.items())), align_on,
-                                           json.dumps(settings.to_json(), sort_keys=True))  # fmt: skip
+analysis_key = (db_url, versions, tuple(ids), tuple(sorted(groups.items())), align_on,
+                json.dumps(settings.to_json(), sort_keys=True))
+analysis, markers, align = cached_analysis(*analysis_key)
 if align_on is not None:
     missing = [i for i in ids if i not in (align or {})]
     if missing:
@@ -212,7 +221,7 @@ start_s, end_s = first, last
 if last - first > 1.0:
     start_s, end_s = st.slider("Time range of the means and group differences (s)", first, last, (first, last),
                                step=1.0, key="compare_range")  # fmt: skip
-view = report.metric_view(analysis, metric, start_s=start_s, end_s=end_s, markers=markers)
+view = cached_view(analysis_key, metric, start_s, end_s)
 figures = report.view_figures(analysis, view)
 st.plotly_chart(figures["curves"], key="compare_curves", config=config)
 st.caption(f"{stats.describe_bands(view.curves)} Sessions per group: {sizes}.")
