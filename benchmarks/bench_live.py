@@ -15,10 +15,16 @@ from a page (two pages can show the same stream):
 - the dashboard server process's CPU (user + system, from ``/proc``) per stream over the window, in cores, and its
   resident memory at the end of the window (before any stream is measured: ``idle``).
 
+With ``--stimulus``, each participant also watches a stimulus in the page (a generated test pattern with a tone,
+as long as the warm-up and the window plus 2 s, played by the study's player after its face check and Start
+click; Chromium with ``--autoplay-policy=no-user-gesture-required``), and the timing error of the stored
+``playing``/``ended`` events against the stimulus's duration (``ended - playing - duration``) is printed per
+session, with its median and worst (ms).
+
 Browsers run on this machine too, so on a 2-core machine they compete with the server for the CPU. It prints the
 CPU model beside the figures.
 
-    python benchmarks/bench_live.py [--streams 1 2 4] [--seconds 20] [--model PATH] [--detect-every 1]
+    python benchmarks/bench_live.py [--streams 1 2 4] [--seconds 20] [--model PATH] [--detect-every 1] [--stimulus]
 
 Needs Debian chromium and ffmpeg (``scripts/install-system-deps.sh``) and the real clip in ../shared.
 """
@@ -82,21 +88,44 @@ def store_counts(engine, session_id: int) -> tuple[int, int]:
         return int(frames or 0), int(session.dropped_frames)
 
 
-def run(n_streams: int, url: str, clip: Path, engine, pid: int, *, warmup_s: float, seconds: float) -> dict:
-    """Start ``n_streams`` participants on their own links, measure from the store, stop them."""
+def playback_error_ms(engine, session_id: int, duration_s: float) -> float:
+    """``ended - playing - duration`` (ms) of the session's first stimulus, from its stored events; NaN if it did not end."""
+    from sessions.db import session_scope
+    from sessions.playback import load_events
+
+    with session_scope(engine) as db:
+        events = load_events(db, session_id)
+    times = {kind: events.loc[events["kind"] == kind, "session_time_s"] for kind in ("playing", "ended")}
+    if times["playing"].empty or times["ended"].empty:
+        return float("nan")
+    return (float(times["ended"].iloc[0]) - float(times["playing"].iloc[0]) - duration_s) * 1000.0
+
+
+def run(n_streams: int, url: str, clip: Path, engine, pid: int, *, warmup_s: float, seconds: float,
+        stimulus: Path | None = None, media_dir: Path | None = None) -> dict:  # fmt: skip
+    """Start ``n_streams`` participants on their own links (each playing ``stimulus`` when given), measure from the
+    store, stop them."""
     from playwright.sync_api import sync_playwright
 
     from sessions.db import session_scope
     from sessions.repository import create_join_token, create_session, get_or_create_study, get_session
+    from sessions.stimuli import add_video_stimulus, set_sequence
 
+    duration_s = None
     with session_scope(engine) as db:
-        study = get_or_create_study(db, "bench").id
+        study = get_or_create_study(db, f"bench-{n_streams}" if stimulus else "bench").id
+        if stimulus is not None:
+            video = add_video_stimulus(db, study, "bench stimulus", stimulus, media_dir=media_dir)
+            set_sequence(db, study, [video.id])
+            duration_s = video.duration_s
         links = []
         for i in range(n_streams):
             sid = create_session(db, study_id=study, participant_code=f"BENCH-{n_streams}-{i}").id
             links.append((sid, create_join_token(db, sid)))
     with sync_playwright() as pw:
-        chromium = browser.launch_chromium(pw, clip)
+        autoplay = ["--autoplay-policy=no-user-gesture-required"] if stimulus is not None else []
+        chromium = pw.chromium.launch(executable_path=browser.CHROMIUM, headless=True,
+                                      args=[*browser.CHROMIUM_FLAGS, f"--use-file-for-fake-video-capture={clip}", *autoplay])  # fmt: skip
         pages = []
         for _, token in links:
             page = chromium.new_context().new_page()
@@ -106,6 +135,9 @@ def run(n_streams: int, url: str, clip: Path, engine, pid: int, *, warmup_s: flo
             frame.get_by_role("button", name="START").click(timeout=120_000)
             frame.get_by_role("button", name="STOP").wait_for(timeout=120_000)
             pages.append(page)
+        for page in pages if stimulus is not None else []:  # every camera runs: each participant presses Start
+            page.get_by_text("We can see your face").wait_for(timeout=120_000)
+            page.get_by_role("button", name="Start", exact=True).click(timeout=30_000)
         deadline = time.monotonic() + 180
         while any(store_counts(engine, sid)[0] < 3 for sid, _ in links):
             if time.monotonic() > deadline:
@@ -118,6 +150,11 @@ def run(n_streams: int, url: str, clip: Path, engine, pid: int, *, warmup_s: flo
         after = [store_counts(engine, sid) for sid, _ in links]
         elapsed, cpu = time.monotonic() - t0, cpu_seconds(pid) - cpu0
         memory = rss_mb(pid)
+        if stimulus is not None:  # the stimulus outlasts the window by 2 s: wait for every ended event
+            deadline = time.monotonic() + duration_s + 60
+            while any(playback_error_ms(engine, sid, duration_s) != playback_error_ms(engine, sid, duration_s)
+                      for sid, _ in links) and time.monotonic() < deadline:  # NaN until ended  # fmt: skip
+                time.sleep(1.0)
         for page in pages:
             browser.webrtc_frame(page).get_by_role("button", name="STOP").click()
         time.sleep(3)
@@ -131,6 +168,7 @@ def run(n_streams: int, url: str, clip: Path, engine, pid: int, *, warmup_s: flo
                 "session": sid, "status": session.status, "fps": frames / elapsed, "dropped": dropped,
                 "dropped_share": dropped / max(frames + dropped, 1),
                 "p50": session.latency_p50_ms or float("nan"), "p90": session.latency_p90_ms or float("nan"),
+                "timing_ms": playback_error_ms(engine, sid, duration_s) if stimulus is not None else float("nan"),
             })  # fmt: skip
     return {"streams": streams, "cores_per_stream": cpu / elapsed / n_streams, "rss_mb": memory}
 
@@ -142,6 +180,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds between the first frames and the window")
     parser.add_argument("--model", type=Path, default=None, help="model file (default: the shipped model)")
     parser.add_argument("--detect-every", type=int, default=1, help="FER_DETECT_EVERY for the dashboard")
+    parser.add_argument("--stimulus", action="store_true", help="each participant also watches a stimulus in the page; "
+                        "prints the timing error of its stored playing/ended events")  # fmt: skip
     args = parser.parse_args(argv)
     reason = browser.missing_tools()
     if reason:
@@ -155,7 +195,12 @@ def main(argv: list[str] | None = None) -> None:
         folder = Path(folder)
         clip = browser.make_y4m(source, folder / "clip.y4m", width=640, height=480, fps=CAMERA_FPS)
         db_url = f"sqlite:///{folder / 'sessions.db'}"
-        env = {"FER_DB_URL": db_url, "FER_DETECT_EVERY": str(args.detect_every)}
+        env = {"FER_DB_URL": db_url, "FER_DETECT_EVERY": str(args.detect_every), "FER_MEDIA_DIR": str(folder / "media")}
+        stimulus = None
+        if args.stimulus:
+            from tests.sessions.clips import make_stimulus
+
+            stimulus = make_stimulus(folder / "stimulus.mp4", seconds=args.warmup + args.seconds + 2.0, width=640, height=360)
         if args.model:
             env["FER_MODEL_PATH"] = str(args.model.resolve())
         print(f"CPU: {cpu_model()} ({os.cpu_count()} logical cores; browsers on the same machine)")
@@ -166,12 +211,24 @@ def main(argv: list[str] | None = None) -> None:
         try:
             print(f"server resident memory, no stream yet: {rss_mb(process.pid):.0f} MB")
             print(f"{'streams':>7} {'session':>7} {'fps':>6} {'dropped':>8} {'drop %':>7} {'p50 ms':>7} {'p90 ms':>7} "
-                  f"{'server cores/stream':>20} {'server MB':>10}")  # fmt: skip
+                  f"{'server cores/stream':>20} {'server MB':>10}" + (f" {'timing ms':>10}" if stimulus else ""))  # fmt: skip
+            errors = []
             for n in args.streams:
-                result = run(n, url, clip, engine, process.pid, warmup_s=args.warmup, seconds=args.seconds)
+                result = run(n, url, clip, engine, process.pid, warmup_s=args.warmup, seconds=args.seconds,
+                             stimulus=stimulus, media_dir=folder / "media")  # fmt: skip
                 for r in result["streams"]:
                     print(f"{n:>7} {r['session']:>7} {r['fps']:>6.1f} {r['dropped']:>8.0f} {r['dropped_share']:>7.1%} "
-                          f"{r['p50']:>7.0f} {r['p90']:>7.0f} {result['cores_per_stream']:>20.2f} {result['rss_mb']:>10.0f}")  # fmt: skip
+                          f"{r['p50']:>7.0f} {r['p90']:>7.0f} {result['cores_per_stream']:>20.2f} {result['rss_mb']:>10.0f}"
+                          + (f" {r['timing_ms']:>10.0f}" if stimulus else ""))  # fmt: skip
+                    errors.append(r["timing_ms"])
+            if stimulus is not None:
+                import numpy as np
+
+                found = np.asarray([e for e in errors if e == e])
+                if len(found):
+                    print(f"stored playing-to-ended minus the stimulus duration: median {np.median(found):.0f} ms, worst "
+                          f"{found[np.argmax(np.abs(found))]:.0f} ms over {len(found)} sessions "
+                          f"({len(errors) - len(found)} without both events)")  # fmt: skip
         finally:
             engine.dispose()
             process.terminate()
