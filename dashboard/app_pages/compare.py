@@ -128,7 +128,11 @@ if not ids:
 db_url = get_settings().db_url or ""
 with page_session() as db:
     versions = aggregate_versions(db, ids)
-    stored = load_settings(db, study_id) if study_id is not None else AnalysisSettings()
+    try:
+        stored = load_settings(db, study_id) if study_id is not None else AnalysisSettings()
+    except ValueError as exc:  # written around save_settings: say so, use the defaults, keep the stored text
+        st.warning(f"This study's stored analysis settings are invalid ({escape_markdown(exc)}); the defaults apply.")
+        stored = AnalysisSettings()
     marker_labels = list(session_marker_labels(db, ids))
     stimulus_choices = [f"{STIMULUS_ALIGN}{name}" for name in played_stimuli(db, ids)]
 restore_settings(study_id if study_id is not None else "sessions", stored, ids, marker_labels)
@@ -155,7 +159,7 @@ with st.expander("Analysis settings" + (" of this study (stored with it)" if stu
         else:
             left, right = st.columns(2)
             start = left.selectbox("Baseline from marker", marker_labels, key="compare_baseline_from")
-            end = right.selectbox("to marker", marker_labels, key="compare_baseline_to")
+            end = right.selectbox("to marker", marker_labels, index=min(1, len(marker_labels) - 1), key="compare_baseline_to")
             if start == end:
                 st.warning("The baseline needs two different markers.")
             else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import charts
-from dashboard.model_card import card_files, card_parts, figure_tables, split_metrics
+from dashboard.model_card import card_files, card_parts, figure_name, figure_tables, split_metrics
 from dashboard.resources import get_settings
 from dashboard.text import escape_markdown
 from fer_core.model_file import ModelFileError, read_metadata
@@ -34,7 +34,8 @@ if metadata is not None:
         st.caption("Accuracy: share of images whose top class is the true one; macro F1: the mean over the seven "
                    "classes of the harmonic mean of precision and recall.")  # fmt: skip
     if parts.per_class:
-        st.plotly_chart(charts.per_class_bars(parts.per_class), key="model_per_class")
+        named = {c: {figure_name(k): v for k, v in figs.items()} for c, figs in parts.per_class.items()}
+        st.plotly_chart(charts.per_class_bars(named), key="model_per_class")
     if parts.confusion is not None:
         st.plotly_chart(charts.confusion_matrix(parts.confusion), key="model_confusion")
     if parts.history:
