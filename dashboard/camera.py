@@ -94,13 +94,16 @@ def consent_and_camera(session_id: int, prefix: str, role: str) -> live.LiveStre
     with st.container():
         if view["consent_at"] is None or consent_key in st.session_state:
             shown = session_consent(session_id)  # the study's text and version, as shown now
+            seen_key = f"{prefix}_consent_seen_{session_id}"
+            seen = st.session_state.get(seen_key, shown.version)  # the version on screen when the box was ticked
+            st.session_state[seen_key] = shown.version
             show_consent(shown, CONSENT_TEXT)
             if not st.checkbox(CONSENT_LABEL, key=consent_key):
                 st.info("The camera starts once the consent box is ticked.")
                 no_camera()
                 return None
-            with session_scope(get_engine()) as db:  # stored once, with the version shown: a second tab keeps the first
-                give_consent(db, session_id, datetime.now(UTC), source=role, version=shown.version)
+            with session_scope(get_engine()) as db:  # stored once, with the version seen: a second tab keeps the first
+                give_consent(db, session_id, datetime.now(UTC), source=role, version=seen)
         elif view["started_at"] is not None or st.session_state.get(welcome_key):
             st.session_state[welcome_key] = True
             st.info("Welcome back: your session continues where it stopped. Press START to turn the camera on again.")

@@ -18,7 +18,6 @@ Functions take an ORM session and never commit (the caller owns the transaction)
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from urllib.parse import quote, urlsplit
@@ -251,9 +250,6 @@ def consent_of(db: Session, session_id: int) -> dict:
             "consent_source": session.consent_source, "text": text}  # fmt: skip
 
 
-_PLACEHOLDER = re.compile(r"\{[^{}]*\}")
-
-
 def check_completion_url(url: str | None) -> str | None:
     """Return a valid completion URL template (stripped), or None for an empty one (no redirect).
 
@@ -271,10 +267,10 @@ def check_completion_url(url: str | None) -> str | None:
     url = check_text(str(url).strip(), "completion URL", max_length=STIMULUS_URL_MAX)
     if any(ch.isspace() for ch in url):
         raise ValueError("completion URL must not contain spaces; encode them as %20")
-    unknown = [p for p in _PLACEHOLDER.findall(url) if p != CODE_PLACEHOLDER]
-    if unknown or url.replace(CODE_PLACEHOLDER, "").count("{") or url.replace(CODE_PLACEHOLDER, "").count("}"):
+    braces = sum(url.replace(CODE_PLACEHOLDER, "").count(b) for b in "{}")
+    if braces:
         raise ValueError(f"completion URL may hold only the placeholder {CODE_PLACEHOLDER} (the participant code); "
-                         f"got {len(unknown) or 'unmatched'} other brace{'s' if len(unknown) != 1 else ''}")  # fmt: skip
+                         f"got {braces} other brace{'s' if braces != 1 else ''}")  # fmt: skip
     parts = urlsplit(url.replace(CODE_PLACEHOLDER, "CODE"))
     if parts.scheme.lower() not in ("http", "https"):
         raise ValueError(

@@ -221,3 +221,18 @@ def test_compare_shows_the_share_of_participants_attending(app, engine):
     y = trace["y"]
     y = np.frombuffer(base64.b64decode(y["bdata"]), dtype=y["dtype"]) if isinstance(y, dict) else np.asarray(y, float)
     np.testing.assert_allclose(y[:3], [1.0, 2 / 3, 1 / 3])  # each participant once, per second
+
+
+def test_consent_records_the_version_on_screen_when_the_text_changed_meanwhile(app, engine, camera):
+    study_id = _study(engine)
+    with session_scope(engine) as db:
+        set_consent_text(db, study_id, ConsentFields(**PARTS))
+        session_id = create_session(db, study_id=study_id, participant_code="P-10").id
+        token = create_join_token(db, session_id)
+    at = app(query={"join": token})
+    assert "Consent text version 1" in _texts(at)
+    with session_scope(engine) as db:  # the researcher saves a new text while the participant reads
+        set_consent_text(db, study_id, ConsentFields(**{**PARTS, "retention": "6 months"}))
+    at.checkbox(key=f"part_consent_{session_id}").check().run()
+    with session_scope(engine) as db:
+        assert consent_of(db, session_id)["consent_version"] == 1  # what the participant read when ticking
