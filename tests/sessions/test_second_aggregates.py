@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from sqlalchemy import func, insert, select, update
 
 from fer_core.emotions import EMOTIONS, NO_FACE_ID
@@ -129,3 +130,20 @@ def test_a_session_without_observations_has_no_rows(engine):
         table = load_second_aggregates(db, [sid])[sid]
         assert db.get(StudySession, sid).aggregates_version == AGGREGATES_VERSION
     assert table.empty and list(table.columns) == list(BIN_COLUMNS)
+
+
+def test_an_imported_real_clip_stores_the_aggregates_of_its_observations(engine, video_dir):
+    """The shipped model and default detector on a real face video (19.7 s): the import ends the session, which
+    stores its per-second rows; they equal per_bin of the stored observations."""
+    from fer_core.classifier import default_model_path
+    from sessions.importer import import_video
+
+    if not default_model_path().is_file():
+        pytest.skip(f"no shipped model at {default_model_path()}")
+    sid = import_video(engine, video_dir / "WolfgangLanger_Pexels.mp4", study="Real clip").session_id
+    with session_scope(engine) as db:
+        stored = load_second_aggregates(db, [sid])[sid]
+    expected = _expected(engine, sid)
+    assert len(stored) == 20 and stored["n_frames"].sum() == 472
+    pd.testing.assert_frame_equal(stored, expected, check_exact=False, rtol=1e-12, atol=1e-12)
+    assert stored["face_present_rate"].min() > 0.9 and stored["happy"].notna().all()
