@@ -341,7 +341,8 @@ class StudyAnalysis:
     values : pandas.DataFrame
         ``bins`` baseline-corrected when the settings ask for it (else ``bins`` itself): what means and curves use.
     quality : pandas.DataFrame
-        :func:`sessions.stats.quality_table` of every candidate session.
+        :func:`sessions.stats.quality_table` of every candidate session, with its ``model`` when ``sessions``
+        names it.
     candidates : pandas.DataFrame
         Sessions the rules leave out before overrides (``Exclusions.excluded``).
     excluded : pandas.DataFrame
@@ -459,6 +460,8 @@ def analyse(
     bins = stats.session_bins(tables, align={i: align[i] for i in tables} if align else None,
                               min_frames_per_s=settings.min_frames_per_s)  # fmt: skip
     quality = stats.quality_table(sessions[sessions["session_id"].isin(list(tables))], bins)
+    if "model" in sessions:  # the expression model that analysed each session (the report names them)
+        quality["model"] = quality["session_id"].map(sessions.set_index("session_id")["model"])
     candidates = stats.apply_exclusions(quality, replace(settings.rules(), keep=frozenset())).excluded
     outcome = stats.apply_exclusions(quality, settings.rules())
     excluded = outcome.excluded

@@ -15,7 +15,7 @@ import html
 import json
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -393,15 +393,8 @@ def build_report(db: Session, study_name: str, *, metrics: Sequence[str] = DEFAU
                          + (f" and a {align_on!r} marker" if align_on else ""))  # fmt: skip
     if not analysis.kept:
         raise ValueError(f"every session of study {study_name!r} is left out by its exclusion rules")
-    analysis = _with_models(analysis, inputs.sessions)
     views = [metric_view(analysis, m, markers=inputs.markers) for m in metrics]
     return render_report(study.name, analysis, views, model_metadata=model_metadata)
-
-
-def _with_models(analysis: StudyAnalysis, sessions: pd.DataFrame) -> StudyAnalysis:
-    """The quality table with each session's model name (the report lists the models that analysed them)."""
-    models = sessions.set_index("session_id")["model"]
-    return replace(analysis, quality=analysis.quality.assign(model=analysis.quality["session_id"].map(models)))
 
 
 def write_report(text: str, path: str | Path) -> Path:

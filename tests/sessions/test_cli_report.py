@@ -27,7 +27,7 @@ def make_study(url: str, *, baseline: bool = False) -> list[int]:
         for k in range(7):
             session = repo.create_session(db, study_id=study.id, participant_code=f"P<{k}>",
                                           tags={"variant": "AB"[k % 2]})  # fmt: skip
-            lifecycle.start_session(db, session.id, session.created_at)
+            lifecycle.start_session(db, session.id, session.created_at, model="cnn.keras@0a1b <x>")
             db.execute(insert(Observation), _rows(session.id, 20, 10, k))
             repo.add_marker(db, session.id, 5.0, "ad")
             lifecycle.end_session(db, session.id, "aborted" if k == 6 else "complete")
@@ -54,6 +54,7 @@ def test_report_writes_one_self_contained_html_file(sqlite_url, tmp_path, capsys
     assert "variant=A" in text and "variant=B" in text
     assert 'onclick="ferDownload(&quot;chart-0-curves&quot;, &quot;svg&quot;)"' in text  # PNG and SVG buttons under each chart
     assert "PublicTest" in text or "No model metadata" in text
+    assert "Sessions analysed by: cnn.keras@0a1b &lt;x&gt;." in text  # the model each session recorded
 
 
 def test_report_notes_the_studys_baseline_and_segments(sqlite_url, tmp_path):
