@@ -129,8 +129,12 @@ export default function(component) {
       } else { go(); }
       p.playedOne = true;
     };
+    p.video.addEventListener("timeupdate", (event) => {  // an anchor of the map at most once a second
+      if (!p.video.paused && performance.now() - (p.lastAnchor || 0) >= 1000) { p.lastAnchor = performance.now(); send("timeupdate", event); }
+    });
     for (const kind of ["play", "playing", "pause", "waiting", "stalled", "seeking", "seeked", "ended", "error"]) {
       p.video.addEventListener(kind, (event) => {
+        if (kind === "playing") { p.lastAnchor = performance.now(); }
         send(kind, event);
         if (kind === "seeked" && !p.video.paused) { send("playing", event); }
         if (kind === "waiting") {
@@ -205,16 +209,27 @@ def face_check(streaming: bool, faces: int, no_face_s: float | None) -> tuple[bo
 
 
 def media_url(path, mime_type: str, key: str) -> str | None:
-    """Serve ``path`` to this browser session through Streamlit's media endpoint; None where there is no runtime."""
+    """Serve ``path`` to this browser session through Streamlit's media endpoint; None where there is no runtime.
+
+    Registering reads and hashes the whole file, so it is done in full script runs only (they drop the files a
+    run did not register); the player's own once-a-second fragment reruns, which keep them, reuse the address.
+    """
     from streamlit import runtime
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
 
     if not runtime.exists():
         return None
+    ctx = get_script_run_ctx()
+    known = st.session_state.setdefault("stimulus_player_media", {})
+    if ctx is not None and ctx.fragment_ids_this_run and (key, str(path)) in known:
+        return known[(key, str(path))]
     try:
-        return runtime.get_instance().media_file_mgr.add(str(path), mime_type, key)
+        url = runtime.get_instance().media_file_mgr.add(str(path), mime_type, key)
     except Exception:  # the file vanished or cannot be read: the player says the video is not available
         logger.exception("stimulus file %s cannot be served", path)
         return None
+    known[(key, str(path))] = url
+    return url
 
 
 def _items(session_id: int) -> tuple[list[dict], list[int]]:

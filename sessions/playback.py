@@ -22,11 +22,13 @@ participants). It is a constant per page load, so durations (``ended`` minus ``p
 
 The map (:func:`playback_spans`, :func:`stimulus_times`). Between a ``playing`` event (playback really runs:
 after the start, a pause or a stall) and the next event that stops it (``pause``, ``waiting``, ``seeking``,
-``ended``, ``error``, ``blocked``, or any event of another stimulus or page load), stimulus time runs with
-session time at slope 1 from the ``playing`` event's media time: piecewise linear, flat gaps for pauses and
-stalls. A run is also cut where the stimulus would have ended and at the start of a stored camera gap (a closed
-tab sends nothing). Session times outside every run (blank buffers, before the start, pauses, after the end)
-have no stimulus time.
+``ended``, ``error``, ``blocked``, or any event of another stimulus or page load), the map passes through every
+anchor the player reported (``(session time, media time)`` of the ``playing`` event, of a ``timeupdate`` at most
+every second, and of the stopping event) and is linear between two of them: piecewise linear, with slope 1 when
+the browser plays in real time and the browser's own pace when a starved page plays slower; flat gaps for pauses
+and stalls. After the last anchor of a run that never stopped it runs at slope 1, cut where the stimulus would
+have ended and at the start of a stored camera gap (a closed tab sends nothing). Session times outside every run
+(blank buffers, before the start, pauses, after the end) have no stimulus time.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fer_core.emotions import EMOTIONS
@@ -54,11 +56,13 @@ logger = logging.getLogger(__name__)
 
 #: Event kinds the store accepts.
 EVENT_KINDS: tuple[str, ...] = (
-    "ready", "start", "blank", "play", "playing", "pause", "waiting", "stalled", "seeking", "seeked", "ended", "error",
-    "blocked", "missing", "pagehide",
+    "ready", "start", "blank", "play", "playing", "timeupdate", "pause", "waiting", "stalled", "seeking", "seeked",
+    "ended", "error", "blocked", "missing", "pagehide",
 )  # fmt: skip
 #: The event after which stimulus time runs.
 RUN_START = "playing"
+#: A position report during playback (the player sends one at most every second): the map passes through it.
+RUN_ANCHOR = "timeupdate"
 #: Events that stop a run.
 RUN_STOPS: frozenset[str] = frozenset({"pause", "waiting", "seeking", "ended", "error", "blocked", "missing", "pagehide",
                                        "ready", "start", "blank"})  # fmt: skip
@@ -89,7 +93,10 @@ class PlaybackSpan(NamedTuple):
         Session seconds of the run's start (the ``playing`` event) and end.
     media_start_s : float
         Stimulus seconds at ``start_s``; at session time ``t`` in the span the stimulus is at
-        ``media_start_s + (t - start_s)``.
+        ``media_start_s + rate * (t - start_s)``.
+    rate : float
+        Stimulus seconds per session second: 1 unless two anchors (``playing``, ``timeupdate``, the stopping event)
+        say the media clock ran slower (a starved browser) or faster.
     """
 
     position: int
@@ -98,6 +105,7 @@ class PlaybackSpan(NamedTuple):
     start_s: float
     end_s: float
     media_start_s: float
+    rate: float = 1.0
 
 
 def _finite(value, name: str, *, optional: bool = False) -> float | None:
@@ -189,7 +197,8 @@ def record_events(db: Session, session_id: int, events: Iterable[dict], *, recei
     pages = sorted({e["page_id"] for e in clean})
     seen = set(db.execute(select(PlaybackEvent.page_id, PlaybackEvent.seq)
                           .where(PlaybackEvent.session_id == session_id, PlaybackEvent.page_id.in_(pages))).tuples())  # fmt: skip
-    room = MAX_EVENTS_PER_SESSION - db.query(PlaybackEvent).filter(PlaybackEvent.session_id == session_id).count()
+    room = MAX_EVENTS_PER_SESSION - int(db.scalar(select(func.count()).select_from(PlaybackEvent)
+                                                  .where(PlaybackEvent.session_id == session_id)))  # fmt: skip
     when = received_at or utc_now()
     new = 0
     for e in clean:
@@ -282,27 +291,34 @@ def playback_spans(events: pd.DataFrame, sequence: Sequence[SequenceItem], *,
     ordered = events[events["session_time_s"].notna()].sort_values("session_time_s", kind="stable")
     gaps = sorted(float(g) for g in gap_starts_s)
     spans: list[PlaybackSpan] = []
-    run = None  # (item, start_s, media_start_s, page_id)
+    run = None  # (item, start_s, media_start_s, page_id, first_start_s)
 
-    def close(end_s: float) -> None:
-        item, start, media, _ = run
-        if item.duration_s is not None:
-            end_s = min(end_s, start + max(0.0, item.duration_s - media))
-        end_s = min([end_s, *(g for g in gaps if g > start)])
+    def segment(end_s: float, end_media: float | None) -> None:
+        item, start, media, _, first = run
+        rate = 1.0
+        if end_media is not None and end_media >= media and end_s > start:
+            rate = (end_media - media) / (end_s - start)  # the media clock between two anchors
+        if item.duration_s is not None and rate > 0:
+            end_s = min(end_s, start + max(0.0, item.duration_s - media) / rate)
+        end_s = min([end_s, *(g for g in gaps if g > first)])
         if end_s - start > 1e-3:
-            spans.append(PlaybackSpan(item.position, item.name, item.stimulus_id, start, end_s, media))
+            spans.append(PlaybackSpan(item.position, item.name, item.stimulus_id, start, end_s, media, rate))
 
-    for kind, position, media, t, page in ordered[["kind", "position", "media_time_s", "session_time_s", "page_id"]].itertuples(index=False):
+    columns = ["kind", "position", "media_time_s", "session_time_s", "page_id"]
+    for kind, position, media, t, page in ordered[columns].itertuples(index=False):
+        t, media = float(t), None if pd.isna(media) else float(media)
         same = run is not None and not pd.isna(position) and int(position) == run[0].position and page == run[3]
+        if same and kind in (RUN_START, RUN_ANCHOR) and media is not None and media >= run[2] and t > run[1]:
+            segment(t, media)  # an anchor inside the run: the map passes through it
+            run = (run[0], t, media, page, run[4])
+            continue
         if run is not None and (kind in RUN_STOPS or kind == RUN_START or not same):
-            if kind == RUN_START and same:
-                continue  # a second "playing" without a stop between keeps the first anchor
-            close(float(t))
+            segment(t, media if same else None)
             run = None
         if kind == RUN_START and not pd.isna(position) and int(position) in items:
-            run = (items[int(position)], float(t), float(0.0 if pd.isna(media) else media), page)
+            run = (items[int(position)], t, 0.0 if media is None else media, page, t)
     if run is not None:
-        close(math.inf)
+        segment(math.inf, None)
     return spans
 
 
@@ -321,7 +337,7 @@ def stimulus_times(spans: Sequence[PlaybackSpan], times_s) -> tuple[np.ndarray, 
     stimulus : ndarray of shape (n,) object
         The stimulus name playing at each time, None outside every span.
     stimulus_time_s : ndarray of shape (n,) float64
-        Stimulus seconds (``media_start_s + t - start_s``), NaN outside every span. A span covers
+        Stimulus seconds (``media_start_s + rate * (t - start_s)``), NaN outside every span. A span covers
         ``[start_s, end_s)``: the instant the stimulus ends shows none of it.
     """
     times = np.asarray(times_s, dtype=np.float64)
@@ -330,7 +346,7 @@ def stimulus_times(spans: Sequence[PlaybackSpan], times_s) -> tuple[np.ndarray, 
     for span in spans:
         inside = (times >= span.start_s) & (times < span.end_s) & np.isnan(stimulus_time)
         names[inside] = span.stimulus
-        stimulus_time[inside] = span.media_start_s + (times[inside] - span.start_s)
+        stimulus_time[inside] = span.media_start_s + span.rate * (times[inside] - span.start_s)
     return names, stimulus_time
 
 

@@ -277,3 +277,14 @@ def test_two_sessions_of_one_stimulus_align_exactly_in_the_compare_statistics(en
     curves = stats.group_curves(bins, metrics=["happy"]).sort_values("time_s")
     np.testing.assert_allclose(curves["mean"].to_numpy(), a.to_numpy(), atol=1e-6)
     assert (curves["n_sessions"] == 2).all()
+
+
+def test_anchors_follow_a_browser_that_plays_slower_than_real_time():
+    """A starved page plays 10 s of video in 12.5 s: its timeupdate anchors bend the map to the media clock."""
+    table = events(("playing", 0.0, 0.0), ("timeupdate", 5.0, 5.0), ("timeupdate", 10.0, 6.0),
+                   ("timeupdate", 11.25, 9.0), ("ended", 12.5, 10.0))  # fmt: skip
+    spans = playback_spans(table, [AD])
+    assert [round(s.rate, 6) for s in spans] == [1.0, 0.2, 2.4, 0.8]
+    _, t = stimulus_times(spans, [2.5, 7.5, 10.0, 12.0, 12.5])
+    np.testing.assert_allclose(t[:4], [2.5, 5.5, 6.0, 9.6])
+    assert np.isnan(t[4])  # the end instant shows nothing
