@@ -27,6 +27,7 @@ from sessions.exports import IDENTITY_COLUMNS, TAG_COLUMN_PREFIX, resolve_format
 from sessions.models import StudySession
 from sessions.playback import STIMULUS_TIME_COLUMNS, add_stimulus_columns, session_spans
 from sessions.repository import list_sessions, load_observations
+from sessions.second_aggregates import SECOND_BIN_S, load_second_aggregates
 
 #: Session columns written after the identity columns of a study export.
 SESSION_COLUMNS: tuple[str, ...] = ("status", "source", "consent_at", "consent_version", "consent_source", "model")
@@ -66,9 +67,13 @@ def study_table(db: Session, study_id: int, *, per_second: bool = False, bin_s: 
     tag_keys = sorted({key for tags in sessions["tags"] for key in (tags or {})})
     parts = []
     for i, row in enumerate(sessions.itertuples()):
-        data = load_observations(db, int(row.session_id))
         spans = session_spans(db, int(row.session_id))  # the stimulus on screen (none: empty columns)
-        data = add_stimulus_columns(per_bin(data, bin_s), spans, bin_s=bin_s) if per_second else add_stimulus_columns(with_attention_columns(data), spans)
+        if per_second:  # 1 s bins: the rows stored when the session ended (sessions.second_aggregates)
+            bins = (load_second_aggregates(db, [int(row.session_id)])[int(row.session_id)] if bin_s == SECOND_BIN_S
+                    else per_bin(load_observations(db, int(row.session_id)), bin_s))  # fmt: skip
+            data = add_stimulus_columns(bins, spans, bin_s=bin_s)
+        else:
+            data = add_stimulus_columns(with_attention_columns(load_observations(db, int(row.session_id))), spans)
         lead = {"session_id": int(row.session_id), "participant_code": row.participant_code, "study": row.study,
                 "status": row.status, "source": row.source, **_consent_cells(consent.get(row.session_id)),
                 "model": row.model or ""}  # fmt: skip
