@@ -6,6 +6,7 @@ import pandas as pd
 
 from dashboard.tags import format_tags
 from sessions.report import difference_rows, group_mean_rows
+from sessions.report import plural as plural_noun
 
 
 def session_table(sessions: pd.DataFrame) -> pd.DataFrame:
@@ -40,8 +41,9 @@ def session_label(row) -> str:
 
 
 def count_noun(n: int, singular: str, plural: str | None = None) -> str:
-    """``"1 session"``, ``"2 sessions"``, ``"0 groups"`` (``plural`` defaults to ``singular + "s"``)."""
-    return f"{n} {singular if n == 1 else plural or singular + 's'}"
+    """``"1 session"``, ``"2 sessions"``, ``"0 groups"`` (``plural`` defaults to ``singular + "s"``;
+    ``sessions.report.plural``, which the study report uses too)."""
+    return plural_noun(n, singular, plural)
 
 
 def percent(value: float) -> str:
