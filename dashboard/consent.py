@@ -6,10 +6,11 @@ the texts, versions and records live in :mod:`sessions.fieldwork`.
 
 from __future__ import annotations
 
+import html
+
 import streamlit as st
 
 from dashboard.resources import get_engine
-from dashboard.text import escape_markdown
 from sessions.db import session_scope
 from sessions.fieldwork import StudyConsent, current_consent, session_completion_link
 from sessions.repository import get_session
@@ -27,19 +28,25 @@ def session_consent(session_id: int) -> StudyConsent:
         return current_consent(db, get_session(db, session_id).study_id)
 
 
-def as_text(text: str) -> str:
-    """User text for ``st.markdown`` shown literally, its line breaks kept (Markdown hard breaks)."""
-    return "  \n".join(escape_markdown(line) for line in str(text).splitlines())
+def consent_html(consent: StudyConsent) -> str:
+    """The study's consent text as HTML that shows it literally: each part under its heading, every character
+    HTML-escaped (``html.escape``), line breaks kept as ``<br>``. Plain HTML rather than Markdown, whose
+    autolinking would turn a URL or an e-mail address in the text into a link even when escaped. Empty for the
+    generic text."""
+    if consent.text is None:
+        return ""
+    parts = [f"<p><strong>{html.escape(heading)}</strong><br>{'<br>'.join(html.escape(line) for line in body.splitlines())}</p>"
+             for heading, body in consent.text.sections()]  # fmt: skip
+    return f'<div class="fer-consent">{"".join(parts)}</div>'
 
 
 def show_consent(consent: StudyConsent, generic: str) -> None:
-    """Put the study's consent text on the page (each part under its heading, escaped) after ``generic`` (the
-    platform's own text about what is measured and kept, trusted Markdown), and say which version it is."""
+    """Put the study's consent text on the page (:func:`consent_html`: literal text, no link) after ``generic``
+    (the platform's own text about what is measured and kept, trusted Markdown), and say which version it is."""
     st.markdown(generic)
     if consent.text is None:
         return
-    for heading, body in consent.text.sections():
-        st.markdown(f"**{heading}**  \n{as_text(body)}")
+    st.html(consent_html(consent))
     st.caption(f"Consent text version {consent.version}")
 
 
