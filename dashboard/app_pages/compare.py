@@ -15,7 +15,7 @@ import streamlit as st
 from dashboard import charts
 from dashboard.downloads import export_bytes
 from dashboard.resources import get_settings
-from dashboard.stimulus_review import STIMULUS_ALIGN, aligned_stimulus
+from dashboard.stimulus_review import STIMULUS_ALIGN, aligned_stimulus, stimulus_compare
 from dashboard.store import page_session
 from dashboard.tables import count_noun, difference_table, excluded_table, group_means_table, session_label
 from dashboard.text import escape_markdown
@@ -74,7 +74,7 @@ def restore_settings(owner: object, settings: AnalysisSettings, ids: list[int], 
     state["compare_threshold"] = settings.express_threshold
     base = settings.baseline
     state["compare_baseline"] = "none" if base is None else "between markers" if base.start_marker else "first seconds"
-    state["compare_baseline_s"] = float(base.seconds) if base is not None and base.seconds else 10.0
+    state["compare_baseline_s"] = min(600.0, max(1.0, float(base.seconds))) if base is not None and base.seconds else 10.0
     if base is not None and base.start_marker in labels and base.end_marker in labels:
         state["compare_baseline_from"], state["compare_baseline_to"] = base.start_marker, base.end_marker
     state["compare_cuts"] = ", ".join(f"{c:g}" for c in settings.cut_points)
@@ -236,6 +236,8 @@ elif "share" in figures:
     st.plotly_chart(figures["share"], key="compare_share", config=config)
     share_name = "Share attending" if metric == "attention_rate" else "Share expressing"
     st.caption(f"{share_name}: {view.share_definition}; each session once. Sessions per group: {sizes}.")
+if aligned_stimulus(align_on):  # thumbnails and key moments of the stimulus all sessions are aligned on
+    stimulus_compare(analysis, aligned_stimulus(align_on), threshold=threshold)
 
 st.plotly_chart(figures["means"], key="compare_means", config=config)
 emotion_rows = view.overall[view.overall["metric"].isin(EMOTIONS)]
