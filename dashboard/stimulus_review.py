@@ -20,7 +20,8 @@ from dashboard.resources import get_settings
 from dashboard.store import page_session
 from dashboard.text import escape_markdown
 from fer_core.emotions import EMOTIONS
-from sessions.playback import SessionPlayback, key_moments, stimulus_bins
+from sessions import stats
+from sessions.playback import SessionPlayback, key_moments, stimulus_bins, stimulus_id_named
 from sessions.stimuli import StimulusError, frame_at, get_stimulus, thumbnail_files
 
 #: Thumbnails drawn under the axis at most (evenly spaced over the stimulus).
@@ -39,7 +40,8 @@ def _data_uri(path: Path) -> str:
 
 
 def stimulus_timeline(bins: pd.DataFrame, *, duration_s: float, thumbnails: list[Path] | None = None,
-                      moments: pd.DataFrame | None = None, title: str = "") -> go.Figure:  # fmt: skip
+                      moments: pd.DataFrame | None = None, title: str = "",
+                      value_title: str = "probability") -> go.Figure:  # fmt: skip
     """The expressions, valence and engagement of one stimulus per stimulus second, its thumbnails under the axis.
 
     Parameters
@@ -56,6 +58,8 @@ def stimulus_timeline(bins: pd.DataFrame, *, duration_s: float, thumbnails: list
         :func:`sessions.playback.key_moments`, marked by dashed lines labelled with the expression.
     title : str
         Escaped for the chart.
+    value_title : str
+        What the expression values are (``"probability"``; ``"share of participants"`` on Compare).
 
     Returns
     -------
@@ -83,7 +87,7 @@ def stimulus_timeline(bins: pd.DataFrame, *, duration_s: float, thumbnails: list
                              row=row, col=1)  # fmt: skip
         figure.add_annotation(x=moment.time_s + 0.5, y=1.0, xref="x", yref="y", text=f"{moment.emotion} +{moment.rise:.2f}",
                               showarrow=False, yanchor="bottom", font={"size": 11})  # fmt: skip
-    figure.update_yaxes(range=[0, 1.05], title_text="probability", row=1, col=1)
+    figure.update_yaxes(range=[0, 1.05], title_text=value_title, row=1, col=1)
     figure.update_yaxes(range=[-1, 1], title_text="valence / engagement", row=2, col=1)
     figure.update_yaxes(range=[0, 1], visible=False, row=3, col=1)
     figure.update_xaxes(range=[0, max(float(duration_s), 1.0)], row=3, col=1, title_text="stimulus time (s)")
@@ -166,3 +170,57 @@ def stimulus_review(session_id: int, playback: SessionPlayback, bin_s: float = 1
             st.image(_frame(stimulus.id, chosen, media_dir), caption=f"{escape_markdown(item.name)} at {chosen:.1f} s", width=720)
         except StimulusError as exc:
             st.warning(escape_markdown(exc))
+
+
+def stimulus_compare(analysis, stimulus: str, *, threshold: float) -> None:
+    """Compare's stimulus section: the share of participants expressing each emotion per stimulus second (each
+    kept session once), mean valence and engagement, the thumbnail strip and the key moments (the seconds where a
+    share rises most; :func:`sessions.playback.key_moments`).
+
+    Parameters
+    ----------
+    analysis : sessions.analysis.StudyAnalysis
+        Aligned on ``stimulus`` (``analysis.bins`` on its seconds).
+    stimulus : str
+    threshold : float
+        The expressing threshold (probability).
+    """
+    kept = analysis.bins[analysis.bins["session_id"].isin(list(analysis.kept))]
+    if kept.empty:
+        return
+    metrics = [*EMOTIONS, "valence", "engagement"]
+    curves = stats.group_curves(kept, metrics=metrics, express_threshold=threshold)
+    wide = curves.pivot_table(index="time_s", columns="metric", values="share_expressing", dropna=False)
+    means = curves.pivot_table(index="time_s", columns="metric", values="mean", dropna=False)
+    table = pd.DataFrame({"time_s": wide.index.to_numpy()})
+    for emotion in EMOTIONS:
+        table[emotion] = wide[emotion].to_numpy() if emotion in wide else float("nan")
+    for column in ("valence", "engagement"):
+        table[column] = means[column].to_numpy() if column in means else float("nan")
+    thumbnails: list[Path] = []
+    with page_session() as db:
+        stimulus_id = stimulus_id_named(db, analysis.kept, stimulus)
+        if stimulus_id is not None:
+            try:
+                found = get_stimulus(db, stimulus_id)
+                thumbnails, duration = thumbnail_files(found, get_settings().media_dir), found.duration_s
+            except StimulusError:
+                stimulus_id = None
+    if stimulus_id is None:
+        duration = float(table["time_s"].max() + 1.0)
+    moments = key_moments(table)
+    st.subheader(f"On the stimulus timeline: {escape_markdown(stimulus)}")
+    st.plotly_chart(stimulus_timeline(table, duration_s=duration or 1.0, thumbnails=thumbnails, moments=moments,
+                                      title=f"Share of participants expressing, {stimulus}",
+                                      value_title="share of participants"), key="compare_stimulus_chart")  # fmt: skip
+    st.caption(f"Share of the {len(analysis.kept)} kept sessions whose mean probability in the stimulus second is above "
+               f"{threshold:.0%} (each participant once); valence and engagement are means over sessions. Key moments: "
+               "the seconds where a share rises most from the second before (at most 3, by at least 5 points, 2 s "
+               "apart; neutral left out)." + ("" if len(moments) else " None here."))  # fmt: skip
+    if len(moments):
+        cols = st.columns(3)
+        for col, moment in zip(cols, moments.itertuples(), strict=False):
+            second = int(moment.time_s)
+            if second < len(thumbnails):
+                col.image(str(thumbnails[second]), width=240)
+            col.caption(f"{second} s: {moment.emotion} +{moment.rise:.0%} (to {moment.value:.0%} of participants)")

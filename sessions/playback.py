@@ -630,3 +630,10 @@ def markers_on_stimulus(db: Session, markers: dict[str, dict[int, float]], stimu
             if np.isfinite(value):
                 result[label][sid] = float(value)
     return result
+
+
+def stimulus_id_named(db: Session, session_ids: Iterable[int], stimulus: str) -> int | None:
+    """The id of the stimulus named ``stimulus`` in these sessions' orders (None when every copy was deleted)."""
+    return db.scalar(select(SessionStimulus.stimulus_id).where(
+        SessionStimulus.session_id.in_([int(i) for i in session_ids]), SessionStimulus.name == stimulus,
+        SessionStimulus.stimulus_id.is_not(None)).limit(1))  # fmt: skip

@@ -270,8 +270,7 @@ if len(per_group) >= 2:
 
 def comparison_csv() -> bytes:
     """Every metric's curves with bands, n and method (made when the button is clicked)."""
-    curves = analysis.curves_for().assign(baseline=analysis.baseline_note())
-    return export_bytes(export_comparison, curves, ".csv")
+    return export_bytes(export_comparison, report.comparison_table(analysis), ".csv")
 
 
 st.download_button("Comparison CSV", comparison_csv, "comparison.csv", "text/csv", key="compare_dl", on_click="ignore")

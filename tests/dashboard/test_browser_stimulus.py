@@ -99,6 +99,13 @@ def test_a_participant_link_plays_the_stimulus_and_every_row_knows_its_stimulus_
             review.get_by_text("Frame at stimulus second").scroll_into_view_if_needed()
             review.locator('[data-testid="stImage"]').last.wait_for(timeout=30_000)
             review.screenshot(path=str(RESULTS / "stimulus_review_frame.png"), full_page=True)
+            compare = chromium.new_context(viewport={"width": 1400, "height": 2400}).new_page()
+            compare.goto(f"{url}/compare")
+            compare.get_by_text("On the stimulus timeline: Trailer").wait_for(timeout=120_000)
+            strip = compare.locator('[data-testid="stPlotlyChart"]').filter(has_text="stimulus time (s)").first
+            _wait(lambda: strip.locator("image").count() >= DURATION_S, "the Compare thumbnail strip", 60.0)
+            strip.scroll_into_view_if_needed()
+            compare.screenshot(path=str(RESULTS / "stimulus_compare.png"), full_page=True)
         finally:
             chromium.close()
     with session_scope(engine) as db:

@@ -150,6 +150,8 @@ def test_compare_aligns_sessions_on_the_stimulus_by_default(app, engine, study):
     spec = json.loads(next(c for c in at.get("plotly_chart") if c.key == "compare_curves").proto.spec)
     xs = sorted({float(x) for trace in spec["data"] for x in values(trace.get("x")) if x is not None})
     assert xs == [0.0, 1.0]  # stimulus seconds 0 and 1 for both sessions (session seconds 1-3 and 6-8)
+    assert "compare_stimulus_chart" in [c.key for c in at.get("plotly_chart")]
+    assert any("Share of the 2 kept sessions whose mean probability" in c.value for c in at.caption)
 
 
 def test_face_check_offers_start_only_with_a_face_and_hints_after_three_seconds_without():
