@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from fer_core.attention import DEFAULT_MAX_ANGLE_DEG
 from fer_core.detection import DEFAULT_DETECTOR, DETECTOR_NAMES
 
 OUTPUT_SUFFIXES = (".csv", ".parquet", ".json")
@@ -27,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--detector", choices=DETECTOR_NAMES, default=DEFAULT_DETECTOR, help="face detector backend")
     analyze.add_argument("--detect-every", type=int, default=1, help="run the detector every k-th frame (default 1)")
     analyze.add_argument("--smoothing", type=float, default=0.5, help="EMA time constant in seconds (default 0.5)")
+    analyze.add_argument("--attention-angle", type=float, default=DEFAULT_MAX_ANGLE_DEG, metavar="DEG",
+                         help="largest head yaw and pitch of an attentive face, degrees (default 30)")  # fmt: skip
     return parser
 
 
@@ -58,6 +61,7 @@ def run_analyze(args: argparse.Namespace) -> int:
         Bad model file, input file or options (:func:`main` turns them into a message and status 2).
     """
     from fer_core.analyzer import FrameAnalyzer  # noqa: PLC0415 - keep `--help` fast
+    from fer_core.attention import check_max_angle  # noqa: PLC0415
     from fer_core.classifier import EmotionClassifier  # noqa: PLC0415
     from fer_core.detection import create_detector  # noqa: PLC0415
     from fer_core.video import IMAGE_SUFFIXES, VideoDecodeError, analyze_image, analyze_video, read_image  # noqa: PLC0415
@@ -67,10 +71,12 @@ def run_analyze(args: argparse.Namespace) -> int:
         read_image(args.input)  # fail on a bad input before the slow model load
     elif not args.input.is_file():
         raise VideoDecodeError(f"{args.input}: video file not found")
+    check_max_angle(args.attention_angle, "--attention-angle")  # before the slow model load
     classifier = EmotionClassifier.load(args.model)
     analyzer = FrameAnalyzer(
-        classifier, create_detector(args.detector), smoothing_s=args.smoothing, detect_every=args.detect_every
-    )
+        classifier, create_detector(args.detector), smoothing_s=args.smoothing, detect_every=args.detect_every,
+        max_head_angle_deg=args.attention_angle,
+    )  # fmt: skip
     if is_image:
         table = analyze_image(args.input, analyzer=analyzer)
     else:

@@ -73,20 +73,20 @@ _DEFAULT_PINV: np.ndarray = np.linalg.pinv(HEAD_MODEL_MM - HEAD_MODEL_MM.mean(ax
 DEFAULT_MAX_ANGLE_DEG: float = 30.0
 
 
-def check_max_angle(max_angle_deg: float) -> float:
+def check_max_angle(max_angle_deg: float, name: str = "max_angle_deg") -> float:
     """Return ``max_angle_deg`` as a float after checking it is a number of degrees in (0, 90].
 
     Raises
     ------
     ValueError
-        If it is not a finite number in (0, 90].
+        If it is not a finite number in (0, 90]; the message names the input ``name``.
     """
     try:
         value = float(max_angle_deg)
     except (TypeError, ValueError):
-        raise ValueError(f"max_angle_deg has to be a number of degrees in (0, 90]; got {max_angle_deg!r}") from None
+        value = math.nan
     if not (math.isfinite(value) and 0.0 < value <= 90.0):
-        raise ValueError(f"max_angle_deg has to be a number of degrees in (0, 90]; got {max_angle_deg!r}")
+        raise ValueError(f"{name} has to be a number of degrees in (0, 90]; got {max_angle_deg!r}")
     return value
 
 

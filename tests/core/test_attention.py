@@ -162,3 +162,21 @@ def test_analyzer_rows_carry_pose_and_attention(tiny_classifier, video_dir):
     haar = FrameAnalyzer(tiny_classifier, create_detector("haar"))
     (unknown,) = haar.analyze(frame, 0.0)
     assert math.isnan(unknown.yaw_deg) and unknown.attentive is None
+
+
+def test_cli_writes_attention_and_refuses_a_bad_angle(video_dir, tiny_model_path, tmp_path):
+    import pandas as pd
+
+    from tests.core.test_cli import _run
+
+    out = tmp_path / "faces.csv"
+    done = _run("analyze", video_dir / "single_face.jpg", "--out", out, "--model", tiny_model_path)
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(out)
+    assert table["attentive"].tolist() == [True] and abs(table["yaw_deg"][0]) < 15
+    strict = _run("analyze", video_dir / "single_face.jpg", "--out", out, "--model", tiny_model_path,
+                  "--attention-angle", "0.1")  # fmt: skip
+    assert strict.returncode == 0 and pd.read_csv(out)["attentive"].tolist() == [False]
+    bad = _run("analyze", video_dir / "single_face.jpg", "--out", out, "--attention-angle", "95")
+    assert bad.returncode == 2 and "--attention-angle has to be a number of degrees in (0, 90]; got 95.0" in bad.stderr
+    assert "Traceback" not in bad.stderr
