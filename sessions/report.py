@@ -118,6 +118,12 @@ def metric_view(analysis: StudyAnalysis, metric: str, *, start_s: float | None =
                       share_definition=stats.share_definition(metric, threshold))  # fmt: skip
 
 
+def comparison_table(analysis: StudyAnalysis) -> pd.DataFrame:
+    """The Compare CSV: every metric's curves (:meth:`StudyAnalysis.curves_for`) with a ``baseline`` column (the
+    correction in words), for :func:`sessions.exports.export_comparison`."""
+    return analysis.curves_for().assign(baseline=analysis.baseline_note())
+
+
 def view_figures(analysis: StudyAnalysis, view: MetricView) -> dict[str, go.Figure]:
     """The charts of a metric view: curves, share expressing (where defined), emotion means, segments."""
     metric = view.metric

@@ -58,7 +58,7 @@ def test_group_differences_and_the_csv_carry_n_and_method(app, engine):
     from sessions.analysis import analyse, load_inputs
     from sessions.db import session_scope
     from sessions.exports import export_comparison
-    from sessions.report import group_labels
+    from sessions.report import comparison_table, group_labels
 
     for i, variant in enumerate("AAABBB"):
         happy = 1.0 + i if variant == "A" else 0.5
@@ -79,8 +79,7 @@ def test_group_differences_and_the_csv_carry_n_and_method(app, engine):
     with session_scope(engine) as db:
         inputs = load_inputs(db, inputs_ids(db))
     analysis = analyse(inputs.sessions, inputs.per_second, groups=group_labels(inputs.sessions, "variant"))
-    csv = pd.read_csv(io.BytesIO(export_bytes(export_comparison, analysis.curves_for().assign(
-        baseline=analysis.baseline_note()), ".csv")))  # fmt: skip
+    csv = pd.read_csv(io.BytesIO(export_bytes(export_comparison, comparison_table(analysis), ".csv")))
     assert set(csv["baseline"]) == {"No baseline correction (raw probabilities)."}
     assert {"n_sessions", "n_low_frames", "method"} <= set(csv.columns)
     few = csv["n_sessions"] < 3  # group A's sessions run longer than the others
