@@ -120,6 +120,7 @@ export default function(component) {
       const go = () => {
         message("");
         blank.style.display = "none"; stage.style.display = "block";
+        stage.scrollIntoView({ block: "start" });  // the camera preview sits above: the video takes the screen
         p.video.src = item.src; p.video.load(); play();
       };
       if (item.buffer_s > 0 && p.playedOne) {

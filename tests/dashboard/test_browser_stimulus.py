@@ -51,15 +51,13 @@ def test_a_participant_link_plays_the_stimulus_and_every_row_knows_its_stimulus_
     from sessions.db import get_engine
     from sessions.playback import load_events, session_playback
     from sessions.repository import create_join_token, create_session, create_study, load_observations
-    from sessions.stimuli import add_video_stimulus, set_sequence
+    from sessions.stimuli import list_stimuli
 
     media, db_url = tmp_path / "media", f"sqlite:///{tmp_path / 'sessions.db'}"
     clip = make_stimulus(tmp_path / "trailer.mp4", seconds=DURATION_S, fps=25, width=640, height=360)
     engine = get_engine(db_url)
     with session_scope(engine) as db:
         study_id = create_study(db, "Trailer test").id
-        stimulus_id = add_video_stimulus(db, study_id, "Trailer", clip, media_dir=media).id
-        set_sequence(db, study_id, [stimulus_id])
         session_id = create_session(db, study_id=study_id, participant_code="P01").id
         token = create_join_token(db, session_id)
     env = {"FER_DB_URL": db_url, "FER_MODEL_PATH": str(model), "FER_MEDIA_DIR": str(media)}
@@ -68,6 +66,21 @@ def test_a_participant_link_plays_the_stimulus_and_every_row_knows_its_stimulus_
             *browser.CHROMIUM_FLAGS, f"--use-file-for-fake-video-capture={face_clip}",
             "--autoplay-policy=no-user-gesture-required"])  # fmt: skip
         try:
+            researcher = chromium.new_context(viewport={"width": 1400, "height": 1800}).new_page()
+            researcher.goto(url)  # Studies: upload the stimulus through the page (probed, thumbnailed, in the sequence)
+            researcher.get_by_text("Add a video stimulus").click(timeout=120_000)
+            researcher.locator('input[type="file"]').first.set_input_files(str(clip))
+            researcher.get_by_placeholder("e.g. Trailer v2 (default: the file name)").fill("Trailer")
+            researcher.get_by_role("button", name="Add video").click(timeout=60_000)
+
+            def uploaded():
+                with session_scope(engine) as db:
+                    listing = list_stimuli(db, study_id)
+                return (listing,) if len(listing) else None
+
+            (listing,) = _wait(uploaded, "the uploaded stimulus", 120.0)
+            assert list(listing["name"]) == ["Trailer"] and listing["n_thumbnails"].item() == DURATION_S
+            assert listing["duration_s"].item() == pytest.approx(DURATION_S) and listing["in_sequence"].item()
             page = chromium.new_context(viewport={"width": 1280, "height": 1400}).new_page()
             page.goto(f"{url}/?join={token}")
             page.get_by_text(CONSENT).first.click(timeout=60_000)
