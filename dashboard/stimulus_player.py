@@ -120,7 +120,6 @@ export default function(component) {
       const go = () => {
         message("");
         blank.style.display = "none"; stage.style.display = "block";
-        stage.scrollIntoView({ block: "start" });  // the camera preview sits above: the video takes the screen
         p.video.src = item.src; p.video.load(); play();
       };
       if (item.buffer_s > 0 && p.playedOne) {
@@ -142,7 +141,13 @@ export default function(component) {
           clearTimeout(stallTimer);
           stallTimer = setTimeout(() => showOverlay("The video is loading; it continues in a moment."), 1000);
         }
-        if (kind === "playing") { clearTimeout(stallTimer); showOverlay(null); }
+        if (kind === "playing") {
+          clearTimeout(stallTimer); showOverlay(null);
+          if (p.scrolledFor !== p.index) {  // the camera preview sits above: the video takes the screen
+            p.scrolledFor = p.index;
+            root.querySelector(".fer-stage").scrollIntoView({ block: "start" });
+          }
+        }
         if (kind === "ended") { next(); }
         if (kind === "error") {
           message("This video cannot be played in this browser; the session continues with the next one.");

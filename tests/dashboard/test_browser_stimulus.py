@@ -88,6 +88,9 @@ def test_a_participant_link_plays_the_stimulus_and_every_row_knows_its_stimulus_
             frame.get_by_role("button", name="START").click(timeout=120_000)
             page.get_by_text("We can see your face").wait_for(timeout=120_000)
             page.get_by_role("button", name="Start", exact=True).click(timeout=30_000)
+            time.sleep(3.0)
+            RESULTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(RESULTS / "stimulus_playing.png"))  # what the participant sees while it plays
 
             def ended():
                 with session_scope(engine) as db:
