@@ -163,3 +163,33 @@ def test_face_check_offers_start_only_with_a_face_and_hints_after_three_seconds_
     assert face_check(True, 0, 1.0) == (False, "Checking that we can see your face...")
     ready, hint = face_check(True, 0, 3.5)
     assert not ready and hint.startswith("We cannot see your face")
+
+
+def test_participant_link_offers_the_player_after_consent_and_marks_a_deleted_stimulus(app, engine, study, camera, media):
+    import json
+
+    from sessions.repository import create_join_token, create_session
+    from sessions.stimuli import delete_stimulus
+
+    study_id, a, b = study
+    with session_scope(engine) as db:
+        session_id = create_session(db, study_id=study_id, participant_code="P9").id
+        token = create_join_token(db, session_id)
+    at = app(query={"join": token})
+    assert not at.exception
+    at.checkbox(key=f"part_consent_{session_id}").check().run()
+    assert not at.exception
+
+    def player_data():
+        found = [e for e in at.get("bidi_component")]
+        assert len(found) == 1, [e.type for e in at.main]
+        return json.loads(found[0].proto.json)
+
+    data = player_data()
+    assert data["ready"] is False and "camera on" in data["check"]  # the camera has not started: no Start yet
+    assert [item["missing"] for item in data["items"]] == [False, False] and data["start_label"] == "Start"
+    with session_scope(engine) as db:
+        delete_stimulus(db, a)
+    at.run()
+    missing = {item["position"]: item["missing"] for item in player_data()["items"]}
+    assert sorted(missing.values()) == [False, True]
