@@ -193,3 +193,19 @@ def test_participant_link_offers_the_player_after_consent_and_marks_a_deleted_st
     at.run()
     missing = {item["position"]: item["missing"] for item in player_data()["items"]}
     assert sorted(missing.values()) == [False, True]
+
+
+def test_record_page_plays_the_study_sequence_for_an_in_lab_session(app, engine, study, camera, media):
+    import json
+
+    at = app("record")
+    at.selectbox(key="rec_new_study").select("Ad test")
+    at.text_input(key="rec_new_participant").input("LAB-1")
+    at.button[0].click().run()
+    assert not at.exception
+    assert len(at.get("bidi_component")) == 1  # the marker bar only: no player before consent
+    session_id = at.session_state["rec_session_id"]
+    at.checkbox(key=f"rec_consent_{session_id}").check().run()
+    assert not at.exception
+    players = [json.loads(e.proto.json) for e in at.get("bidi_component") if "items" in json.loads(e.proto.json)]
+    assert len(players) == 1 and len(players[0]["items"]) == 2 and players[0]["ready"] is False
