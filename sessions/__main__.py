@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from sessions.errors import DatabaseUnavailable, ExportError, NoFaceFound, SessionNotFound
 
@@ -66,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--study", required=True, help="study name (created if missing)")
     imp.add_argument("--participant", help="participant pseudonym (default: a random code)")
     imp.add_argument("--tag", action="append", type=_tag, default=[], metavar="K=V", help="group label, repeatable")
+    imp.add_argument("--consent-given", action="store_true",
+                     help="the person in the video consented: stored with the session (source 'uploader', the study's "
+                          "consent text version)")  # fmt: skip
 
     export = commands.add_parser("export", parents=[common], help="export a session's observations or bins")
     export.add_argument("session", type=int, metavar="SESSION", help="session id")
@@ -161,6 +165,7 @@ def _summary(engine, session_id: int):
     from sessions import repository
     from sessions.aggregate import session_summary
     from sessions.db import session_scope
+    from sessions.fieldwork import consent_summary
 
     with session_scope(engine) as db:
         info = repository.list_sessions(db, session_ids=[session_id])
@@ -168,7 +173,10 @@ def _summary(engine, session_id: int):
             raise SessionNotFound(f"no session has id {session_id}")
         observations = repository.load_observations(db, session_id)
         markers = repository.load_markers(db, session_id)
-    return info.iloc[0], observations, session_summary(observations, markers)
+        consent = consent_summary(db, session_id)
+    summary = session_summary(observations, markers)
+    summary["consent"] = consent  # time, consent text version and source (sessions.fieldwork)
+    return info.iloc[0], observations, summary
 
 
 def _cmd_show(engine, args) -> None:
@@ -184,6 +192,10 @@ def _cmd_show(engine, args) -> None:
     fpr = summary["face_present_rate"]
     print(f"{'duration_s':>18}: {summary['duration_s']:.2f}  frames: {summary['n_frames']}  face present: "
           f"{'n/a' if fpr is None else f'{fpr:.1%}'}")  # fmt: skip
+    attention, consent = summary["attention_rate"], summary["consent"]
+    print(f"{'attention':>18}: {'n/a' if attention is None else f'{attention:.1%}'}  consent: "
+          f"{consent['consent_at'] or 'none'} (version {consent['consent_version'] or 'generic'}, "
+          f"{consent['consent_source'] or '-'})")  # fmt: skip
     print(f"{'emotion':>18}  {'mean':>6}  {'peak':>6}  {'peak at s':>9}  {'dominant':>8}")
     for emotion, values in summary["emotions"].items():
         cells = [values["mean"], values["peak"], values["peak_time_s"], summary["dominant_distribution"][emotion]]
@@ -204,7 +216,8 @@ def _cmd_import(engine, args) -> None:
             bar.update(round(100 * fraction) - bar.n)
 
         result = import_video(engine, args.video, study=args.study, participant_code=args.participant,
-                              tags=dict(args.tag), progress=progress)  # fmt: skip
+                              tags=dict(args.tag), progress=progress,
+                              consent_at=datetime.now(UTC) if args.consent_given else None)  # fmt: skip
     if result.warning:
         print(f"warning: {result.warning}; the session holds what was decoded", file=sys.stderr)
     print(f"imported session {result.session_id}")

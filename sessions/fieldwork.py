@@ -250,6 +250,25 @@ def consent_of(db: Session, session_id: int) -> dict:
             "consent_source": session.consent_source, "text": text}  # fmt: skip
 
 
+def consent_json(record: dict) -> dict:
+    """A consent record (:func:`consent_of`) for a JSON summary: ``consent_at`` (ISO 8601 UTC text or None),
+    ``consent_version`` (int, None for the generic text or no consent), ``consent_source`` (str or None)."""
+    at = record["consent_at"]
+    return {"consent_at": None if at is None else at.isoformat(), "consent_version": record["consent_version"],
+            "consent_source": record["consent_source"]}  # fmt: skip
+
+
+def consent_summary(db: Session, session_id: int) -> dict:
+    """:func:`consent_json` of the session's consent record.
+
+    Raises
+    ------
+    SessionNotFound
+        Unknown session.
+    """
+    return consent_json(consent_of(db, session_id))
+
+
 def check_completion_url(url: str | None) -> str | None:
     """Return a valid completion URL template (stripped), or None for an empty one (no redirect).
 

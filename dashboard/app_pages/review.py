@@ -15,7 +15,7 @@ from dashboard.text import escape_markdown
 from fer_core.emotions import EMOTIONS
 from sessions.aggregate import per_bin, session_summary
 from sessions.exports import SessionIdentity, export_bins, export_observations, export_summary
-from sessions.fieldwork import consent_of
+from sessions.fieldwork import consent_json, consent_of
 from sessions.playback import add_stimulus_columns, session_playback
 from sessions.repository import list_sessions, load_gaps, load_markers, load_observations
 
@@ -53,6 +53,7 @@ summary = session_summary(observations, markers, bin_s=BIN_S)
 with page_session() as db:  # the session on its stimuli's timelines (none: no stimulus columns filled)
     playback = session_playback(db, session_id, observations)
 summary["playback"] = playback.quality.to_dict("records")
+summary["consent"] = consent_json(consent)  # time, consent text version and source, in the summary JSON
 
 
 def _share(value) -> str:

@@ -237,3 +237,29 @@ def test_consent_records_the_version_on_screen_when_the_text_changed_meanwhile(a
     at.checkbox(key=f"part_consent_{session_id}").check().run()
     with session_scope(engine) as db:
         assert consent_of(db, session_id)["consent_version"] == 1  # what the participant read when ticking
+
+
+def test_review_shows_the_consent_record_and_puts_it_in_the_summary_json(app, engine, monkeypatch):
+    import json
+    from datetime import UTC, datetime
+
+    import dashboard.downloads
+    from sessions.fieldwork import give_consent
+    from tests.dashboard.seed import seed_session
+
+    session_id = seed_session(engine, study="consented")
+    with session_scope(engine) as db:
+        study_id = get_session(db, session_id).study_id
+        set_consent_text(db, study_id, ConsentFields(**PARTS))
+        give_consent(db, session_id, datetime(2026, 12, 2, 9, 30, tzinfo=UTC), source="participant", version=1)
+    made: dict[str, bytes] = {}
+    real = dashboard.downloads.export_bytes
+    monkeypatch.setattr(dashboard.downloads, "export_bytes",
+                        lambda export, data, suffix, **kw: made.setdefault(export.__name__, real(export, data, suffix, **kw)))  # fmt: skip
+    at = app("review")
+    assert not at.exception
+    assert ("Consent: given 2026-12-02 09:30:00 UTC by the participant (their link), to the study's consent text "
+            "version 1.") in _texts(at)  # fmt: skip
+    summary = json.loads(made["export_summary"])
+    assert summary["consent"] == {"consent_at": "2026-12-02T09:30:00+00:00", "consent_version": 1,
+                                  "consent_source": "participant"}  # fmt: skip

@@ -263,3 +263,27 @@ def test_imported_real_clip_stores_attention_and_the_uploader_consent(engine, vi
     assert faces["attentive"].all()
     assert per_bin(obs)["attention_rate"].min() == pytest.approx(1.0)
     assert (record["consent_at"], record["consent_version"], record["consent_source"]) == (NOW, 1, "uploader")
+
+
+def test_cli_import_with_consent_and_show_prints_it(sqlite_url, video_dir, monkeypatch, capsys):
+    import json
+
+    from sessions.__main__ import main
+    from sessions.db import get_engine
+    from tests.sessions.test_importer import OneFaceAnalyzer
+
+    monkeypatch.setattr("fer_core.video._default_analyzer", OneFaceAnalyzer)
+    clip = str(video_dir / "single_face.mp4")
+    assert main(["import-video", clip, "--study", "S", "--consent-given", "--db", sqlite_url]) == 0
+    assert main(["import-video", clip, "--study", "S", "--db", sqlite_url]) == 0
+    capsys.readouterr()
+    assert main(["show", "1", "--json", "--db", sqlite_url]) == 0
+    consent = json.loads(capsys.readouterr().out)["summary"]["consent"]
+    assert consent["consent_source"] == "uploader" and consent["consent_version"] is None  # the study has no text
+    assert datetime.fromisoformat(consent["consent_at"]).tzinfo is not None
+    assert main(["show", "2", "--db", sqlite_url]) == 0
+    assert "consent: none (version generic, -)" in capsys.readouterr().out
+    engine = get_engine(sqlite_url)
+    with session_scope(engine) as db:
+        assert get_session(db, 2).consent_at is None
+    engine.dispose()
