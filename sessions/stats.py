@@ -412,6 +412,7 @@ def group_means(
     confidence: float = 0.95,
     n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = DEFAULT_SEED,
+    value_ranges: Mapping[str, tuple[float, float]] | None = None,
 ) -> pd.DataFrame:
     """Per group and metric, the mean over sessions of the session means, with its 95% band.
 
@@ -423,6 +424,10 @@ def group_means(
         Session id to group label; default: every session in ``"all"``.
     confidence, n_resamples, seed
         As in :func:`interval_bands`.
+    value_ranges : mapping of str to (float, float), optional
+        The range each band is clipped to, per metric; default :data:`METRIC_RANGES`. Baseline-corrected means
+        (differences, possibly negative) need the wider range of ``sessions.analysis.metric_range``, as in
+        :func:`group_curves`.
 
     Returns
     -------
@@ -444,7 +449,8 @@ def group_means(
         )
         for metric in COMPARE_METRICS:
             column = wide[metric].to_numpy(dtype=np.float64)[:, None] if metric in wide else np.empty((0, 1))
-            band = interval_bands(column, value_range=METRIC_RANGES[metric], confidence=confidence,
+            value_range = (value_ranges or {}).get(metric, METRIC_RANGES[metric])
+            band = interval_bands(column, value_range=value_range, confidence=confidence,
                                   n_resamples=n_resamples, seed=seed)  # fmt: skip
             rows.append({"group": str(group), "metric": metric, **{k: v[0] for k, v in band.items() if k != "n"},
                          "n_sessions": int(band["n"][0])})  # fmt: skip

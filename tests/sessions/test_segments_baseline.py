@@ -185,3 +185,21 @@ def test_corrected_bands_may_go_below_zero_and_are_clipped_to_the_difference_ran
     assert (late["mean"] < -0.3).all() and (late["ci_low"] < late["mean"]).all() and (late["ci_low"] >= -1).all()
     raw = analyse(session_list(list(tables)), tables, groups=dict.fromkeys(tables, "all")).curves_for(["happy"])
     assert (raw["ci_low"] >= 0).all() and set(raw["metric"]) == {"happy"}
+
+
+def test_corrected_group_means_have_bands_around_a_negative_mean():
+    from sessions.report import metric_view
+
+    rng = np.random.default_rng(5)
+    tables = {i: seconds(np.r_[np.full(5, 0.5), np.clip(0.41 + rng.normal(0, 0.02, 5), 0, 1)]) for i in range(1, 6)}
+    result = analyse(session_list(list(tables)), tables, groups=dict.fromkeys(tables, "all"),
+                     settings=AnalysisSettings(baseline=Baseline(seconds=5)))  # fmt: skip
+    view = metric_view(result, "happy", start_s=5.0)
+    happy = view.overall.set_index("metric").loc["happy"]
+    late = [np.mean(t["happy"].to_numpy()[5:]) - 0.5 for t in tables.values()]
+    assert happy["mean"] == pytest.approx(np.mean(late)) and happy["mean"] < -0.05
+    assert happy["ci_low"] < happy["mean"] < happy["ci_high"] and happy["ci_low"] >= -1.0
+    assert happy["ci_low"] >= min(late) - 1e-9 and happy["ci_high"] <= max(late) + 1e-9  # bootstrap of 5 means
+    means = stats.session_means(result.values, start_s=5.0)
+    clipped = stats.group_means(means).set_index("metric").loc["happy"]  # default: the raw range [0, 1]
+    assert clipped["ci_low"] == clipped["ci_high"] == 0.0
