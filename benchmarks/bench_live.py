@@ -21,12 +21,19 @@ click; Chromium with ``--autoplay-policy=no-user-gesture-required``), and the ti
 ``playing``/``ended`` events against the stimulus's duration (``ended - playing - duration``) is printed per
 session, with its median and worst (ms).
 
+After each window, ``--profile-seconds`` (default 10) of py-spy samples of the server process say where its CPU
+goes, by stage (``benchmarks/live_profile.py``: decode, colour conversion and resize, detection, crop and
+preprocessing, classification, tracking, the live session and recorder, preview encode, page reruns), in cores per
+stream and ms per stored frame; the sampler runs after the window so that its own CPU does not change the figures.
+
 Browsers run on this machine too, so on a 2-core machine they compete with the server for the CPU. It prints the
 CPU model beside the figures.
 
     python benchmarks/bench_live.py [--streams 1 2 4] [--seconds 20] [--model PATH] [--detect-every 1] [--stimulus]
+        [--profile-seconds 10]
 
-Needs Debian chromium and ffmpeg (``scripts/install-system-deps.sh``) and the real clip in ../shared.
+Needs Debian chromium and ffmpeg (``scripts/install-system-deps.sh``), the real clip in ../shared, and py-spy for
+the profile (requirements-dev.txt; without it the profile says so).
 """
 
 from __future__ import annotations
@@ -42,10 +49,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.live_profile import STAGES, sample_process  # noqa: E402
 from tests.conftest import VIDEO_DIR  # noqa: E402
 from tests.dashboard import browser  # noqa: E402
 
 CAMERA_FPS = 15
+#: py-spy's sampling rate for the profile (samples per second per thread).
+PROFILE_RATE_HZ = 100
 CONSENT = "I have read this and I agree to take part."
 
 
@@ -102,9 +112,9 @@ def playback_error_ms(engine, session_id: int, duration_s: float) -> float:
 
 
 def run(n_streams: int, url: str, clip: Path, engine, pid: int, *, warmup_s: float, seconds: float,
-        stimulus: Path | None = None, media_dir: Path | None = None) -> dict:  # fmt: skip
+        stimulus: Path | None = None, media_dir: Path | None = None, profile_s: float = 0.0) -> dict:  # fmt: skip
     """Start ``n_streams`` participants on their own links (each playing ``stimulus`` when given), measure from the
-    store, stop them."""
+    store, then sample the server for ``profile_s`` seconds (0: no profile), stop them."""
     from playwright.sync_api import sync_playwright
 
     from sessions.db import session_scope
@@ -150,6 +160,13 @@ def run(n_streams: int, url: str, clip: Path, engine, pid: int, *, warmup_s: flo
         after = [store_counts(engine, sid) for sid, _ in links]
         elapsed, cpu = time.monotonic() - t0, cpu_seconds(pid) - cpu0
         memory = rss_mb(pid)
+        profile = None
+        if profile_s > 0:  # after the window, so that the sampler's own CPU does not change the figures above
+            p0, pcpu0 = time.monotonic(), cpu_seconds(pid)
+            frames0 = sum(store_counts(engine, sid)[0] for sid, _ in links)
+            stages, why = sample_process(pid, profile_s)
+            profile = {"stages": stages, "why": why, "elapsed": time.monotonic() - p0, "cpu": cpu_seconds(pid) - pcpu0,
+                       "frames": sum(store_counts(engine, sid)[0] for sid, _ in links) - frames0}  # fmt: skip
         if stimulus is not None:  # the stimulus outlasts the window by 2 s: wait for every ended event
             deadline = time.monotonic() + duration_s + 60
             while any(playback_error_ms(engine, sid, duration_s) != playback_error_ms(engine, sid, duration_s)
@@ -170,7 +187,28 @@ def run(n_streams: int, url: str, clip: Path, engine, pid: int, *, warmup_s: flo
                 "p50": session.latency_p50_ms or float("nan"), "p90": session.latency_p90_ms or float("nan"),
                 "timing_ms": playback_error_ms(engine, sid, duration_s) if stimulus is not None else float("nan"),
             })  # fmt: skip
-    return {"streams": streams, "cores_per_stream": cpu / elapsed / n_streams, "rss_mb": memory}
+    return {"streams": streams, "cores_per_stream": cpu / elapsed / n_streams, "rss_mb": memory, "profile": profile}
+
+
+def print_profile(n_streams: int, profile: dict, rate_hz: int = PROFILE_RATE_HZ) -> None:
+    """Print the server's CPU by stage (:mod:`live_profile`): cores per stream and ms per stored frame."""
+    if profile["stages"] is None:
+        print(f"profile, {n_streams} streams: not taken ({profile['why']})")
+        return
+    stages, elapsed = profile["stages"], profile["elapsed"]
+    sampled_s = sum(stages.values()) / rate_hz
+    frames = max(profile["frames"], 1)
+    print(f"profile, {n_streams} streams ({elapsed:.0f} s of py-spy at {rate_hz} Hz after the window; {profile['frames']} "
+          f"frames stored meanwhile): process CPU {profile['cpu'] / elapsed:.2f} cores, Python threads sampled "
+          f"{sampled_s / elapsed:.2f} cores")  # fmt: skip
+    print(f"  {'stage':<40} {'cores/stream':>12} {'ms/frame':>9} {'share':>6}")
+    for name, _ in STAGES:
+        seconds = stages.get(name, 0) / rate_hz
+        print(f"  {name:<40} {seconds / elapsed / n_streams:>12.3f} {seconds * 1000 / frames:>9.2f} "
+              f"{seconds / max(sampled_s, 1e-9):>6.1%}")  # fmt: skip
+    unseen = profile["cpu"] - sampled_s
+    print(f"  {'not sampled (native worker threads)':<40} {unseen / elapsed / n_streams:>12.3f} "
+          f"{unseen * 1000 / frames:>9.2f}")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -182,6 +220,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--detect-every", type=int, default=1, help="FER_DETECT_EVERY for the dashboard")
     parser.add_argument("--stimulus", action="store_true", help="each participant also watches a stimulus in the page; "
                         "prints the timing error of its stored playing/ended events")  # fmt: skip
+    parser.add_argument("--profile-seconds", type=float, default=10.0, help="after each window, sample the server "
+                        "with py-spy this long and print its CPU by stage (0: no profile)")  # fmt: skip
     args = parser.parse_args(argv)
     reason = browser.missing_tools()
     if reason:
@@ -215,12 +255,14 @@ def main(argv: list[str] | None = None) -> None:
             errors = []
             for n in args.streams:
                 result = run(n, url, clip, engine, process.pid, warmup_s=args.warmup, seconds=args.seconds,
-                             stimulus=stimulus, media_dir=folder / "media")  # fmt: skip
+                             stimulus=stimulus, media_dir=folder / "media", profile_s=args.profile_seconds)  # fmt: skip
                 for r in result["streams"]:
                     print(f"{n:>7} {r['session']:>7} {r['fps']:>6.1f} {r['dropped']:>8.0f} {r['dropped_share']:>7.1%} "
                           f"{r['p50']:>7.0f} {r['p90']:>7.0f} {result['cores_per_stream']:>20.2f} {result['rss_mb']:>10.0f}"
                           + (f" {r['timing_ms']:>10.0f}" if stimulus else ""))  # fmt: skip
                     errors.append(r["timing_ms"])
+                if result["profile"] is not None:
+                    print_profile(n, result["profile"])
             if stimulus is not None:
                 import numpy as np
 
