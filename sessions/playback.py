@@ -417,6 +417,39 @@ def stimulus_bins(observations: pd.DataFrame, stimulus: str, bin_s: float = 1.0)
     return per_bin(shown.assign(time_s=shown["stimulus_time_s"]), bin_s)
 
 
+def stimulus_seconds_seen(spans: Sequence[PlaybackSpan], position: int, duration_s: float | None = None) -> float:
+    """How much of a stimulus was shown, in stimulus seconds: the length of the union of the stretches of its own
+    timeline its spans covered (``media_start_s`` to ``media_start_s + rate * (end_s - start_s)``).
+
+    Counted on the stimulus's clock, not the session's: a browser whose media clock ran slower than the server's
+    (``rate`` < 1) spends more session seconds on the same stimulus seconds, and a stretch shown twice (a reload
+    replays it) counts once, so the result never exceeds the stimulus's duration.
+
+    Parameters
+    ----------
+    spans : sequence of PlaybackSpan
+        :func:`playback_spans` of a session.
+    position : int
+        The stimulus's place in the session's order.
+    duration_s : float, optional
+        Its duration (s); the stretches are clipped to ``[0, duration_s]`` (NaN or None: not clipped above).
+
+    Returns
+    -------
+    float
+        Seconds, ``0.0`` when it never played.
+    """
+    top = math.inf if duration_s is None or not duration_s == duration_s else float(duration_s)
+    stretches = sorted((max(0.0, s.media_start_s), min(top, s.media_start_s + s.rate * (s.end_s - s.start_s)))
+                       for s in spans if s.position == position)  # fmt: skip
+    seen, reach = 0.0, 0.0
+    for start, end in stretches:
+        start = max(start, reach)
+        if end > start:
+            seen, reach = seen + end - start, end
+    return seen
+
+
 def playback_quality(events: pd.DataFrame, spans: Sequence[PlaybackSpan], sequence: Sequence[SequenceItem],
                      observations: pd.DataFrame | None = None) -> pd.DataFrame:  # fmt: skip
     """How each stimulus of a session played.
@@ -437,7 +470,8 @@ def playback_quality(events: pd.DataFrame, spans: Sequence[PlaybackSpan], sequen
         fires just before ``ended``), ``stalls`` (``waiting`` events after playback first ran: it stopped for data;
         the loading before the first ``playing`` is no stall), ``stalled_s``
         (seconds from each ``waiting`` to the next event of that stimulus), ``blocked`` (autoplay refusals),
-        ``seen_s`` (stimulus seconds played), ``share_seen`` (``seen_s / duration_s``), ``share_seen_with_face``
+        ``seen_s`` (:func:`stimulus_seconds_seen`: the stimulus's seconds shown at least once), ``share_seen``
+        (``seen_s / duration_s``, at most 1), ``share_seen_with_face``
         (share of the stimulus's whole seconds in which at least one analysed frame shown that second had a
         face; NaN without observations).
     """
@@ -451,8 +485,8 @@ def playback_quality(events: pd.DataFrame, spans: Sequence[PlaybackSpan], sequen
         started = kinds.index("playing") if "playing" in kinds else len(kinds)  # waiting before it: loading, no stall
         stalls = [i for i, k in enumerate(kinds) if k == "waiting" and i > started]
         stalled = sum(times[i + 1] - times[i] for i in stalls if i + 1 < len(kinds))
-        seen = sum(s.end_s - s.start_s for s in spans if s.position == item.position)
         duration = item.duration_s or float("nan")
+        seen = stimulus_seconds_seen(spans, item.position, duration)
         with_face = float("nan")
         if observations is not None and duration == duration and duration > 0:
             shown = observations[(observations["stimulus"] == item.name) & (observations["face_id"] >= 0)]

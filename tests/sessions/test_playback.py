@@ -174,6 +174,25 @@ def test_playback_quality_counts_pauses_stalls_and_the_share_seen_with_a_face():
     assert (never["played"], never["blocked"], never["seen_s"]) == (False, 1, 0.0)
 
 
+def test_share_seen_is_on_the_stimulus_clock_and_never_exceeds_the_whole_stimulus():
+    """Review showed "share seen 100.05%" for a 10 s ad played once: its ``playing`` to ``ended`` span was 10.005
+    session seconds (the browser's media clock a little slower than the server's), and the share summed session
+    seconds. On the stimulus's own clock that span shows 10 stimulus seconds."""
+    slow = events(("playing", 2.0, 0.0), ("timeupdate", 7.0025, 5.0), ("ended", 12.005, 10.0))
+    spans = playback_spans(slow, [AD])
+    assert sum(s.end_s - s.start_s for s in spans) == pytest.approx(10.005)  # session seconds
+    quality = playback_quality(slow, spans, [AD]).iloc[0]
+    assert quality["seen_s"] == pytest.approx(10.0) and quality["share_seen"] == pytest.approx(1.0)
+    assert quality["share_seen"] <= 1.0
+    # a reload replays the first 4 s on a new page: those seconds were seen already
+    replay = pd.concat([events(("playing", 1.0, 0.0), ("pagehide", 7.0, 6.0)),
+                        events(("playing", 20.0, 0.0), ("ended", 30.0, 10.0), page="p2")])  # fmt: skip
+    again = playback_quality(replay, playback_spans(replay, [AD]), [AD]).iloc[0]
+    assert again["seen_s"] == pytest.approx(10.0) and again["share_seen"] == pytest.approx(1.0)
+    half = events(("playing", 1.0, 2.0), ("pagehide", 4.0, 5.0))  # stimulus seconds 2-5 only
+    assert playback_quality(half, playback_spans(half, [AD]), [AD]).iloc[0]["share_seen"] == pytest.approx(0.3)
+
+
 def test_key_moments_are_the_largest_rises_at_least_the_gap_apart():
     bins = pd.DataFrame({"time_s": np.arange(8.0), "happy": [0.1, 0.1, 0.6, 0.7, 0.2, 0.2, 0.2, 0.2],
                          "surprise": [0.0, 0.0, 0.0, 0.5, 0.0, 0.0, 0.45, 0.0], "neutral": [0, 0, 0, 0, 0, 0.9, 0, 0]})  # fmt: skip
