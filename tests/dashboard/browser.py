@@ -71,16 +71,17 @@ def free_port() -> int:
 
 
 def start_dashboard(env: dict[str, str], *, log: Path, port: int | None = None, auth: bool = False,
-                    timeout_s: float = 180.0) -> tuple[subprocess.Popen, str]:  # fmt: skip
+                    timeout_s: float = 180.0, script: Path | None = None) -> tuple[subprocess.Popen, str]:  # fmt: skip
     """Start ``streamlit run dashboard/app.py`` on 127.0.0.1 (a free port unless ``port``); return it and its URL.
 
     ``auth=False`` (the default) turns sign-in off (``FER_AUTH=none``, allowed on 127.0.0.1); ``auth=True``
     requires it as in production. The account file is ``accounts.json`` beside ``log`` unless ``env`` has
     ``FER_AUTH_FILE``; on first start the server prints the first account's password into ``log`` (appended to).
+    ``script`` runs another Streamlit script instead of ``dashboard/app.py`` (a test page of one renderer feature).
     The caller stops the process (``terminate``, or ``kill`` to simulate a crash).
     """
     port = port or free_port()
-    command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"), "--server.port", str(port),
+    command = [sys.executable, "-m", "streamlit", "run", str(script or ROOT / "dashboard" / "app.py"), "--server.port", str(port),
                "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
                "--server.fileWatcherType", "none"]  # fmt: skip
     server_env = {**os.environ, "FER_AUTH_FILE": str(log.parent / "accounts.json"), **env}
@@ -106,9 +107,10 @@ def start_dashboard(env: dict[str, str], *, log: Path, port: int | None = None, 
 
 
 @contextmanager
-def dashboard_server(env: dict[str, str], *, log: Path, auth: bool = False, timeout_s: float = 180.0) -> Iterator[str]:
-    """Run the dashboard (:func:`start_dashboard`) for the block; yield its base URL."""
-    process, url = start_dashboard(env, log=log, auth=auth, timeout_s=timeout_s)
+def dashboard_server(env: dict[str, str], *, log: Path, auth: bool = False, timeout_s: float = 180.0,
+                     script: Path | None = None) -> Iterator[str]:  # fmt: skip
+    """Run the dashboard (:func:`start_dashboard`; ``script`` instead of it) for the block; yield its base URL."""
+    process, url = start_dashboard(env, log=log, auth=auth, timeout_s=timeout_s, script=script)
     try:
         yield url
     finally:

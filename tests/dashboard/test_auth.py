@@ -12,6 +12,7 @@ from argon2 import PasswordHasher
 from dashboard import auth
 from dashboard.accounts import AccountStore
 from dashboard.signin import SignIn, check_no_auth_allowed, is_loopback
+from dashboard.text import WORD_JOINER
 from dashboard.throttle import SignInThrottle, ThrottlePolicy
 from dashboard.tokens import RevokedTokens, TokenSigner
 from tests.dashboard.seed import seed_session
@@ -37,7 +38,7 @@ class FakeTime:
 
 def _texts(at) -> str:
     return " ".join(str(e.value) for kind in ("title", "header", "subheader", "markdown", "caption", "info", "warning",
-                                               "error", "success") for e in getattr(at, kind))  # fmt: skip
+                                               "error", "success") for e in getattr(at, kind)).replace(WORD_JOINER, "")  # fmt: skip
 
 
 # -- throttle ---------------------------------------------------------------------------------------------

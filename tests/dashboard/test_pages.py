@@ -7,6 +7,7 @@ import zipfile
 import numpy as np
 import pytest
 
+from dashboard.text import WORD_JOINER
 from fer_core.emotions import EMOTIONS
 from fer_core.model_file import write_metadata
 from fer_core.preprocessing import PreprocessSpec
@@ -16,7 +17,10 @@ from tests.dashboard.seed import seed_session
 
 
 def _texts(at) -> str:
-    return " ".join(str(e.value) for kind in ("title", "markdown", "caption", "info", "warning", "error", "success") for e in getattr(at, kind))
+    """The page's Markdown texts, joined, without the invisible word joiners that break autolinks
+    (:func:`dashboard.text.escape_markdown`); backslash escapes are kept."""
+    kinds = ("title", "markdown", "caption", "info", "warning", "error", "success")
+    return " ".join(str(e.value) for kind in kinds for e in getattr(at, kind)).replace(WORD_JOINER, "")
 
 
 def test_router_lists_pages_and_opens_studies(app, db_url):
