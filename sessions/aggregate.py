@@ -236,17 +236,20 @@ def _attention_mean(bins: pd.DataFrame) -> float | None:
 
 
 def _as_bins(frame: pd.DataFrame, offset: float, bin_s: float) -> pd.DataFrame:
-    """Bins of one session on the aligned time axis (``time_s - offset``)."""
+    """Bins of one session on the aligned time axis (``time_s - offset``): observations are shifted, then binned;
+    a per-bin table's bins move to the nearest aligned bin (at most ``bin_s / 2`` from where they belong)."""
     if "frame" in frame.columns:  # observations: shift, then bin
         shifted = frame.assign(time_s=frame["time_s"] - offset)
         return per_bin(shifted, bin_s)
     _check_columns(frame, ("time_s", *COMPARE_METRICS), "a per-bin table")
     if offset == 0:
         return frame
-    # already binned: move each bin to the aligned grid and average bins that land together (frames add up)
+    # already binned: move each bin to the nearest bin of the aligned grid (round to nearest, ties up) and
+    # average bins that land together (frames add up). A fractional offset puts a stored bin up to half a bin
+    # from where the observations would have landed (floor would put it up to a whole bin off).
     counted = ["n_frames"] if "n_frames" in frame.columns else []
     shifted = frame[["time_s", *COMPARE_METRICS, *counted]].assign(
-        time_s=np.floor((frame["time_s"] - offset) / bin_s + 1e-9) * bin_s
+        time_s=np.floor((frame["time_s"] - offset) / bin_s + 0.5 + 1e-9) * bin_s
     )
     grouped = shifted.groupby("time_s", as_index=False)
     moved = grouped[list(COMPARE_METRICS)].mean()
@@ -270,7 +273,8 @@ def compare(
     ----------
     per_session : dict of int to pandas.DataFrame
         Session id to its observations (``OBSERVATION_COLUMNS``, binned here after alignment) or to its
-        :func:`per_bin` table (then aligned bins are moved to the grid of ``bin_s``).
+        :func:`per_bin` table (then each bin is moved to the nearest bin of the aligned grid of ``bin_s``: with a
+        fractional offset a stored bin lands up to half a bin from where its observations would).
     groups : dict of int to str, optional
         Session id to group label (e.g. the ``variant`` tag); default: every session in group ``"all"``.
     align : dict of int to float, optional

@@ -276,7 +276,8 @@ def baseline_windows(baseline: Baseline, session_ids: Sequence[int],
 
 
 def apply_baseline(bins: pd.DataFrame, windows: Mapping[int, tuple[float, float]],
-                   align: Mapping[int, float] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+                   align: Mapping[int, float] | None = None, *,
+                   reference: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
     """Subtract each session's baseline mean from its bins (a new table; the input is not changed).
 
     Parameters
@@ -286,7 +287,14 @@ def apply_baseline(bins: pd.DataFrame, windows: Mapping[int, tuple[float, float]
     windows : mapping of int to (float, float)
         :func:`baseline_windows`: each session's window in **session** time, s.
     align : mapping of int to float, optional
-        The alignment ``bins`` were made with (session time that became 0); windows are moved by it.
+        The alignment ``bins`` were made with (session time that became 0); windows are moved by it. Ignored
+        with ``reference``.
+    reference : pandas.DataFrame, optional
+        :func:`sessions.stats.session_bins` of the same sessions **without** alignment (session time): the
+        baseline means are taken from its bins inside the windows, as they are, and subtracted from ``bins``.
+        Per-second rows moved to an aligned grid land up to half a bin away from their session time, so a
+        window on the aligned axis would average other seconds than the ones asked for (:func:`analyse`
+        passes it).
 
     Returns
     -------
@@ -299,14 +307,18 @@ def apply_baseline(bins: pd.DataFrame, windows: Mapping[int, tuple[float, float]
     """
     stats._need(bins, ("session_id", "time_s", *CORRECTED_METRICS), "bins")
     ids = [int(i) for i in pd.unique(bins["session_id"])]
-    start = bins["session_id"].map(lambda i: windows.get(int(i), (np.nan, np.nan))[0]).astype("float64")
-    end = bins["session_id"].map(lambda i: windows.get(int(i), (np.nan, np.nan))[1]).astype("float64")
+    source = bins
+    if reference is not None:
+        stats._need(reference, ("session_id", "time_s", *CORRECTED_METRICS), "reference")
+        source, align = reference[reference["session_id"].isin(ids)], None
+    start = source["session_id"].map(lambda i: windows.get(int(i), (np.nan, np.nan))[0]).astype("float64")
+    end = source["session_id"].map(lambda i: windows.get(int(i), (np.nan, np.nan))[1]).astype("float64")
     if align:
-        shift = bins["session_id"].map(lambda i: float(align.get(int(i), 0.0)))
+        shift = source["session_id"].map(lambda i: float(align.get(int(i), 0.0)))
         start, end = start - shift, end - shift
-    inside = (bins["time_s"] >= start) & (bins["time_s"] < end)
+    inside = (source["time_s"] >= start) & (source["time_s"] < end)
     metrics = list(CORRECTED_METRICS)
-    window_bins = bins.loc[inside, ["session_id", *metrics]]
+    window_bins = source.loc[inside, ["session_id", *metrics]]
     means = window_bins.groupby("session_id")[metrics].mean().reindex(ids)
     counts = window_bins.dropna(subset=["happy"]).groupby("session_id").size().reindex(ids).fillna(0)
     corrected = bins.copy()
@@ -407,6 +419,15 @@ class StudyAnalysis:
         """The y range of ``metric``'s curve (:func:`metric_range`)."""
         return metric_range(metric, corrected=self.corrected)
 
+    def alignment_note(self) -> str:
+        """One sentence on the time error of a marker alignment ("" when none is fractional), for captions and
+        the report: stored per-second rows are moved to the nearest aligned second (``aggregate._as_bins``)."""
+        if not self.align or all(abs(t - round(t)) < 1e-9 for t in self.align.values()):
+            return ""
+        return ("Aligned on a marker at a fraction of a second: each stored second is moved to the nearest second "
+                "of the aligned axis, so a value sits up to 0.5 s from its time after the marker (baselines are "
+                "taken in session time).")  # fmt: skip
+
     def baseline_note(self) -> str:
         """One sentence on baseline correction, for captions, the report and exports."""
         if self.settings.baseline is None:
@@ -457,8 +478,11 @@ def analyse(
     tables = {i: t for i, t in per_second.items() if not t.empty and (align is None or i in align)}
     if not tables:
         return None
-    bins = stats.session_bins(tables, align={i: align[i] for i in tables} if align else None,
-                              min_frames_per_s=settings.min_frames_per_s)  # fmt: skip
+    session_time = stats.session_bins(tables, min_frames_per_s=settings.min_frames_per_s)
+    bins = session_time
+    if align:
+        bins = stats.session_bins(tables, align={i: align[i] for i in tables},
+                                  min_frames_per_s=settings.min_frames_per_s)  # fmt: skip
     quality = stats.quality_table(sessions[sessions["session_id"].isin(list(tables))], bins)
     if "model" in sessions:  # the expression model that analysed each session (the report names them)
         quality["model"] = quality["session_id"].map(sessions.set_index("session_id")["model"])
@@ -470,7 +494,7 @@ def analyse(
     values, baseline = bins, None
     if settings.baseline is not None and kept:
         windows = baseline_windows(settings.baseline, kept, markers or {})
-        values, baseline = apply_baseline(bins, windows, align)
+        values, baseline = apply_baseline(bins, windows, reference=session_time)  # windows in session time
         missing = baseline.loc[baseline["n_bins"] == 0, "session_id"].astype(int).tolist()
         if missing:
             rows = quality[quality["session_id"].isin(missing)][["session_id", "participant_code", "status",

@@ -228,6 +228,7 @@ def method_notes(analysis: StudyAnalysis, view: MetricView) -> list[str]:
         f"{plural(len(analysis.kept), 'session')} in {plural(len(sizes), 'group')} "
         f"({', '.join(f'{g}: {n}' for g, n in sorted(sizes.items()))}); each session counts once.",
         stats.describe_bands(view.curves) if not view.curves.empty else "No curve.",
+        *([analysis.alignment_note()] if analysis.alignment_note() else []),
         analysis.baseline_note(),
         f"Seconds with fewer than {settings.min_frames_per_s:g} analysed frames are left out "
         f"({plural(int(analysis.bins['low_frames'].sum()), 'second')} of the kept sessions).",

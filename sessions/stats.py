@@ -121,7 +121,9 @@ def session_bins(
     ----------
     per_session : mapping of int to pandas.DataFrame
         Session id to its observations (``OBSERVATION_COLUMNS``) or its :func:`sessions.aggregate.per_bin`
-        table (binned with :func:`sessions.aggregate.per_bin` after alignment, as ``compare`` does).
+        table (observations are binned with :func:`sessions.aggregate.per_bin` after alignment, as ``compare``
+        does; a per-bin table's bins move to the nearest aligned bin, so with a marker at a fractional second a
+        stored bin's values sit up to half a bin, 0.5 s for 1 s bins, from where its observations would land).
     align : mapping of int to float, optional
         Session id to the session time (s) that becomes time 0 (:func:`sessions.repository.marker_offsets`).
     bin_s : float, default 1.0

@@ -228,7 +228,7 @@ if last - first > 1.0:
 view = cached_view(analysis_key, metric, start_s, end_s)
 figures = report.view_figures(analysis, view)
 st.plotly_chart(figures["curves"], key="compare_curves", config=config)
-st.caption(f"{stats.describe_bands(view.curves)} Sessions per group: {sizes}.")
+st.caption(f"{stats.describe_bands(view.curves)} Sessions per group: {sizes}. {analysis.alignment_note()}")
 
 if view.share_definition is None:
     st.info(stats.share_not_defined(metric))

@@ -203,3 +203,19 @@ def test_corrected_group_means_have_bands_around_a_negative_mean():
     means = stats.session_means(result.values, start_s=5.0)
     clipped = stats.group_means(means).set_index("metric").loc["happy"]  # default: the raw range [0, 1]
     assert clipped["ci_low"] == clipped["ci_high"] == 0.0
+
+
+def test_baseline_first_seconds_uses_session_seconds_when_aligned_on_a_fractional_marker():
+    tables = {i: seconds([0.1, 0.2, 0.8, 0.9, 0.9, 0.5, 0.5, 0.5, 0.5, 0.5]) for i in (1, 2)}
+    result = analyse(session_list([1, 2]), tables, groups={1: "all", 2: "all"}, align={1: 2.5, 2: 2.5},
+                     settings=AnalysisSettings(baseline=Baseline(seconds=2)))  # fmt: skip
+    base = result.baseline.set_index("session_id")
+    assert base.loc[1, "happy"] == pytest.approx(0.15) and base.loc[1, "n_bins"] == 2  # session seconds 0 and 1
+    first = result.values[result.values["session_id"] == 1].set_index("time_s")["happy"]
+    assert first.loc[0.0] == pytest.approx(0.8 - 0.15)  # session second 2 (aligned [-0.5, 0.5)) is the nearest
+    from sessions.report import method_notes, metric_view
+
+    assert "up to 0.5 s" in result.alignment_note()
+    assert result.alignment_note() in method_notes(result, metric_view(result, "happy"))
+    whole = analyse(session_list([1, 2]), tables, groups={1: "all", 2: "all"}, align={1: 2.0, 2: 0.0})
+    assert whole.alignment_note() == ""  # whole seconds: stored seconds land exactly

@@ -219,3 +219,17 @@ def test_describe_bands_names_the_methods_and_counts():
     text = stats.describe_bands(table)
     assert "bootstrap percentile 95% interval over sessions, 2000 resamples" in text
     assert "Sessions per value: 4." in text
+
+
+def test_stored_seconds_aligned_on_a_fractional_marker_are_within_half_a_second_of_the_observations():
+    slope = 0.02  # happy rises 0.02 a second, so a bin t seconds off differs by 0.02 * t
+    frames = [(i / 10, [(1, 100, {"happy": slope * i / 10})]) for i in range(300)]
+    observations = _rows(frames)
+    for marker in (2.2, 2.5, 2.8):
+        exact = stats.session_bins({1: observations}, align={1: marker}).set_index("time_s")["happy"]
+        stored = stats.session_bins({1: per_bin(observations, 1.0)}, align={1: marker}).set_index("time_s")["happy"]
+        both = exact.index.intersection(stored.index)
+        inner = both[(both >= 0) & (both <= 25)]
+        assert len(inner) == 26
+        error = (stored[inner] - exact[inner]).abs()
+        assert (error <= slope * 0.5 + 1e-9).all(), (marker, error.max())
