@@ -158,7 +158,7 @@ def session_segments(values: pd.DataFrame, segments: Sequence[Segment] | Mapping
         raise ValueError(f"threshold has to be in [0, 1]; got {threshold!r}")
     raw = values if raw is None else raw
     defined = stats.share_definition(metric, threshold) is not None
-    cut = 0.0 if metric == "valence" else threshold
+    cut = stats.expressing_cut(metric, threshold)  # as the curves: attention above ATTENDING_SHARE of frames
     ids = [int(i) for i in pd.unique(values["session_id"])]
     if isinstance(segments, Mapping):
         windows = [(seg, sid) for sid in ids for seg in segments.get(sid, [])]

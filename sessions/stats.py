@@ -282,10 +282,17 @@ def share_not_defined(metric: str) -> str:
     return f"Share expressing is not defined for {metric}: it measures recording quality, not an expression."
 
 
+def expressing_cut(metric: str, threshold: float) -> float:
+    """The value above which a session's bin (or segment) counts as expressing ``metric``: 0 for valence,
+    :data:`ATTENDING_SHARE` of the frames for the attention rate, else ``threshold`` (a probability). Curves
+    and segments both use it (:func:`share_definition` says it in words)."""
+    return {"valence": 0.0, "attention_rate": ATTENDING_SHARE}.get(metric, threshold)
+
+
 def _expressing(values: np.ndarray, metric: str, threshold: float) -> np.ndarray:
     if share_definition(metric, threshold) is None:
         return np.full(values.shape, np.nan)
-    cut = {"valence": 0.0, "attention_rate": ATTENDING_SHARE}.get(metric, threshold)
+    cut = expressing_cut(metric, threshold)
     return np.where(np.isnan(values), np.nan, (values > cut).astype(np.float64))
 
 

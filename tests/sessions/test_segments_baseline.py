@@ -219,3 +219,14 @@ def test_baseline_first_seconds_uses_session_seconds_when_aligned_on_a_fractiona
     assert result.alignment_note() in method_notes(result, metric_view(result, "happy"))
     whole = analyse(session_list([1, 2]), tables, groups={1: "all", 2: "all"}, align={1: 2.0, 2: 0.0})
     assert whole.alignment_note() == ""  # whole seconds: stored seconds land exactly
+
+
+def test_segment_attending_uses_the_curves_attending_share_not_the_expressing_threshold():
+    tables = {1: seconds([0.2] * 4), 2: seconds([0.2] * 4)}
+    tables[1]["attention_rate"], tables[2]["attention_rate"] = 0.4, 0.6
+    bins = stats.session_bins(tables)
+    for threshold in (0.3, 0.7):  # neither moves the attending cut (stats.ATTENDING_SHARE = 0.5 of frames)
+        rows = seg.session_segments(bins, [seg.Segment("all", 0, 4)], "attention_rate", threshold=threshold)
+        assert rows.set_index("session_id")["expressing"].to_dict() == {1: 0.0, 2: 1.0}
+        curves = stats.group_curves(bins, express_threshold=threshold, metrics=["attention_rate"])
+        assert np.allclose(curves["share_expressing"], 0.5)  # the same sessions attend in the curves
