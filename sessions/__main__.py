@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "repeatable; default: happy, valence, engagement")  # fmt: skip
     report.add_argument("--group-tag", default=None, metavar="KEY", help="compare the groups of this tag")
     report.add_argument("--align-on", default=None, metavar="LABEL", help="marker label that becomes time 0")
+    report.add_argument("--stimulus", default=None, metavar="NAME",
+                        help="put every session on this stimulus's own seconds (cut points and markers too)")  # fmt: skip
     report.add_argument("--model", default=None, metavar="PATH",
                         help="model file whose card figures are shown (default: the shipped model)")
 
@@ -286,7 +288,7 @@ def _cmd_report(engine, args) -> None:
     try:
         with session_scope(engine) as db:  # commits per-second rows computed on first read
             text = build_report(db, args.study.strip(), metrics=args.metric or DEFAULT_REPORT_METRICS,
-                                group_tag=args.group_tag, align_on=args.align_on,
+                                group_tag=args.group_tag, align_on=args.align_on, stimulus=args.stimulus,
                                 model_metadata=_model_metadata(args.model), progress=progress)  # fmt: skip
     finally:
         if bar is not None:

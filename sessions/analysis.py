@@ -38,6 +38,7 @@ from fer_core.emotions import EMOTIONS
 from sessions import stats
 from sessions.aggregate import COMPARE_METRICS
 from sessions.models import Marker, Study
+from sessions.playback import markers_on_stimulus, stimulus_per_second
 from sessions.repository import list_sessions, marker_offsets
 from sessions.second_aggregates import load_second_aggregates
 
@@ -519,7 +520,8 @@ class StudyInputs:
     sessions: pd.DataFrame
     #: :func:`sessions.second_aggregates.load_second_aggregates` of the sessions.
     per_second: dict[int, pd.DataFrame]
-    #: Session time (s) of each session's first ``align_on`` marker; None when aligned on the session start.
+    #: Session time (s) of each session's first ``align_on`` marker (0.0 for every session on a stimulus's
+    #: timeline); None when aligned on the session start.
     align: dict[int, float] | None
     #: :func:`marker_times` of the labels the settings need.
     markers: dict[str, dict[int, float]]
@@ -536,9 +538,16 @@ def session_marker_labels(db: Session, session_ids: Sequence[int]) -> tuple[str,
 
 
 def load_inputs(db: Session, session_ids: Sequence[int], *, settings: AnalysisSettings = AnalysisSettings(),
-                align_on: str | None = None, progress: Callable[[int, int], None] | None = None) -> StudyInputs:  # fmt: skip
+                align_on: str | None = None, stimulus: str | None = None,
+                progress: Callable[[int, int], None] | None = None) -> StudyInputs:  # fmt: skip
     """Read what a study analysis needs: session rows, per-second rows (never observations of ended sessions),
     alignment and marker times.
+
+    On a stimulus's timeline (``stimulus``) every second is a second of the stimulus
+    (:func:`sessions.playback.stimulus_per_second`: exact whenever a session started it and however it paused),
+    markers and so marker segments and baselines are in stimulus seconds
+    (:func:`sessions.playback.markers_on_stimulus`), cut points are stimulus seconds, and the sessions in which
+    it never played are not among ``sessions`` (nor in ``align``).
 
     Parameters
     ----------
@@ -550,14 +559,21 @@ def load_inputs(db: Session, session_ids: Sequence[int], *, settings: AnalysisSe
         For the marker labels of the baseline and the segments.
     align_on : str, optional
         Marker label whose first occurrence becomes time 0 in each session; None: the session start.
+    stimulus : str, optional
+        Stimulus name: every session on that stimulus's own seconds instead (``align_on`` is then ignored).
     progress : callable, optional
         ``progress(done, total)`` while per-second rows are computed for sessions of an older database
         (:func:`sessions.second_aggregates.load_second_aggregates`).
     """
     ids = [int(i) for i in session_ids]
     sessions = list_sessions(db, session_ids=ids)
+    labels = session_marker_labels(db, ids)
+    markers = marker_times(db, ids, settings.labels())
+    if stimulus is not None:
+        per_second = stimulus_per_second(db, ids, stimulus)
+        return StudyInputs(sessions=sessions[sessions["session_id"].isin(list(per_second))], per_second=per_second,
+                           align={sid: 0.0 for sid in per_second}, markers=markers_on_stimulus(db, markers, stimulus),
+                           marker_labels=labels)  # fmt: skip
     per_second = load_second_aggregates(db, ids, progress=progress)
     align = marker_offsets(db, ids, align_on) if align_on else None
-    labels = session_marker_labels(db, ids)
-    return StudyInputs(sessions=sessions, per_second=per_second, align=align,
-                       markers=marker_times(db, ids, settings.labels()), marker_labels=labels)  # fmt: skip
+    return StudyInputs(sessions=sessions, per_second=per_second, align=align, markers=markers, marker_labels=labels)

@@ -359,8 +359,8 @@ def group_labels(sessions: pd.DataFrame, tag: str | None) -> dict[int, str]:
 
 
 def build_report(db: Session, study_name: str, *, metrics: Sequence[str] = DEFAULT_REPORT_METRICS,
-                 group_tag: str | None = None, align_on: str | None = None, model_metadata: Mapping | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> str:  # fmt: skip
+                 group_tag: str | None = None, align_on: str | None = None, stimulus: str | None = None,
+                 model_metadata: Mapping | None = None, progress: Callable[[int, int], None] | None = None) -> str:  # fmt: skip
     """Read a study from the store and render its report (the study's stored analysis settings apply).
 
     Parameters
@@ -374,6 +374,9 @@ def build_report(db: Session, study_name: str, *, metrics: Sequence[str] = DEFAU
         Tag key whose values are the groups; default one group.
     align_on : str, optional
         Marker label that becomes time 0; default the session start.
+    stimulus : str, optional
+        Stimulus name: every session on its own seconds (:func:`sessions.analysis.load_inputs`; cut points and
+        markers in stimulus seconds); ``align_on`` is then ignored.
     model_metadata : mapping, optional
         Metadata of the model to describe.
     progress : callable, optional
@@ -393,12 +396,13 @@ def build_report(db: Session, study_name: str, *, metrics: Sequence[str] = DEFAU
         raise LookupError(f"no study is named {study_name!r}")
     settings: AnalysisSettings = load_settings(db, study.id)
     ids = [int(i) for i in list_sessions(db, study_id=study.id)["session_id"]]
-    inputs = load_inputs(db, ids, settings=settings, align_on=align_on, progress=progress)
+    inputs = load_inputs(db, ids, settings=settings, align_on=align_on, stimulus=stimulus, progress=progress)
     analysis = analyse(inputs.sessions, inputs.per_second, groups=group_labels(inputs.sessions, group_tag),
                        settings=settings, align=inputs.align, markers=inputs.markers)  # fmt: skip
     if analysis is None:
-        raise ValueError(f"study {study_name!r} has no session with analysed seconds"
-                         + (f" and a {align_on!r} marker" if align_on else ""))  # fmt: skip
+        needs = (f" in which stimulus {stimulus!r} played" if stimulus is not None
+                 else f" and a {align_on!r} marker" if align_on else "")  # fmt: skip
+        raise ValueError(f"study {study_name!r} has no session with analysed seconds{needs}")
     if not analysis.kept:
         raise ValueError(f"every session of study {study_name!r} is left out by its exclusion rules")
     views = [metric_view(analysis, m, markers=inputs.markers) for m in metrics]

@@ -32,7 +32,7 @@ from sessions.analysis import (
     session_marker_labels,
 )
 from sessions.exports import export_comparison
-from sessions.playback import markers_on_stimulus, played_stimuli, stimulus_per_second
+from sessions.playback import played_stimuli
 from sessions.repository import list_sessions, list_studies
 from sessions.second_aggregates import aggregate_versions
 
@@ -45,15 +45,12 @@ def cached_analysis(db_url: str, versions: str, ids: tuple[int, ...], groups: tu
     """The study analysis and its inputs' markers, cached on the sessions' versions (``versions``) and choices."""
     settings = AnalysisSettings.from_json(json.loads(settings_json))
     stimulus = aligned_stimulus(align_on)
-    with page_session() as db:
-        inputs = load_inputs(db, list(ids), settings=settings, align_on=None if stimulus else align_on)
-        sessions, per_second, align, markers = inputs.sessions, inputs.per_second, inputs.align, inputs.markers
-        if stimulus is not None:  # each session's seconds on the stimulus's own timeline: they align exactly
-            per_second = stimulus_per_second(db, list(ids), stimulus)
-            align, markers = {sid: 0.0 for sid in per_second}, markers_on_stimulus(db, markers, stimulus)
-            sessions = sessions[sessions["session_id"].isin(list(per_second))]
-    analysis = analyse(sessions, per_second, groups=dict(groups), settings=settings, align=align, markers=markers)
-    return analysis, markers, align
+    with page_session() as db:  # on a stimulus: each session's seconds on its own timeline (they align exactly)
+        inputs = load_inputs(db, list(ids), settings=settings, align_on=None if stimulus else align_on,
+                             stimulus=stimulus)  # fmt: skip
+    analysis = analyse(inputs.sessions, inputs.per_second, groups=dict(groups), settings=settings,
+                       align=inputs.align, markers=inputs.markers)  # fmt: skip
+    return analysis, inputs.markers, inputs.align
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

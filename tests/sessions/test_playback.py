@@ -249,12 +249,12 @@ def test_loading_before_the_first_playing_is_no_stall_and_small_rises_are_no_key
     assert key_moments(flat).empty
 
 
-def test_two_sessions_of_one_stimulus_align_exactly_in_the_compare_statistics(engine, two_ad_study):
-    """Sessions started 3 s and 40 s into their recordings, one pausing 4 s: on stimulus time their per-second
-    values coincide, so the group curve (each participant once) equals each session's curve."""
-    from sessions import stats
-    from sessions.models import Observation
-    from sessions.playback import played_stimuli, stimulus_per_second
+def _played_session(engine, study_id: int, code: str, start_s: float, pause: tuple[float, float] | None = None, *,
+                    marker_at_s: float | None = None, tags: dict | None = None) -> tuple[int, str]:  # fmt: skip
+    """A session that plays stimulus "A" from session second ``start_s`` (``pause``: (stimulus s, length s)),
+    15 fps frames whose happiness is 0.1 + 0.25 per whole stimulus second, and a "boss" marker placed at stimulus
+    second ``marker_at_s``; returns its id and the stimulus name."""
+    from sessions.models import Marker, Observation
     from sessions.recorder import observation_records
     from sessions.repository import create_session
     from sessions.stimuli import session_sequence
@@ -262,26 +262,37 @@ def test_two_sessions_of_one_stimulus_align_exactly_in_the_compare_statistics(en
 
     t0 = datetime(2026, 12, 2, 1, 0, tzinfo=UTC)
     ms = t0.timestamp() * 1000
+    with session_scope(engine) as db:
+        sid = create_session(db, study_id=study_id, participant_code=code, tags=tags or {}).id
+        _start(db, sid, t0)
+        item = next(x for x in session_sequence(db, sid, rng=random.Random(0)) if x.name == "A")
+        plays = [("playing", start_s, 0.0)]
+        if pause:
+            plays += [("pause", start_s + pause[0], pause[0]), ("playing", start_s + pause[0] + pause[1], pause[0])]
+        end = start_s + item.duration_s + (pause[1] if pause else 0.0)
+        plays.append(("ended", end, item.duration_s))
+        record_events(db, sid, [{"kind": k, "position": item.position, "media_time_s": m, "client_ms": ms + t * 1000,
+                                 "offset_ms": 0.0, "page_id": "p", "seq": i} for i, (k, t, m) in enumerate(plays)])  # fmt: skip
+        spans = playback_spans(load_events(db, sid), session_sequence(db, sid))
+        for i, t in enumerate(np.arange(0.0, end + 2.0, 1 / 15)):  # 15 fps; happiness follows the stimulus
+            _, stimulus_t = stimulus_times(spans, [t])
+            happy = 0.1 if np.isnan(stimulus_t[0]) else 0.1 + 0.25 * np.floor(stimulus_t[0])
+            for row in observation_records(sid, i, float(t), [face(happy=min(happy, 0.9))]):
+                db.add(Observation(**row))
+        if marker_at_s is not None:
+            paused = pause[1] if pause and marker_at_s > pause[0] else 0.0
+            db.add(Marker(session_id=sid, time_s=start_s + marker_at_s + paused, label="boss"))
+        return sid, item.name
+
+
+def test_two_sessions_of_one_stimulus_align_exactly_in_the_compare_statistics(engine, two_ad_study):
+    """Sessions started 3 s and 40 s into their recordings, one pausing 4 s: on stimulus time their per-second
+    values coincide, so the group curve (each participant once) equals each session's curve."""
+    from sessions import stats
+    from sessions.playback import played_stimuli, stimulus_per_second
 
     def session(code: str, start_s: float, pause: tuple[float, float] | None) -> tuple[int, str]:
-        with session_scope(engine) as db:
-            sid = create_session(db, study_id=two_ad_study, participant_code=code).id
-            _start(db, sid, t0)
-            item = next(x for x in session_sequence(db, sid, rng=random.Random(0)) if x.name == "A")
-            plays = [("playing", start_s, 0.0)]
-            if pause:
-                plays += [("pause", start_s + pause[0], pause[0]), ("playing", start_s + pause[0] + pause[1], pause[0])]
-            end = start_s + item.duration_s + (pause[1] if pause else 0.0)
-            plays.append(("ended", end, item.duration_s))
-            record_events(db, sid, [{"kind": k, "position": item.position, "media_time_s": m, "client_ms": ms + t * 1000,
-                                     "offset_ms": 0.0, "page_id": "p", "seq": i} for i, (k, t, m) in enumerate(plays)])  # fmt: skip
-            spans = playback_spans(load_events(db, sid), session_sequence(db, sid))
-            for i, t in enumerate(np.arange(0.0, end + 2.0, 1 / 15)):  # 15 fps; happiness follows the stimulus
-                _, stimulus_t = stimulus_times(spans, [t])
-                happy = 0.1 if np.isnan(stimulus_t[0]) else 0.1 + 0.25 * np.floor(stimulus_t[0])
-                for row in observation_records(sid, i, float(t), [face(happy=min(happy, 0.9))]):
-                    db.add(Observation(**row))
-            return sid, item.name
+        return _played_session(engine, two_ad_study, code, start_s, pause)
 
     early, name = session("early", 3.0, None)
     late, _ = session("late", 40.0, (1.5, 4.0))
@@ -307,3 +318,54 @@ def test_anchors_follow_a_browser_that_plays_slower_than_real_time():
     _, t = stimulus_times(spans, [2.5, 7.5, 10.0, 12.0, 12.5])
     np.testing.assert_allclose(t[:4], [2.5, 5.5, 6.0, 9.6])
     assert np.isnan(t[4])  # the end instant shows nothing
+
+
+@pytest.mark.parametrize("segmenting", ["cut points", "markers"])
+def test_segments_on_the_stimulus_timeline_are_the_same_for_sessions_started_at_different_moments(
+        engine, two_ad_study, segmenting):  # fmt: skip
+    """Compare's segments on a stimulus (load_inputs -> analyse -> metric_view, as Compare and the report do): cut
+    points in stimulus seconds, or a marker moved to stimulus time, give each group the same mean, peak,
+    time to peak and share expressing, although one session started the stimulus 3 s in and the other 40 s in
+    with a 4 s pause. On session time the same cut point splits them differently."""
+    from sessions.analysis import AnalysisSettings, analyse, load_inputs
+    from sessions.report import metric_view
+
+    early, name = _played_session(engine, two_ad_study, "early", 3.0, marker_at_s=1.0)
+    late, _ = _played_session(engine, two_ad_study, "late", 40.0, (0.5, 4.0), marker_at_s=1.0)
+    settings = (AnalysisSettings(cut_points=(1.0,)) if segmenting == "cut points"
+                else AnalysisSettings(segment_markers=("boss",)))  # fmt: skip
+    groups = {early: "early", late: "late"}
+
+    def segments(**where) -> pd.DataFrame:
+        with session_scope(engine) as db:
+            inputs = load_inputs(db, [early, late], settings=settings, **where)
+        analysis = analyse(inputs.sessions, inputs.per_second, groups=groups, settings=settings, align=inputs.align,
+                           markers=inputs.markers)  # fmt: skip
+        return metric_view(analysis, "happy", markers=inputs.markers).segments
+
+    table = segments(stimulus=name)
+    first_segment = "0-1 s" if segmenting == "cut points" else None
+    figures = ["mean", "peak", "time_to_peak_s", "share_expressing"]
+    by_group = {g: part.set_index("segment")[figures] for g, part in table.groupby("group")}
+    pd.testing.assert_frame_equal(by_group["early"], by_group["late"], atol=1e-9)
+    assert (table["n_sessions"] == 1).all()
+    last = by_group["early"].iloc[-1]  # stimulus seconds 1-3: happy 0.35 then 0.6
+    assert (last["mean"], last["peak"], last["time_to_peak_s"], last["share_expressing"]) == (
+        pytest.approx(0.475), pytest.approx(0.6), pytest.approx(1.0), 1.0)
+    if first_segment is not None:
+        assert list(by_group["early"].index) == ["0-1 s", "1-3 s"]
+        assert by_group["early"].loc["0-1 s", "mean"] == pytest.approx(0.1)
+        plain = segments()  # session time: the early session's stimulus starts at 3 s, the late one's at 40 s
+        plain_groups = {g: part.set_index("segment")["mean"] for g, part in plain.groupby("group")}
+        assert not np.allclose(plain_groups["early"].to_numpy(), plain_groups["late"].to_numpy())
+        from sessions.analysis import save_settings
+        from sessions.report import build_report
+
+        with session_scope(engine) as db:  # the study report (CLI --stimulus) reads the same pipeline
+            save_settings(db, two_ad_study, settings)
+            html = build_report(db, "Two ads", metrics=["happy"], stimulus=name)
+            with pytest.raises(ValueError, match="in which stimulus 'B' played"):
+                build_report(db, "Two ads", metrics=["happy"], stimulus="B")
+        assert "1-3 s" in html and "47.5" in html
+    else:
+        assert list(by_group["early"].index) == ["after boss"]
