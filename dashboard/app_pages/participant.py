@@ -11,6 +11,7 @@ import streamlit as st
 
 from dashboard.camera import consent_and_camera, read_session
 from dashboard.consent import completion_button
+from dashboard.external_tasks import external_tasks
 from dashboard.resources import get_engine
 from dashboard.stimulus_player import has_sequence, stimulus_player
 from sessions.db import session_scope
@@ -52,3 +53,4 @@ if consent_and_camera(session_id, "part", "participant") is not None:
     status_line(session_id)
     if has_sequence(session_id):  # the study's videos: face check, Start, then the sequence
         stimulus_player(session_id, "part")
+    external_tasks(session_id, "part")  # a game or web page: its link, and start/finish buttons stored as markers
