@@ -114,6 +114,52 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (argparse names the option in its message)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"has to be a positive integer; got {text!r}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    """argparse type: a finite number of seconds > 0."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"has to be a positive number of seconds; got {text!r}")
+    return value
+
+
+def _angle(text: str) -> float:
+    """argparse type: degrees in (0, 90] (:func:`fer_core.attention.check_max_angle`)."""
+    from fer_core.attention import check_max_angle
+
+    try:
+        return check_max_angle(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"has to be a number of degrees in (0, 90]; got {text!r}") from None
+
+
+def _batch_attention_angle(given: float | None) -> float:
+    """``--attention-angle``, else ``FER_ATTENTION_ANGLE_DEG`` (the Upload page's setting), else 30 degrees."""
+    import os
+
+    from fer_core.attention import DEFAULT_MAX_ANGLE_DEG, check_max_angle
+
+    if given is not None:
+        return given
+    env = os.environ.get("FER_ATTENTION_ANGLE_DEG", "").strip()
+    return check_max_angle(env, "FER_ATTENTION_ANGLE_DEG") if env else DEFAULT_MAX_ANGLE_DEG
+
+
 def _add_batch_parsers(commands, common) -> None:
     """``import-videos`` and ``reanalyse`` (:mod:`sessions.batch`)."""
     from fer_core.detection import DEFAULT_DETECTOR, DETECTOR_NAMES
@@ -122,11 +168,15 @@ def _add_batch_parsers(commands, common) -> None:
     run.add_argument("--engine", choices=("local", "ray"), default="local",
                      help="where the analysis runs: this process (default) or Ray Data (needs requirements-scale.txt)")
     run.add_argument("--address", default=None, help="Ray cluster to join, e.g. auto (default: start a local Ray)")
-    run.add_argument("--workers", type=int, default=1, metavar="N", help="Ray actors, one CPU and model each (default 1)")
-    run.add_argument("--split-s", type=float, default=None, metavar="SECONDS",
+    run.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+                     help="Ray actors, one CPU and model each (default 1)")  # fmt: skip
+    run.add_argument("--split-s", type=_positive_seconds, default=None, metavar="SECONDS",
                      help="split videos into ranges of at least this length (at key frames) so one video uses "
                           "several workers")
     run.add_argument("--detector", choices=DETECTOR_NAMES, default=DEFAULT_DETECTOR, help="face detector")
+    run.add_argument("--attention-angle", type=_angle, default=None, metavar="DEG",
+                     help="largest head yaw and pitch (degrees) of a face stored attentive (default: "
+                          "FER_ATTENTION_ANGLE_DEG if set, as the Upload page, else 30)")  # fmt: skip
     run.add_argument("--force", action="store_true", help="analyse videos already imported with the same model and "
                      "settings again, into new sessions")  # fmt: skip
     many = commands.add_parser("import-videos", parents=[common, run], help="analyse many videos into sessions; "
@@ -313,7 +363,8 @@ def _cmd_import_videos(engine, args) -> int:
     from sessions.batch import BatchSettings, expand_video_paths, import_videos, reanalyse
 
     options = {"engine_name": args.engine, "address": args.address, "workers": args.workers, "force": args.force,
-               "split_s": args.split_s, "settings": BatchSettings(detector=args.detector)}  # fmt: skip
+               "split_s": args.split_s, "settings": BatchSettings(
+                   detector=args.detector, attention_angle_deg=_batch_attention_angle(args.attention_angle))}  # fmt: skip
     try:
         if args.command == "reanalyse":
             report = reanalyse(engine, study=args.study, model_path=args.model, **options)

@@ -39,6 +39,7 @@ from typing import NamedTuple
 
 from sqlalchemy import Engine, delete, insert, select
 
+from fer_core.attention import DEFAULT_MAX_ANGLE_DEG, check_max_angle
 from fer_core.detection import DEFAULT_DETECTOR, DETECTOR_NAMES
 from fer_core.emotions import NO_FACE_ID
 from sessions import lifecycle, repository
@@ -54,8 +55,9 @@ logger = logging.getLogger(__name__)
 HEARTBEAT_S = 1.0
 #: File suffixes taken from a folder given to ``import-videos``.
 VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi")
-#: Version of the analysis pipeline the settings describe; part of the settings key.
-SETTINGS_VERSION = 1
+#: Version of the analysis pipeline the settings describe; part of the settings key. 2: the attention angle is
+#: part of the settings (imports of version 1 were analysed with 30 degrees and are imported again).
+SETTINGS_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,9 @@ class BatchSettings:
     ----------
     detector : str, default ``DEFAULT_DETECTOR``
         Face-detector backend (:data:`fer_core.detection.DETECTOR_NAMES`).
+    attention_angle_deg : float, default :data:`fer_core.attention.DEFAULT_MAX_ANGLE_DEG` (30)
+        Largest head yaw and pitch (degrees) of a face stored ``attentive``: the Upload page's
+        ``attention_angle_deg`` (``FER_ATTENTION_ANGLE_DEG``), whose default is the same constant. In (0, 90].
 
     Every frame is decoded and analysed and the detector runs on every frame (as ``import-video`` does), so the
     rows do not depend on how a video is split into ranges: ``split_s`` and the number of workers are how the
@@ -73,14 +78,18 @@ class BatchSettings:
     """
 
     detector: str = DEFAULT_DETECTOR
+    attention_angle_deg: float = DEFAULT_MAX_ANGLE_DEG
 
     def __post_init__(self):
         if self.detector not in DETECTOR_NAMES:
             raise ValueError(f"detector has to be one of {', '.join(DETECTOR_NAMES)}; got {self.detector!r}")
+        object.__setattr__(self, "attention_angle_deg", check_max_angle(self.attention_angle_deg, "attention_angle_deg"))
 
     def as_json(self) -> dict:
-        """The settings as stored (``video_imports.settings``): version, detector, ``every_n`` 1, ``detect_every`` 1."""
-        return {"version": SETTINGS_VERSION, "detector": self.detector, "every_n": 1, "detect_every": 1}
+        """The settings as stored (``video_imports.settings``): version, detector, attention angle (degrees),
+        ``every_n`` 1, ``detect_every`` 1."""
+        return {"version": SETTINGS_VERSION, "detector": self.detector,
+                "attention_angle_deg": self.attention_angle_deg, "every_n": 1, "detect_every": 1}  # fmt: skip
 
     @property
     def key(self) -> str:
@@ -260,9 +269,11 @@ def import_videos(
         tasks = [range_task(number, job.path, r) for number, job in jobs.items() for r in job.ranges]
         runner = model_path if model_path is None else str(model_path)
         if engine_name == "ray":
-            results = run_ray(tasks, model_path=runner, detector=settings.detector, workers=workers, address=address)
+            results = run_ray(tasks, model_path=runner, detector=settings.detector, workers=workers, address=address,
+                              attention_angle_deg=settings.attention_angle_deg)  # fmt: skip
         else:
-            results = run_local(tasks, model_path=runner, detector=settings.detector)
+            results = run_local(tasks, model_path=runner, detector=settings.detector,
+                                attention_angle_deg=settings.attention_angle_deg)  # fmt: skip
         started = time.perf_counter()
         batch.write(jobs, results)
         wall_s = time.perf_counter() - started

@@ -23,6 +23,8 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import pandas as pd
 
+from fer_core.attention import DEFAULT_MAX_ANGLE_DEG
+
 #: Engines of ``python -m sessions import-videos --engine``.
 ENGINES: tuple[str, ...] = ("local", "ray")
 #: Columns of a range task (one row of the Ray dataset).
@@ -81,6 +83,8 @@ class RangeAnalyzer:
         Expression model (``.keras`` with its metadata); None: the shipped model. Loaded once, here.
     detector : str
         Face-detector backend (:data:`fer_core.detection.DETECTOR_NAMES`); built once, here.
+    attention_angle_deg : float, default 30
+        Largest head yaw and pitch (degrees) of an attentive face (``FrameAnalyzer``'s ``max_head_angle_deg``).
 
     Raises
     ------
@@ -88,13 +92,14 @@ class RangeAnalyzer:
         The model file is missing or invalid.
     """
 
-    def __init__(self, model_path: str | None, detector: str):
+    def __init__(self, model_path: str | None, detector: str, attention_angle_deg: float = DEFAULT_MAX_ANGLE_DEG):
         from fer_core.analyzer import FrameAnalyzer
         from fer_core.classifier import EmotionClassifier
         from fer_core.detection import create_detector
 
         self.classifier_ = EmotionClassifier.load(model_path, num_threads=1)
-        self.analyzer_ = FrameAnalyzer(self.classifier_, create_detector(detector))
+        self.analyzer_ = FrameAnalyzer(self.classifier_, create_detector(detector),
+                                       max_head_angle_deg=attention_angle_deg)  # fmt: skip
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Analyse every task of ``batch``.
@@ -144,8 +149,9 @@ class RangeAnalyzer:
         return result
 
 
-def run_local(tasks: Sequence[dict], *, model_path: str | None, detector: str) -> Iterator[dict]:
-    """Analyse the tasks in this process, in order, with one :class:`RangeAnalyzer`.
+def run_local(tasks: Sequence[dict], *, model_path: str | None, detector: str,
+              attention_angle_deg: float = DEFAULT_MAX_ANGLE_DEG) -> Iterator[dict]:  # fmt: skip
+    """Analyse the tasks in this process, in order, with one :class:`RangeAnalyzer` (its parameters).
 
     Yields
     ------
@@ -154,14 +160,15 @@ def run_local(tasks: Sequence[dict], *, model_path: str | None, detector: str) -
     """
     if not tasks:
         return
-    analyzer = RangeAnalyzer(model_path, detector)
+    analyzer = RangeAnalyzer(model_path, detector, attention_angle_deg)
     for task in tasks:
         yield analyzer.analyze_task(task)
 
 
 def run_ray(tasks: Sequence[dict], *, model_path: str | None, detector: str, workers: int,
-            address: str | None = None) -> Iterator[dict]:  # fmt: skip
-    """Analyse the tasks on Ray Data: ``map_batches`` with :class:`RangeAnalyzer` on ``workers`` actors.
+            address: str | None = None, attention_angle_deg: float = DEFAULT_MAX_ANGLE_DEG) -> Iterator[dict]:  # fmt: skip
+    """Analyse the tasks on Ray Data: ``map_batches`` with :class:`RangeAnalyzer` (``model_path``, ``detector``,
+    ``attention_angle_deg``) on ``workers`` actors.
 
     Connects to the Ray cluster at ``address`` (``"auto"``: the one this machine belongs to), or starts a local
     one with ``workers`` CPUs when ``address`` is None, unless this process already called ``ray.init``; a Ray
@@ -203,7 +210,8 @@ def run_ray(tasks: Sequence[dict], *, model_path: str | None, detector: str, wor
         context.print_on_execution_start = False
         dataset = ray.data.from_items(list(tasks), override_num_blocks=len(tasks)).map_batches(
             RangeAnalyzer,
-            fn_constructor_kwargs={"model_path": model_path, "detector": detector},
+            fn_constructor_kwargs={"model_path": model_path, "detector": detector,
+                                   "attention_angle_deg": attention_angle_deg},
             batch_size=1,
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=int(workers)),

@@ -267,8 +267,12 @@ def test_cli_reports_each_failed_video_and_exits_1(sqlite_url, video_dir, tmp_pa
     assert "1 imported, 0 skipped, 2 failed; 72 frames" in out
     assert main(["--db", sqlite_url, "import-videos", str(video_dir / "single_face.mp4"), "--study", "CLI"]) == 0
     assert "0 imported, 1 skipped, 0 failed" in capsys.readouterr().out
-    assert main(["--db", sqlite_url, "import-videos", str(video_dir), "--study", "CLI", "--workers", "0"]) == 1
-    assert "workers has to be a positive integer; got 0" in capsys.readouterr().err
+    for option, value, message in (("--workers", "0", "has to be a positive integer; got '0'"),
+                                   ("--split-s", "-1", "has to be a positive number of seconds; got '-1'"),
+                                   ("--attention-angle", "95", "has to be a number of degrees in (0, 90]")):
+        with pytest.raises(SystemExit) as usage:  # argparse: the option named, exit status 2, no traceback
+            main(["--db", sqlite_url, "import-videos", str(video_dir), "--study", "CLI", option, value])
+        assert usage.value.code == 2 and f"argument {option}: {message}" in capsys.readouterr().err
     assert main(["--db", sqlite_url, "import-videos", str(video_dir), "--study", "CLI", "--address", "auto"]) == 1
     assert "only engine 'ray' uses" in capsys.readouterr().err
 
@@ -340,6 +344,34 @@ def test_stitcher_continues_tracks_across_a_boundary_and_never_reuses_ids():
     assert later["face_id"].tolist() == [NO_FACE_ID, 0, 1]  # the track ended (1.3 s unseen) before frame 3
 
 
+def test_attention_angle_is_an_analysis_setting_and_stored_as_the_upload_stores_it(engine, video_dir, sqlite_url,
+                                                                                   monkeypatch, capsys):  # fmt: skip
+    from fer_core.analyzer import FrameAnalyzer
+    from fer_core.classifier import EmotionClassifier
+    from fer_core.detection import create_detector
+    from sessions.__main__ import main
+    from sessions.importer import import_video
+
+    _shipped_model()
+    clip = video_dir / "single_face.mp4"
+    default = import_videos(engine, [clip], study="Angle", show_progress=False).outcomes[0]
+    narrow = import_videos(engine, [clip], study="Angle", settings=BatchSettings(attention_angle_deg=3.0),
+                           show_progress=False).outcomes[0]  # fmt: skip
+    assert default.status == narrow.status == "imported"  # another angle: analysed again, not skipped
+    upload = import_video(engine, clip, study="Upload", analyzer=FrameAnalyzer(
+        EmotionClassifier.load(), create_detector("blazeface"), max_head_angle_deg=3.0)).session_id  # as Upload does
+    got, want = _observations(engine, narrow.session_id), _observations(engine, upload)
+    assert got["attentive"].tolist() == want["attentive"].tolist()
+    wide = _observations(engine, default.session_id)["attentive"]
+    assert wide.sum() > got["attentive"].sum()  # 3 degrees counts fewer faces attentive than 30: the angle was used
+    with session_scope(engine) as db:
+        stored = db.scalar(select(VideoImport.settings).where(VideoImport.session_id == narrow.session_id))
+    assert (stored["attention_angle_deg"], stored["version"]) == (3.0, 2)
+    monkeypatch.setenv("FER_ATTENTION_ANGLE_DEG", "abc")
+    assert main(["--db", sqlite_url, "import-videos", str(clip), "--study", "Env"]) == 1
+    assert "FER_ATTENTION_ANGLE_DEG has to be a number of degrees in (0, 90]; got 'abc'" in capsys.readouterr().err
+
+
 def test_file_sha256_and_settings_key_are_stable(tmp_path):
     path = tmp_path / "v.bin"
     path.write_bytes(b"abc")
@@ -347,4 +379,8 @@ def test_file_sha256_and_settings_key_are_stable(tmp_path):
     assert BatchSettings().key == BatchSettings().key != BatchSettings(detector="haar").key
     with pytest.raises(ValueError, match="detector has to be one of"):
         BatchSettings(detector="yolo")
+    assert BatchSettings(attention_angle_deg=20).key != BatchSettings().key == BatchSettings(attention_angle_deg=30).key
+    assert BatchSettings().as_json()["attention_angle_deg"] == 30.0
+    with pytest.raises(ValueError, match=r"attention_angle_deg has to be a number of degrees in \(0, 90\]; got 0"):
+        BatchSettings(attention_angle_deg=0)
     assert VideoSource("a.mp4").tags == {}
