@@ -5,11 +5,16 @@ it makes no ``st.*`` call: newest frame to array and capture time, hand it to th
 recording, numbers), draw the preview, return. Everything about the session's life (claiming it, resuming,
 finishing) is in ``sessions``; this module only turns WebRTC frames into ``(image, capture time)``.
 
-streamlit-webrtc gives the callback every frame that arrived since the previous call; all but the newest are
-skipped (the analyzer cannot keep up with them) and counted, so "dropped frames" is exact.
+streamlit-webrtc gives the callback every frame that arrived since the previous call. The live session says how
+many of them are due at the stream's analysis rate (``analysis_fps``: the browser is asked for that rate, and the
+server keeps to it whatever the camera sends); the newest is analysed when any is due, the other due frames are
+skipped (the analyzer could not keep up with them) and counted, so "dropped frames" is exact. Frames above the rate
+are not converted, analysed or counted, and the video sent back keeps its last frame.
 
 A participant's preview is their plain camera image (no box, label or probability: seeing one's own
-classification invites reactivity); the researcher's Record page preview keeps the annotations.
+classification invites reactivity), small (:data:`PARTICIPANT_PREVIEW_WIDTH` pixels, shown
+:data:`PARTICIPANT_DISPLAY_PX` wide so that the stimulus below stays in view); the researcher's Record page preview
+keeps the annotations at ``preview_width``.
 """
 
 from __future__ import annotations
@@ -37,6 +42,10 @@ __all__ = ["LiveRegistry", "LiveSnapshot", "LiveStream", "fit_width", "open_came
 STALL_S = 10.0
 #: Python's thread switch interval (seconds) while live streams run; CPython's default is 0.005.
 SWITCH_INTERVAL_S = 0.001
+#: Width (pixels) of the plain preview sent back to a participant: encoding it costs the server little.
+PARTICIPANT_PREVIEW_WIDTH = 160
+#: Width (CSS pixels) of the participant's video in the page.
+PARTICIPANT_DISPLAY_PX = 240
 
 
 def shorten_gil_slices(interval_s: float = SWITCH_INTERVAL_S) -> None:
@@ -79,15 +88,18 @@ class LiveStream:
         (in every watching browser) costs CPU in proportion to its area.
     annotate : bool
         Draw boxes and expressions on the preview (the researcher's page); False for participants.
+    display_px : int or None
+        Width (CSS pixels) of the video in the page; None: the page's full width.
     """
 
     def __init__(self, new_session, *, frame_width: int = 640, preview_width: int = 320,
-                 annotate: bool = False) -> None:  # fmt: skip
+                 annotate: bool = False, display_px: int | None = None) -> None:  # fmt: skip
         self._new_session = new_session
         self.session: LiveSession = new_session()
         self.frame_width = frame_width
         self.preview_width = preview_width
         self.annotate = annotate
+        self.display_px = display_px
         self._clock = CaptureClock()
         self._track_ended = False
 
@@ -102,14 +114,16 @@ class LiveStream:
         Parameters
         ----------
         frames : list of av.VideoFrame
-            The frames queued since the last call (any size and pixel format); only the last is analysed
-            (scaled to at most ``frame_width`` pixels wide), the others count as skipped.
+            The frames queued since the last call (any size and pixel format). When any is due at the analysis rate
+            (:meth:`sessions.live.LiveSession.due_frames`), the last is analysed (scaled to at most ``frame_width``
+            pixels wide) and the other due ones count as skipped; frames that are not due are left alone.
 
         Returns
         -------
-        list of one av.VideoFrame
-            The frame, BGR, scaled to at most ``preview_width`` pixels wide; with each face's box and expression
-            drawn when ``annotate``. Capture time comes from the frame's own timestamp.
+        list of av.VideoFrame
+            The analysed frame, BGR, scaled to at most ``preview_width`` pixels wide, with each face's box and
+            expression drawn when ``annotate``; empty when no frame was due (the video sent back repeats its last
+            frame). Capture time comes from the frame's own timestamp.
         """
         # A new START after the previous track ended, or frames again after the stall watchdog released the
         # session (a network freeze, not an end): a fresh live session and clock, which resumes the session.
@@ -117,11 +131,30 @@ class LiveStream:
             self._track_ended = False
             self.session, self._clock = self._new_session(), CaptureClock()
         frame = frames[-1]
-        image = fit_width(frame.to_ndarray(format="bgr24"), self.frame_width)
         arrival = time.time()
         capture, delay = self._clock.stamp(frame.time, arrival)
-        results = self.session.on_frame(image, capture, skipped=len(frames) - 1, latency_from=arrival - delay)
+        due = self.session.due_frames([capture if f.time is None or frame.time is None else capture - (frame.time - f.time)
+                                       for f in frames])  # fmt: skip
+        if not due:
+            return []
+        image = fit_width(frame.to_ndarray(format="bgr24"), self.frame_width)
+        results = self.session.on_frame(image, capture, skipped=due - 1, latency_from=arrival - delay)
         return [av.VideoFrame.from_ndarray(self._preview(image, results or []), format="bgr24")]
+
+    def media_constraints(self) -> dict:
+        """What the browser is asked for (``getUserMedia`` constraints): video only, ``frame_width`` pixels wide at
+        4:3 and the analysis rate (ideal values: a camera that cannot gives the nearest it has, the server keeps to
+        the rate and scales down to ``frame_width`` anyway)."""
+        video: dict = {"width": {"ideal": self.frame_width}, "height": {"ideal": round(self.frame_width * 3 / 4)}}
+        if self.session.rate.fps is not None:
+            video["frameRate"] = {"ideal": self.session.rate.fps}
+        return {"video": video, "audio": False}
+
+    def video_html_attrs(self) -> dict:
+        """Attributes of the page's ``<video>``: ``display_px`` wide (at most the page's width), or the full width."""
+        width = "100%" if self.display_px is None else f"{int(self.display_px)}px"
+        return {"autoPlay": True, "controls": self.display_px is None, "muted": True, "playsInline": True,
+                "style": {"width": width, "maxWidth": "100%"}}  # fmt: skip
 
     def _preview(self, image: np.ndarray, results: list) -> np.ndarray:
         """The frame scaled to ``preview_width``, annotated when ``annotate``."""
@@ -230,13 +263,15 @@ def open_camera(key: str, stream: LiveStream, rtc_configuration: dict):
     """Render the camera widget for ``stream`` and return streamlit-webrtc's context.
 
     The stream sends video back (with ``sendback_video=False`` streamlit-webrtc would never call the frame
-    callback): annotated on the researcher's page, the plain camera image on a participant's.
+    callback): annotated on the researcher's page, the plain camera image, small, on a participant's. The browser is
+    asked for :meth:`LiveStream.media_constraints`.
     """
     return webrtc_streamer(
         key=key,
         mode=WebRtcMode.SENDRECV,
         rtc_configuration=rtc_configuration,
-        media_stream_constraints={"video": True, "audio": False},
+        media_stream_constraints=stream.media_constraints(),
+        video_html_attrs=stream.video_html_attrs(),
         queued_video_frames_callback=stream.on_frames,
         on_video_ended=stream.on_ended,
         async_processing=True,

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.live import LiveRegistry, LiveStream, shorten_gil_slices
+from dashboard.live import (
+    PARTICIPANT_DISPLAY_PX,
+    PARTICIPANT_PREVIEW_WIDTH,
+    LiveRegistry,
+    LiveStream,
+    shorten_gil_slices,
+)
 from dashboard.settings import Settings, load_settings
 
 
@@ -137,7 +143,8 @@ def new_live_stream(session_id: int, role: str) -> LiveStream:
     session_id : int
         The session.
     role : {"participant", "researcher"}
-        Who streams; only the researcher's preview is annotated.
+        Who streams; only the researcher's preview is annotated. A participant's is plain and small
+        (``dashboard.live.PARTICIPANT_PREVIEW_WIDTH`` pixels, shown ``PARTICIPANT_DISPLAY_PX`` wide).
 
     The analyzer comes from this module's ``new_analyzer`` (looked up at call time, so tests can stub it).
 
@@ -154,9 +161,15 @@ def new_live_stream(session_id: int, role: str) -> LiveStream:
     get_classifier()  # the shared model loads (or its error shows) on the page, before any camera starts
 
     def new_session() -> LiveSession:  # one per START; its analyzer is built with its first frame
-        return LiveSession(session_id, new_analyzer=analyzer, recorder=recorder, role=role)
+        return LiveSession(session_id, new_analyzer=analyzer, recorder=recorder, role=role,
+                           analysis_fps=settings.analysis_fps)  # fmt: skip
 
-    stream = LiveStream(new_session, frame_width=settings.frame_width, preview_width=settings.preview_width,
-                        annotate=role == "researcher")
+    if role == "researcher":  # the annotated preview, full width
+        stream = LiveStream(new_session, frame_width=settings.frame_width, preview_width=settings.preview_width,
+                            annotate=True)  # fmt: skip
+    else:  # the participant sees no result, in a small video that leaves the stimulus in view
+        stream = LiveStream(new_session, frame_width=settings.frame_width, annotate=False,
+                            preview_width=min(settings.preview_width, PARTICIPANT_PREVIEW_WIDTH),
+                            display_px=PARTICIPANT_DISPLAY_PX)  # fmt: skip
     get_live_registry().add(stream)
     return stream

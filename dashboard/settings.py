@@ -17,6 +17,7 @@ from pathlib import Path
 from dashboard.accounts import AccountError, check_password, default_auth_file
 from fer_core.attention import DEFAULT_MAX_ANGLE_DEG
 from fer_core.detection import DEFAULT_DETECTOR, DETECTOR_NAMES
+from sessions.analysis_rate import DEFAULT_ANALYSIS_FPS, check_fps
 
 #: Config file read when ``FER_CONFIG`` is not set (relative to the working directory).
 DEFAULT_CONFIG_FILE = "fer-dashboard.toml"
@@ -37,6 +38,7 @@ ENV_VARS: dict[str, str] = {
     "resume_grace_s": "FER_RESUME_GRACE_S",
     "media_dir": "FER_MEDIA_DIR",
     "attention_angle_deg": "FER_ATTENTION_ANGLE_DEG",
+    "analysis_fps": "FER_ANALYSIS_FPS",
 }
 #: Values of the ``auth`` setting: sign-in with the account file, or none (loopback-only servers).
 AUTH_MODES = ("accounts", "none")
@@ -86,6 +88,9 @@ class Settings:
     attention_angle_deg : float
         Largest head yaw and pitch (degrees from the camera axis) of a face counted as attentive (turned to the
         screen); default 30 (:data:`fer_core.attention.DEFAULT_MAX_ANGLE_DEG`, justified there). In (0, 90].
+    analysis_fps : float
+        Largest number of camera frames analysed (and stored) per second per live stream, asked of the browser
+        and kept to on the server (:mod:`sessions.analysis_rate`); 0: every frame the camera sends. In [0, 120].
 
     Raises
     ------
@@ -111,6 +116,7 @@ class Settings:
     resume_grace_s: float = 120.0
     media_dir: str | None = None
     attention_angle_deg: float = DEFAULT_MAX_ANGLE_DEG
+    analysis_fps: float = DEFAULT_ANALYSIS_FPS
 
     def __post_init__(self) -> None:
         if not isinstance(self.ice_servers, list):
@@ -128,6 +134,7 @@ class Settings:
             raise ValueError(f"detector has to be one of {', '.join(DETECTOR_NAMES)}; got {self.detector!r}")
         if not 0 < self.attention_angle_deg <= 90:
             raise ValueError(f"attention_angle_deg has to be more than 0 and at most 90 degrees; got {self.attention_angle_deg}")
+        check_fps(self.analysis_fps)
         if not 0 <= self.resume_grace_s <= 86400:
             raise ValueError(f"resume_grace_s has to be between 0 and 86400 seconds; got {self.resume_grace_s}")
         if self.auth not in AUTH_MODES:
@@ -173,6 +180,11 @@ def _parse(name: str, raw: object) -> object:
             return int(raw)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{ENV_VARS[name]} has to be an integer; got {raw!r}") from exc
+    if name == "analysis_fps":
+        try:
+            return float(raw)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{ENV_VARS[name]} has to be a number of frames per second; got {raw!r}") from exc
     if name == "attention_angle_deg":
         try:
             return float(raw)

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from fer_core.emotions import EMOTIONS
+from sessions.analysis_rate import AnalysisRate
 from sessions.errors import SessionEnded, SessionNotFound, StreamRefused
 
 logger = logging.getLogger(__name__)
@@ -146,17 +147,22 @@ class LiveSession:
         The process's recorder (shared; ``submit`` never blocks).
     role : {"participant", "researcher"}
         Who streams: the participant link or the researcher's Record page.
+    analysis_fps : float or None
+        Largest number of frames analysed per second (:class:`sessions.analysis_rate.AnalysisRate`); None or 0:
+        every frame. The caller asks :meth:`due_frames` which frames to analyse; frames above the rate are
+        neither analysed nor counted as skipped.
 
     Raises
     ------
     ValueError
-        Unknown ``role``, or not exactly one of ``analyzer`` and ``new_analyzer``.
+        Unknown ``role``, a bad ``analysis_fps``, or not exactly one of ``analyzer`` and ``new_analyzer``.
     """
 
     #: Seconds the first frame waits for the claim: well under streamlit-webrtc's 10 s limit per callback.
     CLAIM_TIMEOUT_S = 3.0
 
-    def __init__(self, session_id: int, *, recorder, role: str, analyzer=None, new_analyzer=None) -> None:
+    def __init__(self, session_id: int, *, recorder, role: str, analyzer=None, new_analyzer=None,
+                 analysis_fps: float | None = None) -> None:  # fmt: skip
         if role not in ("participant", "researcher"):
             raise ValueError(f"role has to be 'participant' or 'researcher'; got {role!r}")
         if (analyzer is None) == (new_analyzer is None):
@@ -166,6 +172,7 @@ class LiveSession:
         self.new_analyzer = new_analyzer
         self.recorder = recorder
         self.role = role
+        self.rate = AnalysisRate(analysis_fps)
         self.stream_id = uuid.uuid4().hex
         self._lock = threading.Lock()
         self._state = "waiting"
@@ -185,6 +192,15 @@ class LiveSession:
         self._status: str | None = None
 
     # -- video thread ----------------------------------------------------------------------------
+    def due_frames(self, capture_times) -> int:
+        """How many of the camera frames captured at ``capture_times`` (UTC epoch seconds, oldest first) are due for
+        analysis at this stream's rate (:class:`sessions.analysis_rate.AnalysisRate`; each due frame takes its slot).
+
+        The caller analyses the newest frame when any is due and passes the other due frames as ``skipped`` to
+        :meth:`on_frame`; frames that are not due are not analysed and not counted.
+        """
+        return self.rate.count_due(capture_times)
+
     def on_frame(self, image: np.ndarray, capture_time: float, *, skipped: int = 0,
                  latency_from: float | None = None) -> list | None:  # fmt: skip
         """Analyse and record one camera frame; the first frame claims the session.
@@ -196,7 +212,8 @@ class LiveSession:
         capture_time : float
             Capture time of the frame, UTC seconds since the epoch (:class:`CaptureClock`).
         skipped : int
-            Camera frames that arrived since the previous call and were not analysed (analysis busy).
+            Camera frames due for analysis (:meth:`due_frames`) that arrived since the previous call and were not
+            analysed (analysis busy); stored as the session's ``skipped_frames``.
         latency_from : float, optional
             UTC epoch seconds the frame's capture-to-result latency is measured from (its arrival minus
             :meth:`CaptureClock.stamp`'s delay); default ``capture_time``.

@@ -87,6 +87,10 @@ def test_a_participant_link_plays_the_stimulus_and_every_row_knows_its_stimulus_
             frame = browser.webrtc_frame(page)
             frame.get_by_role("button", name="START").click(timeout=120_000)
             page.get_by_text("We can see your face").wait_for(timeout=120_000)
+            video = frame.locator("video").first.bounding_box()  # the participant's own camera: small, no labels
+            check = page.get_by_text("We can see your face").bounding_box()
+            print(f"participant video {video['width']:.0f}x{video['height']:.0f} px; face check at y={check['y']:.0f} px")
+            assert video["width"] <= 241 and check["y"] + check["height"] < 800  # the player in view without scrolling
             page.get_by_role("button", name="Start", exact=True).click(timeout=30_000)
             time.sleep(3.0)
             RESULTS.mkdir(exist_ok=True)

@@ -242,3 +242,48 @@ def test_a_live_session_records_the_model_that_analyses_it(engine, recording):
     stream = new_stream(recorder, session_id, analyzer=analyzer)
     asyncio.run(stream.on_frames([make_frame(0)]))
     assert _row(engine, session_id).model == "fer2013_cnn.keras sha256:0123456789ab"
+
+
+def test_frames_above_the_analysis_rate_are_neither_analysed_nor_counted(engine, recording):
+    recorder, session_id = recording
+    analyzer = StubAnalyzer()
+    stream = LiveStream(lambda: LiveSession(session_id, analyzer=analyzer, recorder=recorder, role="participant",
+                                            analysis_fps=10), frame_width=160)  # fmt: skip
+    outputs = [asyncio.run(stream.on_frames([make_frame(6000 * k)])) for k in range(15)]  # 1 s of a 15 fps camera
+    assert len(analyzer.calls) == 10 and sum(len(out) for out in outputs) == 10  # 2 of every 3 frames
+    assert [len(out) for out in outputs[:3]] == [1, 0, 1]  # nothing sent back: the video repeats its last frame
+    assert stream.snapshot().skipped == 0  # frames left out by the rate are not "dropped"
+    asyncio.run(stream.on_frames([make_frame(6000 * k) for k in (15, 16, 17)]))  # analysis was busy: 3 queued, 2 due
+    assert len(analyzer.calls) == 11 and stream.snapshot().skipped == 1
+    assert stream.media_constraints()["video"]["frameRate"] == {"ideal": 10.0}  # the browser is asked for the rate
+    stream.session.finish("complete")
+    with session_scope(engine) as db:
+        assert get_session(db, session_id).skipped_frames == 1 and len(load_observations(db, session_id)) == 11
+
+
+def test_a_participant_page_shows_no_annotated_video_in_a_small_player(app, engine, camera, video_dir):
+    """The participant link's stream: plain preview (the scaled camera frame, unchanged) and a 240 px video."""
+    import cv2
+
+    from sessions.repository import create_join_token
+
+    with session_scope(engine) as db:
+        session_id = create_session(db, study_id=get_or_create_study(db, "live").id, participant_code="P1").id
+        token = create_join_token(db, session_id)
+    at = app(query={"join": token})
+    at.checkbox(key=f"part_consent_{session_id}").check().run()
+    assert not at.exception
+    call = camera.calls[-1]
+    assert call["video_html_attrs"]["style"]["width"] == "240px" and not call["video_html_attrs"]["controls"]
+    assert call["media_stream_constraints"] == {
+        "video": {"width": {"ideal": 640}, "height": {"ideal": 480}, "frameRate": {"ideal": 10.0}}, "audio": False}
+    stream = at.session_state[f"part_stream_{session_id}"]
+    assert stream.annotate is False and stream.preview_width == 160
+    image = cv2.imread(str(video_dir / "single_face.jpg"))
+    frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+    frame.pts, frame.time_base = 0, Fraction(1, 90000)
+    (out,) = asyncio.run(stream.on_frames([frame]))
+    assert stream.snapshot().faces == 1  # analysed and recorded all the same
+    expected = fit_width(fit_width(image, stream.frame_width), stream.preview_width)
+    np.testing.assert_array_equal(out.to_ndarray(format="bgr24"), expected)  # no box, label or probability drawn
+    stream.session.finish("complete")

@@ -72,7 +72,9 @@ def test_record_consent_gates_camera_and_stop_completes(app, engine, camera):
     assert len(camera.calls) == 1
     call = camera.calls[0]
     assert call["rtc_configuration"] == {"iceServers": []}
-    assert call["media_stream_constraints"] == {"video": True, "audio": False}
+    assert call["media_stream_constraints"] == {  # the analysis' width and rate, asked of the browser
+        "video": {"width": {"ideal": 640}, "height": {"ideal": 480}, "frameRate": {"ideal": 10.0}}, "audio": False}
+    assert call["video_html_attrs"]["style"]["width"] == "100%"  # the researcher's annotated preview, full width
     with session_scope(engine) as db:
         assert get_session(db, session_id).consent_at is not None
     camera.playing = True

@@ -57,6 +57,8 @@ def test_ice_servers_from_json_env():
         ({"FER_ATTENTION_ANGLE_DEG": "wide"}, "FER_ATTENTION_ANGLE_DEG has to be a number of degrees; got 'wide'"),
         ({"FER_ATTENTION_ANGLE_DEG": "0"}, "attention_angle_deg has to be more than 0 and at most 90 degrees"),
         ({"FER_ATTENTION_ANGLE_DEG": "nan"}, "attention_angle_deg has to be more than 0 and at most 90 degrees"),
+        ({"FER_ANALYSIS_FPS": "fast"}, "FER_ANALYSIS_FPS has to be a number of frames per second; got 'fast'"),
+        ({"FER_ANALYSIS_FPS": "-1"}, r"analysis_fps has to be between 0 \(every frame\) and 120 frames per second"),
     ],
 )
 def test_bad_values_name_the_setting(env, message):

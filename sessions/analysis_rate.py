@@ -1,0 +1,146 @@
+"""The analysis rate: how many camera frames per second a live stream analyses, apart from the camera's rate.
+
+A stream analyses at most ``fps`` frames per second (the dashboard's ``analysis_fps`` setting): a frame is *due*
+when its capture time has reached the next slot of a grid ``1 / fps`` apart, and each due frame moves the grid one
+slot on (after a pause of more than one slot the grid restarts at the frame). Frames between slots are not
+analysed and not stored, and they are **not** counted anywhere: ``skipped_frames`` keeps its meaning, due frames
+that were not analysed because analysis was busy (``sessions.lifecycle.add_frame_counts``), and ``refused_frames``
+the analysed frames the recorder's queue refused. A camera at or below the rate has every frame due.
+
+Stored rows therefore come at about ``min(fps, camera fps)`` a second, unevenly spaced when the camera's rate is
+not a multiple of ``fps`` (15 fps at 10 Hz: 2 of every 3 frames). Per-second aggregates are means over the
+analysed frames of each second, so they estimate the same quantity from fewer frames: :func:`rate_effect` measures
+by how much, on a table analysed at every frame, by keeping the rows :func:`at_rate` keeps (the same grid as live
+streams). Raw probabilities of a frame do not depend on which other frames were analysed (every analysed frame is
+detected again with ``detect_every=1``), so this equals analysing at that rate; the smoothed values would not.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from fer_core.emotions import EMOTIONS
+
+#: Frames analysed per second per live stream unless the ``analysis_fps`` setting says otherwise.
+DEFAULT_ANALYSIS_FPS = 10.0
+
+
+def check_fps(fps: float | None, name: str = "analysis_fps") -> float | None:
+    """``fps`` as a float (None or 0: no cap, every frame), else ``ValueError`` naming ``name``."""
+    if fps is None:
+        return None
+    try:
+        value = float(fps)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} has to be a number of frames per second; got {fps!r}") from None
+    if not math.isfinite(value) or value < 0 or value > 120:
+        raise ValueError(f"{name} has to be between 0 (every frame) and 120 frames per second; got {fps!r}")
+    return value or None
+
+
+class AnalysisRate:
+    """Which frames of one stream are due for analysis at ``fps`` (None: every frame).
+
+    Parameters
+    ----------
+    fps : float or None
+        Largest number of frames analysed per second; None or 0 for every frame.
+
+    Raises
+    ------
+    ValueError
+        If ``fps`` is negative, above 120 or not a number.
+    """
+
+    def __init__(self, fps: float | None = DEFAULT_ANALYSIS_FPS) -> None:
+        self.fps = check_fps(fps)
+        self._interval = 0.0 if self.fps is None else 1.0 / self.fps
+        self._next: float | None = None
+
+    def due(self, time_s: float) -> bool:
+        """Whether the frame captured at ``time_s`` (seconds, any origin, non-decreasing) is due; a due frame takes its
+        slot, so call it once per frame, oldest first."""
+        if self.fps is None:
+            return True
+        time_s = float(time_s)
+        if self._next is not None and time_s < self._next - 1e-6:  # a microsecond of slack for rounded timestamps
+            return False
+        slot = self._next if self._next is not None and time_s < self._next + self._interval else time_s
+        self._next = slot + self._interval
+        return True
+
+    def count_due(self, times_s) -> int:
+        """How many of the frames captured at ``times_s`` (oldest first) are due (each due frame takes its slot)."""
+        return sum(self.due(t) for t in times_s)
+
+
+def at_rate(observations: pd.DataFrame, fps: float | None) -> pd.DataFrame:
+    """The rows of the frames a live stream at ``fps`` would have analysed (:class:`AnalysisRate` over ``time_s``).
+
+    Parameters
+    ----------
+    observations : pandas.DataFrame
+        One session's observations analysed at every frame (``OBSERVATION_COLUMNS``; at least ``frame`` and
+        ``time_s``, seconds), in frame order; all rows of a frame are kept or left out together.
+    fps : float or None
+        The analysis rate; None or 0 keeps every row.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The kept rows, index and columns unchanged.
+
+    Raises
+    ------
+    ValueError
+        A bad ``fps``, or ``frame``/``time_s`` missing.
+    """
+    missing = [c for c in ("frame", "time_s") if c not in observations.columns]
+    if missing:
+        raise ValueError(f"observations has to have columns frame and time_s; missing {missing}")
+    rate = AnalysisRate(fps)
+    frames = observations.drop_duplicates("frame")
+    kept = {frame for frame, t in zip(frames["frame"], frames["time_s"], strict=True) if rate.due(t)}
+    return observations[observations["frame"].isin(kept)]
+
+
+def rate_effect(observations: pd.DataFrame, rates=(15.0, 10.0, 5.0), *, bin_s: float = 1.0) -> pd.DataFrame:
+    """How much the per-second mean probabilities change when a stream is analysed at each of ``rates``.
+
+    Parameters
+    ----------
+    observations : pandas.DataFrame
+        One session's observations analysed at every frame (see :func:`at_rate`).
+    rates : sequence of float
+        Analysis rates (frames per second) to compare with every frame.
+    bin_s : float, default 1.0
+        Bin width (seconds) of the aggregates (:func:`sessions.aggregate.per_bin`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per rate: ``fps``, ``frames_per_bin`` (mean analysed frames per bin), ``bins`` (bins with a face
+        at both rates), ``mean_abs_diff`` and ``p95_abs_diff`` and ``max_abs_diff`` (absolute difference of a bin's
+        mean probability of an emotion from every frame's, over all bins and the seven emotions; probability
+        units, 0 to 1), ``face_present_max_diff`` (of the bins' face-present rate).
+    """
+    from sessions.aggregate import per_bin
+
+    full = per_bin(observations, bin_s).set_index("time_s")
+    rows = []
+    for fps in rates:
+        sub = per_bin(at_rate(observations, fps), bin_s).set_index("time_s")
+        both = full.index.intersection(sub.index)
+        diff = (sub.loc[both, list(EMOTIONS)] - full.loc[both, list(EMOTIONS)]).abs().to_numpy().ravel()
+        diff = diff[~np.isnan(diff)]
+        rows.append({
+            "fps": float(fps), "frames_per_bin": float(sub["n_frames"].mean()), "bins": int(len(diff) // len(EMOTIONS)),
+            "mean_abs_diff": float(diff.mean()) if diff.size else math.nan,
+            "p95_abs_diff": float(np.percentile(diff, 95)) if diff.size else math.nan,
+            "max_abs_diff": float(diff.max()) if diff.size else math.nan,
+            "face_present_max_diff": float((sub.loc[both, "face_present_rate"] - full.loc[both, "face_present_rate"]).abs().max()),
+        })  # fmt: skip
+    return pd.DataFrame(rows)
