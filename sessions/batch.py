@@ -7,14 +7,17 @@
 2. **Plan** each video: its SHA-256; skip it when the study already holds a ``complete`` import of the same
    content with the same model and analysis settings (:class:`BatchSettings`), or when another live process is
    importing it; redo it when an earlier import did not finish (its partial session is deleted); split it into
-   time ranges at key frames (:func:`fer_core.video_ranges.plan_ranges`, with ``split_s``).
+   time ranges at key frames (:func:`fer_core.video_ranges.plan_ranges`, with ``split_s``); **claim** it: its
+   session (``recording``, owned by this process) and its ``running`` import row, in one transaction. At most one
+   import of a video (study, content, model, settings) is running (a unique index, migration 0008), so of two
+   runs planning at once only one imports it; the other skips it.
 3. **Analyse** the ranges on the engine (:mod:`sessions.batch_engines`: ``local`` in this process, ``ray`` on Ray
    Data's actors, each loading the model once).
 4. **Write**, in this process only: the results of each video are put back in order, their tracking ids made
    consistent across ranges (:class:`fer_core.video_ranges.RangeStitcher`), and stored range by range, each range
    one transaction, through the one path from a frame to a stored row (:func:`sessions.importer.observation_table_rows`,
-   i.e. :func:`sessions.recorder.stored_row`). The session is created with its first range (``recording``, owned
-   by this process), and ends ``complete`` with its last; a video that fails (corrupt file, no face) is reported
+   i.e. :func:`sessions.recorder.stored_row`). The session claimed in the plan ends ``complete`` with the last
+   range; a video that fails (corrupt file, no face) is reported
    with its reason, its partial session deleted, and the other videos go on.
 
 A crash (kill, power cut) leaves the video being written as a ``recording`` session of a process that is gone:
@@ -38,6 +41,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from fer_core.attention import DEFAULT_MAX_ANGLE_DEG, check_max_angle
 from fer_core.detection import DEFAULT_DETECTOR, DETECTOR_NAMES
@@ -469,7 +473,7 @@ class _Batch:
             except (OSError, ValueError) as exc:
                 self._outcomes[number] = VideoOutcome(shown, "failed", reason=str(exc))
                 continue
-            if sha256 in first_of and not self.force:
+            if sha256 in first_of:  # even with force: a run analyses a content once (one running import of it)
                 self._outcomes[number] = VideoOutcome(shown, "skipped", reason=f"same content as {first_of[sha256]}")
                 continue
             first_of.setdefault(sha256, shown)
@@ -482,8 +486,31 @@ class _Batch:
             except VideoDecodeError as exc:
                 self._record_failure(number, shown, path, sha256, size, str(exc))
                 continue
-            jobs[number] = _Job(number, source, path, sha256, size, ranges, tags)
+            job = _Job(number, source, path, sha256, size, ranges, tags)
+            claimed_by = self._claim(job)
+            if claimed_by is not None:
+                self._outcomes[number] = VideoOutcome(shown, "skipped", claimed_by[0], claimed_by[1])
+                continue
+            jobs[number] = job
         return jobs
+
+    def _claim(self, job: _Job) -> tuple[int | None, str] | None:
+        """Create the video's session (``recording``, owned by this process) and its ``running`` import row in one
+        transaction, before any analysis; None when claimed. The unique index on running imports (migration
+        0008) refuses a second claim of the same video, study, model and settings by a run planning at the same
+        time: then (its session, why) and this run skips the video."""
+        try:
+            with session_scope(self.engine) as db:
+                self._start_session(db, job)
+        except IntegrityError:
+            job.session_id = job.import_id = None
+            with session_scope(self.engine) as db:
+                other = db.scalar(select(VideoImport.session_id).where(
+                    VideoImport.study_id == self.study_id, VideoImport.content_sha256 == job.sha256,
+                    VideoImport.model == self.model_id, VideoImport.settings_key == self.settings.key,
+                    VideoImport.status == "running"))  # fmt: skip
+            return other, f"being imported by another process (session {other})"
+        return None
 
     def _previous_import(self, sha256: str) -> tuple[int | None, str] | None:
         """(session, reason) when the video is to be skipped; else None (after removing an unfinished import)."""
@@ -552,9 +579,7 @@ class _Batch:
         table = job.stitcher.add(table_from_bytes(result["table"]))
         job.attrs.append({"decoded_s": _finite(result["decoded_s"]), "duration_s": _finite(result["duration_s"]),
                           "decode_error": result["decode_error"] or None})  # fmt: skip
-        with session_scope(self.engine) as db:
-            if job.session_id is None:
-                self._start_session(db, job)
+        with session_scope(self.engine) as db:  # the session was created when the video was claimed (plan)
             rows = observation_table_rows(job.session_id, table)
             for start in range(0, len(rows), INSERT_CHUNK):
                 db.execute(insert(Observation), rows[start : start + INSERT_CHUNK])

@@ -30,6 +30,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -442,7 +443,8 @@ class VideoImport(Base):
     ``content_sha256`` (64 hex digits) and ``size_bytes`` identify the file's content, ``model`` the expression
     model (:attr:`fer_core.classifier.EmotionClassifier.model_id`), ``settings`` the analysis settings as JSON
     (:class:`sessions.batch.BatchSettings`) and ``settings_key`` their SHA-256: a video whose study, content,
-    model and settings already have a ``complete`` import is skipped. ``source_path`` is the absolute path the
+    model and settings already have a ``complete`` import is skipped, and at most one import of it is ``running``
+    (a unique partial index). ``source_path`` is the absolute path the
     video was read from (re-analysis reads it again). ``owner_id`` is the :class:`LiveOwner` (process) that runs
     the import; a ``running`` import whose owner is gone was interrupted and is redone. ``error`` says why a
     ``failed`` import failed; ``n_frames`` counts the analysed frames of a complete one.
@@ -450,6 +452,11 @@ class VideoImport(Base):
 
     __tablename__ = "video_imports"
     __table_args__ = (Index("ix_video_imports_lookup", "study_id", "content_sha256", "model", "settings_key"),
+                      # at most one running import of a video per study, model and settings (migration 0008):
+                      # the importer's claim in its plan is atomic on SQLite and PostgreSQL
+                      Index("uq_video_imports_running", "study_id", "content_sha256", "model", "settings_key",
+                            unique=True, sqlite_where=text("status = 'running'"),
+                            postgresql_where=text("status = 'running'")),
                       {"sqlite_autoincrement": True})  # fmt: skip
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
