@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from fer_core.emotions import EMOTIONS
+from fer_core.model_file import FIGURE_WORDS, figure_name  # noqa: F401 - the words are the metadata's, re-exported
 
 #: Per-class entries that are counts, not scores (left out of the per-class chart).
 COUNT_KEYS: frozenset[str] = frozenset({"support", "n"})
@@ -86,12 +87,6 @@ EVALUATION_WORDS: dict[str, str] = {
     "no_overlap": "PublicTest without the images also in Training",
     "single_view": "the network alone (one view)",
 }
-#: Figure keys in words.
-FIGURE_WORDS: dict[str, str] = {
-    "accuracy": "accuracy", "macro_f1": "macro F1", "n": "images", "PublicTest_accuracy": "PublicTest accuracy",
-    "n_overlap_with_Training": "PublicTest images also in Training", "f1": "F1", "precision": "precision",
-    "recall": "recall",
-}  # fmt: skip
 #: Kinds of card image (by the end of the file name) in words.
 IMAGE_WORDS: dict[str, str] = {
     "history": "Training curves (accuracy and loss per epoch)",
@@ -111,11 +106,6 @@ def evaluation_name(path: str) -> str:
         words = EVALUATION_WORDS.get(base, base.replace("_", " "))
         parts.append(words + (", with 6-view test-time augmentation" if tta else ""))
     return "; ".join(parts) or "all"
-
-
-def figure_name(key: str) -> str:
-    """A figure key in words (``"macro_f1"`` -> ``"macro F1"``, ``"PublicTest_accuracy"`` -> ``"PublicTest accuracy"``)."""
-    return FIGURE_WORDS.get(key, key.replace("_", " "))
 
 
 def format_figure(key: str, value: float) -> str:

@@ -26,6 +26,19 @@ LITERT_MEMBERS = {"litert_int8": "litert/int8.tflite", "litert": "litert/float32
 LITERT_SOURCE_MEMBER = "litert/weights.sha256"
 #: The Keras weights member of a ``.keras`` archive.
 KERAS_WEIGHTS_MEMBER = "model.weights.h5"
+#: Figure keys of the metadata's ``metrics`` (``training.export``) in words, for every page and report that
+#: shows them (``per_class`` figures: ``precision``, ``recall``, ``f1``, ``support``).
+FIGURE_WORDS: dict[str, str] = {
+    "accuracy": "accuracy", "macro_f1": "macro F1", "n": "images", "PublicTest_accuracy": "PublicTest accuracy",
+    "n_overlap_with_Training": "PublicTest images also in Training", "f1": "F1", "precision": "precision",
+    "recall": "recall", "support": "images",
+}  # fmt: skip
+
+
+def figure_name(key: str) -> str:
+    """A metadata figure key in words (``"macro_f1"`` -> ``"macro F1"``, ``"support"`` -> ``"images"``); an
+    unknown key with its underscores as spaces."""
+    return FIGURE_WORDS.get(key, key.replace("_", " "))
 
 
 class ModelFileError(ValueError):

@@ -291,7 +291,12 @@ def model_section(metadata: Mapping | None, model_names: Sequence[str] = ()) -> 
         parts.append(_table_html(pd.DataFrame(rows)))
     per_class = metrics.get("per_class")
     if isinstance(per_class, Mapping):
-        table = pd.DataFrame([{"class": c, **{k: (f"{v:.3f}" if k != "support" else int(v)) for k, v in figs.items()}}
+        from fer_core.model_file import figure_name
+
+        order = ("precision", "recall", "f1", "support")  # known figures first, in this order, then any other
+        table = pd.DataFrame([{"class": c, **{figure_name(k): (f"{figs[k]:.3f}" if k != "support" else int(figs[k]))
+                                              for k in sorted(figs, key=lambda k: (order.index(k) if k in order
+                                                                                   else len(order), k))}}
                               for c, figs in per_class.items() if isinstance(figs, Mapping)])  # fmt: skip
         parts.append("<h3>Per class</h3>" + _table_html(table))
     parts.append('<p class="note">FER reads facial expressions, not felt emotion; report "share of participants '

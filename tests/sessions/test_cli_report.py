@@ -53,7 +53,19 @@ def test_report_writes_one_self_contained_html_file(sqlite_url, tmp_path, capsys
     assert "Welch" in text and "Hedges" in text and "Segments" in text and "No baseline correction" in text
     assert "variant=A" in text and "variant=B" in text
     assert 'onclick="ferDownload(&quot;chart-0-curves&quot;, &quot;svg&quot;)"' in text  # PNG and SVG buttons under each chart
-    assert "PublicTest" in text or "No model metadata" in text
+    from fer_core.classifier import default_model_path
+    from fer_core.model_file import read_metadata
+
+    assert default_model_path().is_file(), "the shipped model is part of the repository"
+    metrics = read_metadata(default_model_path())["metrics"]  # the report describes the shipped model
+    assert f"<td>PublicTest, all images</td>\n      <td>{metrics['all']['n']}</td>\n      " \
+           f"<td>{100 * metrics['all']['accuracy']:.1f}%</td>" in text
+    per_class = text[text.index("<h3>Per class</h3>"):]
+    header = re.findall(r"<th>([^<]*)</th>", per_class[: per_class.index("</thead>")])
+    assert header == ["class", "precision", "recall", "F1", "images"]  # words, not the metadata's keys
+    happy = metrics["per_class"]["happy"]
+    assert (f"<td>happy</td>\n      <td>{happy['precision']:.3f}</td>\n      <td>{happy['recall']:.3f}</td>\n"
+            f"      <td>{happy['f1']:.3f}</td>\n      <td>{happy['support']}</td>") in per_class
     assert "Sessions analysed by: cnn.keras@0a1b &lt;x&gt;." in text  # the model each session recorded
 
 

@@ -106,7 +106,13 @@ def test_segment_differences_match_scipy_welch_and_hedges_g():
     b = second[second["session_id"] > 6]["mean"].to_numpy()
     row = found.iloc[1]
     assert row["welch_p"] == pytest.approx(scipy_stats.ttest_ind(a, b, equal_var=False).pvalue)
-    assert row["hedges_g"] == pytest.approx(stats.hedges_g(a, b)) and row["hedges_g"] > 3
+    import statistics
+
+    pooled = math.sqrt((5 * statistics.variance(a) + 5 * statistics.variance(b)) / 10)  # 6 sessions a group
+    assert row["hedges_g"] == pytest.approx((statistics.mean(a) - statistics.mean(b)) / pooled * (1 - 3 / 39))
+    assert row["hedges_g"] > 3
+    # a value worked by hand: means 2.5 and 3.5, both SDs sqrt(5/3), J = 1 - 3/23
+    assert stats.hedges_g(np.array([1.0, 2, 3, 4]), np.array([2.0, 3, 4, 5])) == pytest.approx(-0.673562, abs=1e-6)
     assert row["n_a"] == row["n_b"] == 6 and row["note"] == ""
     few = seg.segment_differences(rows[rows["session_id"].isin([1, 2, 7, 8])], groups, "happy")
     assert (few["note"] == stats.TOO_FEW).all()
