@@ -49,7 +49,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.live_profile import STAGES, sample_process  # noqa: E402
+from benchmarks.live_profile import NATIVE, STAGES, sample_process  # noqa: E402
 from tests.conftest import VIDEO_DIR  # noqa: E402
 from tests.dashboard import browser  # noqa: E402
 
@@ -112,7 +112,8 @@ def playback_error_ms(engine, session_id: int, duration_s: float) -> float:
 
 
 def run(n_streams: int, url: str, clip: Path, engine, pid: int, *, warmup_s: float, seconds: float,
-        stimulus: Path | None = None, media_dir: Path | None = None, profile_s: float = 0.0) -> dict:  # fmt: skip
+        stimulus: Path | None = None, media_dir: Path | None = None, profile_s: float = 0.0,
+        profile_raw: Path | None = None) -> dict:  # fmt: skip
     """Start ``n_streams`` participants on their own links (each playing ``stimulus`` when given), measure from the
     store, then sample the server for ``profile_s`` seconds (0: no profile), stop them."""
     from playwright.sync_api import sync_playwright
@@ -164,7 +165,8 @@ def run(n_streams: int, url: str, clip: Path, engine, pid: int, *, warmup_s: flo
         if profile_s > 0:  # after the window, so that the sampler's own CPU does not change the figures above
             p0, pcpu0 = time.monotonic(), cpu_seconds(pid)
             frames0 = sum(store_counts(engine, sid)[0] for sid, _ in links)
-            stages, why = sample_process(pid, profile_s)
+            stages, why = sample_process(pid, profile_s, keep=None if profile_raw is None else profile_raw.with_name(
+                f"{profile_raw.stem}-{n_streams}{profile_raw.suffix}"))  # fmt: skip
             profile = {"stages": stages, "why": why, "elapsed": time.monotonic() - p0, "cpu": cpu_seconds(pid) - pcpu0,
                        "frames": sum(store_counts(engine, sid)[0] for sid, _ in links) - frames0}  # fmt: skip
         if stimulus is not None:  # the stimulus outlasts the window by 2 s: wait for every ended event
@@ -190,25 +192,21 @@ def run(n_streams: int, url: str, clip: Path, engine, pid: int, *, warmup_s: flo
     return {"streams": streams, "cores_per_stream": cpu / elapsed / n_streams, "rss_mb": memory, "profile": profile}
 
 
-def print_profile(n_streams: int, profile: dict, rate_hz: int = PROFILE_RATE_HZ) -> None:
+def print_profile(n_streams: int, profile: dict) -> None:
     """Print the server's CPU by stage (:mod:`live_profile`): cores per stream and ms per stored frame."""
     if profile["stages"] is None:
         print(f"profile, {n_streams} streams: not taken ({profile['why']})")
         return
     stages, elapsed = profile["stages"], profile["elapsed"]
-    sampled_s = sum(stages.values()) / rate_hz
     frames = max(profile["frames"], 1)
-    print(f"profile, {n_streams} streams ({elapsed:.0f} s of py-spy at {rate_hz} Hz after the window; {profile['frames']} "
-          f"frames stored meanwhile): process CPU {profile['cpu'] / elapsed:.2f} cores, Python threads sampled "
-          f"{sampled_s / elapsed:.2f} cores")  # fmt: skip
+    print(f"profile, {n_streams} streams ({elapsed:.0f} s of py-spy at {PROFILE_RATE_HZ} Hz after the window; "
+          f"{profile['frames']} frames stored meanwhile; process CPU {profile['cpu'] / elapsed:.2f} cores, of which by "
+          f"thread {sum(stages.values()) / elapsed:.2f}):")  # fmt: skip
     print(f"  {'stage':<40} {'cores/stream':>12} {'ms/frame':>9} {'share':>6}")
-    for name, _ in STAGES:
-        seconds = stages.get(name, 0) / rate_hz
-        print(f"  {name:<40} {seconds / elapsed / n_streams:>12.3f} {seconds * 1000 / frames:>9.2f} "
-              f"{seconds / max(sampled_s, 1e-9):>6.1%}")  # fmt: skip
-    unseen = profile["cpu"] - sampled_s
-    print(f"  {'not sampled (native worker threads)':<40} {unseen / elapsed / n_streams:>12.3f} "
-          f"{unseen * 1000 / frames:>9.2f}")  # fmt: skip
+    total = max(sum(stages.values()), 1e-9)
+    for name in [name for name, _ in STAGES] + [NATIVE]:
+        seconds = stages.get(name, 0.0)
+        print(f"  {name:<40} {seconds / elapsed / n_streams:>12.3f} {seconds * 1000 / frames:>9.2f} {seconds / total:>6.1%}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -222,6 +220,8 @@ def main(argv: list[str] | None = None) -> None:
                         "prints the timing error of its stored playing/ended events")  # fmt: skip
     parser.add_argument("--profile-seconds", type=float, default=10.0, help="after each window, sample the server "
                         "with py-spy this long and print its CPU by stage (0: no profile)")  # fmt: skip
+    parser.add_argument("--profile-raw", type=Path, default=None, help="also keep py-spy's collapsed stacks, one "
+                        "file per stream count (NAME-N.txt)")  # fmt: skip
     args = parser.parse_args(argv)
     reason = browser.missing_tools()
     if reason:
@@ -255,7 +255,8 @@ def main(argv: list[str] | None = None) -> None:
             errors = []
             for n in args.streams:
                 result = run(n, url, clip, engine, process.pid, warmup_s=args.warmup, seconds=args.seconds,
-                             stimulus=stimulus, media_dir=folder / "media", profile_s=args.profile_seconds)  # fmt: skip
+                             stimulus=stimulus, media_dir=folder / "media", profile_s=args.profile_seconds,
+                             profile_raw=args.profile_raw)  # fmt: skip
                 for r in result["streams"]:
                     print(f"{n:>7} {r['session']:>7} {r['fps']:>6.1f} {r['dropped']:>8.0f} {r['dropped_share']:>7.1%} "
                           f"{r['p50']:>7.0f} {r['p90']:>7.0f} {result['cores_per_stream']:>20.2f} {result['rss_mb']:>10.0f}"
