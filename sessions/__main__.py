@@ -98,7 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a metric with its own section (an emotion, valence, engagement, face_present_rate), "
                              "repeatable; default: happy, valence, engagement")  # fmt: skip
     report.add_argument("--group-tag", default=None, metavar="KEY", help="compare the groups of this tag")
-    report.add_argument("--align-on", default=None, metavar="LABEL", help="marker label that becomes time 0")
+    report.add_argument("--align-on", default=None, metavar="LABEL",
+                        help="marker label that becomes time 0, or stimulus:NAME (as Compare's 'Align on': every "
+                             "session on that stimulus's own seconds, the same as --stimulus NAME)")  # fmt: skip
     report.add_argument("--stimulus", default=None, metavar="NAME",
                         help="put every session on this stimulus's own seconds (cut points and markers too)")  # fmt: skip
     report.add_argument("--model", default=None, metavar="PATH",
@@ -325,6 +327,7 @@ def _cmd_report(engine, args) -> None:
 
     if not str(args.out).lower().endswith((".html", ".htm")):
         raise ValueError(f"--out has to be an .html file; got {args.out!r}")
+    align_on, stimulus = _report_alignment(args.align_on, args.stimulus)
     bar = None
 
     def progress(done: int, total: int) -> None:  # sessions of an older database get their per-second rows once
@@ -338,12 +341,39 @@ def _cmd_report(engine, args) -> None:
     try:
         with session_scope(engine) as db:  # commits per-second rows computed on first read
             text = build_report(db, args.study.strip(), metrics=args.metric or DEFAULT_REPORT_METRICS,
-                                group_tag=args.group_tag, align_on=args.align_on, stimulus=args.stimulus,
+                                group_tag=args.group_tag, align_on=align_on, stimulus=stimulus,
                                 model_metadata=_model_metadata(args.model), progress=progress)  # fmt: skip
     finally:
         if bar is not None:
             bar.close()
     print(f"wrote {write_report(text, args.out)}")
+
+
+#: ``--align-on`` prefix naming a stimulus (Compare's "Align on" offers ``stimulus time: NAME``).
+ALIGN_STIMULUS_PREFIX = "stimulus:"
+
+
+def _report_alignment(align_on: str | None, stimulus: str | None) -> tuple[str | None, str | None]:
+    """(marker label, stimulus name) from ``--align-on`` and ``--stimulus``: ``--align-on stimulus:NAME`` (or
+    Compare's ``stimulus time: NAME``) means ``--stimulus NAME``.
+
+    Raises
+    ------
+    ValueError
+        An empty stimulus name, or ``--align-on stimulus:...`` and ``--stimulus`` naming different stimuli.
+    """
+    if align_on is None:
+        return None, stimulus
+    text = align_on.strip()
+    for prefix in (ALIGN_STIMULUS_PREFIX, "stimulus time:"):
+        if text.lower().startswith(prefix):
+            name = text[len(prefix):].strip()
+            if not name:
+                raise ValueError(f"--align-on {align_on!r} names no stimulus; give stimulus:NAME")
+            if stimulus is not None and stimulus.strip() != name:
+                raise ValueError(f"--align-on {align_on!r} and --stimulus {stimulus!r} name different stimuli; give one")
+            return None, name
+    return align_on, stimulus
 
 
 def _model_metadata(path: str | None) -> dict | None:

@@ -13,6 +13,7 @@ from sessions.__main__ import main
 from sessions.analysis import AnalysisSettings, Baseline, save_settings
 from sessions.db import get_engine, session_scope
 from sessions.models import Observation
+from tests.sessions.test_playback import two_ad_study  # noqa: F401 - fixture
 from tests.sessions.test_second_aggregates import _rows
 
 STUDY = "Ad <b>test</b>"
@@ -90,3 +91,27 @@ def test_report_errors_are_one_line_without_a_traceback(sqlite_url, tmp_path, ca
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_report_aligns_on_a_stimulus_as_the_compare_page_does(engine, two_ad_study, tmp_path, capsys):  # noqa: F811
+    from tests.sessions.test_playback import _played_session
+
+    for code, start_s in (("early", 3.0), ("late", 40.0)):
+        _played_session(engine, two_ad_study, code, start_s)
+    url = engine.url.render_as_string(hide_password=False)
+
+    def report(*options) -> str:
+        out = tmp_path / "report.html"
+        assert main(["report", "Two ads", "--db", url, "--out", str(out), "--metric", "happy", *options]) == 0
+        return re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", "", out.read_text(encoding="utf-8"))  # when it was made
+
+    on_stimulus = report("--stimulus", "A")
+    assert report("--align-on", "stimulus:A") == on_stimulus == report("--align-on", "stimulus time: A")
+    assert report() != on_stimulus  # session time: the two sessions started the stimulus 37 s apart
+    capsys.readouterr()
+    for options, message in ((["--align-on", "stimulus:B"], "in which stimulus 'B' played"),
+                             (["--align-on", "stimulus:"], "names no stimulus; give stimulus:NAME"),
+                             (["--align-on", "stimulus:A", "--stimulus", "B"], "name different stimuli")):
+        assert main(["report", "Two ads", "--db", url, "--out", str(tmp_path / "x.html"), *options]) == 1
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
