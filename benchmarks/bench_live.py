@@ -30,7 +30,7 @@ Browsers run on this machine too, so on a 2-core machine they compete with the s
 CPU model beside the figures.
 
     python benchmarks/bench_live.py [--streams 1 2 4] [--seconds 20] [--model PATH] [--detect-every 1] [--stimulus]
-        [--profile-seconds 10]
+        [--analysis-fps 10] [--frame-width 640] [--profile-seconds 10] [--profile-raw PATH]
 
 Needs Debian chromium and ffmpeg (``scripts/install-system-deps.sh``), the real clip in ../shared, and py-spy for
 the profile (requirements-dev.txt; without it the profile says so).
@@ -216,6 +216,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds between the first frames and the window")
     parser.add_argument("--model", type=Path, default=None, help="model file (default: the shipped model)")
     parser.add_argument("--detect-every", type=int, default=1, help="FER_DETECT_EVERY for the dashboard")
+    parser.add_argument("--analysis-fps", type=float, default=None, help="FER_ANALYSIS_FPS for the dashboard (default: "
+                        "its default; 0: every frame the camera sends)")  # fmt: skip
+    parser.add_argument("--frame-width", type=int, default=None, help="FER_FRAME_WIDTH for the dashboard (the browser "
+                        "is asked for this width, and analysis scales down to it)")  # fmt: skip
     parser.add_argument("--stimulus", action="store_true", help="each participant also watches a stimulus in the page; "
                         "prints the timing error of its stored playing/ended events")  # fmt: skip
     parser.add_argument("--profile-seconds", type=float, default=10.0, help="after each window, sample the server "
@@ -229,6 +233,7 @@ def main(argv: list[str] | None = None) -> None:
     source = VIDEO_DIR / "single_face.mp4"
     if not source.is_file():
         parser.error(f"{source} is missing (../shared beside the checkout)")
+    from dashboard.settings import load_settings
     from sessions.db import get_engine
 
     with tempfile.TemporaryDirectory(prefix="bench-live-") as folder:
@@ -243,9 +248,15 @@ def main(argv: list[str] | None = None) -> None:
             stimulus = make_stimulus(folder / "stimulus.mp4", seconds=args.warmup + args.seconds + 2.0, width=640, height=360)
         if args.model:
             env["FER_MODEL_PATH"] = str(args.model.resolve())
+        if args.analysis_fps is not None:
+            env["FER_ANALYSIS_FPS"] = str(args.analysis_fps)
+        if args.frame_width is not None:
+            env["FER_FRAME_WIDTH"] = str(args.frame_width)
+        settings = load_settings(env)
         print(f"CPU: {cpu_model()} ({os.cpu_count()} logical cores; browsers on the same machine)")
         print(f"camera: 640x480 at {CAMERA_FPS} fps; window {args.seconds:.0f} s after {args.warmup:.0f} s warm-up; "
-              f"detect_every={args.detect_every}; each stream its own session, figures from the store")  # fmt: skip
+              f"detect_every={args.detect_every}; analysis_fps={settings.analysis_fps:g} (0: every frame); frame_width="
+              f"{settings.frame_width}; each stream its own session, figures from the store")  # fmt: skip
         process, url = browser.start_dashboard(env, log=folder / "streamlit.log")
         engine = get_engine(db_url)
         try:

@@ -27,13 +27,13 @@ from pathlib import Path
 #: Stages of the live path, in the order they are printed, each with the pattern of the frames that belong to it.
 #: A stack goes to the first stage whose pattern matches any of its frames, so the order is most specific first.
 STAGES: tuple[tuple[str, str], ...] = (
-    ("preview encode", r"Encoder\.encode|Encoder\._encode|_preview \(dashboard/live\.py|from_ndarray|draw_results"),
+    ("preview encode", r"Encoder\.encode|Encoder\._encode|_preview \(dashboard/live\.py|draw_results"),
     ("decode (VP8/H.264)", r"Decoder\.decode|decoder_worker"),
     ("crop + preprocessing", r"crop_face|preprocess_faces|fer_core/preprocessing\.py"),
     ("classification", r"fer_core/classifier\.py"),
     ("detection", r"fer_core/detection\.py"),
-    ("tracking + head pose", r"fer_core/tracking\.py|fer_core/attention\.py"),
-    ("colour conversion + resize", r"to_ndarray|fit_width"),
+    ("tracking, head pose, results", r"fer_core/tracking\.py|fer_core/attention\.py|fer_core/analyzer\.py"),
+    ("colour conversion + resize", r"_analysis_image \(dashboard/live\.py|fit_width"),
     ("live session + recorder", r"sessions/recorder\.py|sessions/live\.py|sqlalchemy"),
     ("page reruns", r"streamlit/runtime/scriptrunner|streamlit/runtime/fragment"),
     ("other (WebRTC transport, event loops)", r"."),

@@ -137,9 +137,13 @@ class LiveStream:
                                        for f in frames])  # fmt: skip
         if not due:
             return []
-        image = fit_width(frame.to_ndarray(format="bgr24"), self.frame_width)
+        image = self._analysis_image(frame)
         results = self.session.on_frame(image, capture, skipped=due - 1, latency_from=arrival - delay)
-        return [av.VideoFrame.from_ndarray(self._preview(image, results or []), format="bgr24")]
+        return [self._preview(image, results or [])]
+
+    def _analysis_image(self, frame: av.VideoFrame) -> np.ndarray:
+        """The frame as BGR (H, W, 3) uint8, at most ``frame_width`` wide (a function of its own: profiles see it)."""
+        return fit_width(frame.to_ndarray(format="bgr24"), self.frame_width)
 
     def media_constraints(self) -> dict:
         """What the browser is asked for (``getUserMedia`` constraints): video only, ``frame_width`` pixels wide at
@@ -156,14 +160,13 @@ class LiveStream:
         return {"autoPlay": True, "controls": self.display_px is None, "muted": True, "playsInline": True,
                 "style": {"width": width, "maxWidth": "100%"}}  # fmt: skip
 
-    def _preview(self, image: np.ndarray, results: list) -> np.ndarray:
-        """The frame scaled to ``preview_width``, annotated when ``annotate``."""
+    def _preview(self, image: np.ndarray, results: list) -> av.VideoFrame:
+        """The video frame sent back: ``image`` scaled to ``preview_width``, annotated when ``annotate``."""
         small = fit_width(image, self.preview_width)
-        if not self.annotate or not results:
-            return small
-        scale = small.shape[1] / image.shape[1]
-        scaled = [r._replace(box=tuple(round(v * scale) for v in r.box)) for r in results]
-        return draw_results(small, scaled)
+        if self.annotate and results:
+            scale = small.shape[1] / image.shape[1]
+            small = draw_results(small, [r._replace(box=tuple(round(v * scale) for v in r.box)) for r in results])
+        return av.VideoFrame.from_ndarray(small, format="bgr24")
 
     def snapshot(self) -> LiveSnapshot:
         """The live session's numbers (:meth:`sessions.live.LiveSession.snapshot`)."""

@@ -15,7 +15,7 @@ RAW = "\n".join([
     "predict (fer_core/classifier.py:210);_invoke (fer_core/classifier.py:250) 20",
     f"{WORKER};on_frames (dashboard/live.py:118);on_frame (sessions/live.py:211);analyze (fer_core/analyzer.py:139);"
     "detect_faces (fer_core/detection.py:301) 10",
-    f"{WORKER};on_frames (dashboard/live.py:116);to_ndarray (av/video/frame.py:1) 5",
+    f"{WORKER};on_frames (dashboard/live.py:116);_analysis_image (dashboard/live.py:146) 5",
     f"{WORKER};on_frames (dashboard/live.py:120);_preview (dashboard/live.py:127);fit_width (dashboard/live.py:60) 5",
     f"{DECODER};Vp8Decoder.decode (aiortc/codecs/vpx.py:120) 9",
     f"{DECODER};Queue.get (queue.py:171);Condition.wait (threading.py:320) 30",  # waiting: left out
@@ -30,7 +30,7 @@ def test_stacks_go_to_the_most_specific_stage_and_waits_are_left_out():
     counts = breakdown(RAW)
     assert counts["crop + preprocessing"] == 10  # inside predict, but preprocessing
     assert counts["classification"] == 20 and counts["detection"] == 10
-    assert counts["colour conversion + resize"] == 5
+    assert counts["colour conversion + resize"] == 5  # PyAV's Cython to_ndarray has no frame: its caller does
     assert counts["preview encode"] == 5  # the preview's resize belongs to the preview
     assert counts["decode (VP8/H.264)"] == 9 and counts["page reruns"] == 5 and counts["live session + recorder"] == 3
     assert sum(counts.values()) == 67  # the waiting decoder and event loop, and the non-stack line, are not counted
