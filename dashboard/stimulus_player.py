@@ -41,6 +41,7 @@ _CSS = """
 .fer-stage { position: relative; width: 100%; background: #000; display: none; }
 .fer-stage video { width: 100%; max-height: 85vh; display: block; background: #000; }
 .fer-overlay { position: absolute; inset: 0; display: none; align-items: center; justify-content: center;
+               flex-direction: column; gap: 0.75rem;
                color: #fff; background: rgba(0,0,0,0.6); font-size: 1.2rem; text-align: center; padding: 1rem; }
 .fer-blank { width: 100%; aspect-ratio: 16 / 9; background: #000; display: none; }
 .fer-check { margin: 0.5rem 0; }
@@ -84,7 +85,7 @@ export default function(component) {
       const span = document.createElement("div");
       span.textContent = text;
       overlay.appendChild(span);
-      if (button) { overlay.appendChild(document.createElement("br")); overlay.appendChild(button); }
+      if (button) { overlay.appendChild(button); }  // under the text (a column)
       overlay.style.display = "flex";
     };
     let stallTimer = null;
