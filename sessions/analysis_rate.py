@@ -1,8 +1,9 @@
 """The analysis rate: how many camera frames per second a live stream analyses, apart from the camera's rate.
 
 A stream analyses at most ``fps`` frames per second (the dashboard's ``analysis_fps`` setting): a frame is *due*
-when its capture time has reached the next slot of a grid ``1 / fps`` apart, and each due frame moves the grid one
-slot on (after a pause of more than one slot the grid restarts at the frame). Frames between slots are not
+when its capture time has reached the next slot of a grid ``1 / fps`` apart (up to :data:`EARLY_SLACK` of a slot
+early), and each due frame moves the grid one slot on (after a pause of more than one slot the grid restarts at
+the frame). Frames between slots are not
 analysed and not stored, and they are **not** counted anywhere: ``skipped_frames`` keeps its meaning, due frames
 that were not analysed because analysis was busy (``sessions.lifecycle.add_frame_counts``), and ``refused_frames``
 the analysed frames the recorder's queue refused. A camera at or below the rate has every frame due.
@@ -26,6 +27,9 @@ from fer_core.emotions import EMOTIONS
 
 #: Frames analysed per second per live stream unless the ``analysis_fps`` setting says otherwise.
 DEFAULT_ANALYSIS_FPS = 10.0
+#: A frame this share of a slot early still takes it: a camera at the analysis rate whose timestamps jitter by a
+#: few ms keeps every frame (the grid moves one slot per due frame, so the rate is kept on average).
+EARLY_SLACK = 0.25
 
 
 def check_fps(fps: float | None, name: str = "analysis_fps") -> float | None:
@@ -66,7 +70,7 @@ class AnalysisRate:
         if self.fps is None:
             return True
         time_s = float(time_s)
-        if self._next is not None and time_s < self._next - 1e-6:  # a microsecond of slack for rounded timestamps
+        if self._next is not None and time_s < self._next - EARLY_SLACK * self._interval:
             return False
         slot = self._next if self._next is not None and time_s < self._next + self._interval else time_s
         self._next = slot + self._interval
