@@ -38,7 +38,7 @@ from fer_core.emotions import EMOTIONS
 from sessions import stats
 from sessions.aggregate import COMPARE_METRICS
 from sessions.models import Marker, Study
-from sessions.playback import markers_on_stimulus, stimulus_per_second
+from sessions.playback import markers_on_stimulus, sessions_share_seen, stimulus_per_second
 from sessions.repository import list_sessions, marker_offsets
 from sessions.second_aggregates import load_second_aggregates
 
@@ -125,6 +125,9 @@ class AnalysisSettings:
         Leave out sessions with a face in fewer than this share of their analysed frames.
     min_frames_per_s : float, default 5.0
         Fewest analysed frames per second that keep a bin.
+    min_share_seen : float, default 0.0
+        Leave out sessions that showed less than this share of their stimulus (sessions without a stimulus are
+        never left out by it); 0: off.
     keep : tuple of int
         Sessions kept whatever the rules say (the Compare page's boxes).
     baseline : Baseline, optional
@@ -145,6 +148,7 @@ class AnalysisSettings:
     exclude_aborted: bool = True
     min_face_present: float = 0.7
     min_frames_per_s: float = 5.0
+    min_share_seen: float = 0.0
     keep: tuple[int, ...] = ()
     baseline: Baseline | None = None
     cut_points: tuple[float, ...] = ()
@@ -155,6 +159,7 @@ class AnalysisSettings:
         set_(self, "express_threshold", _finite(self.express_threshold, "express_threshold", low=0.0, high=1.0))
         set_(self, "min_face_present", _finite(self.min_face_present, "min_face_present", low=0.0, high=1.0))
         set_(self, "min_frames_per_s", _finite(self.min_frames_per_s, "min_frames_per_s", low=0.0, high=1000.0))
+        set_(self, "min_share_seen", _finite(self.min_share_seen, "min_share_seen", low=0.0, high=1.0))
         set_(self, "exclude_aborted", bool(self.exclude_aborted))
         set_(self, "keep", tuple(sorted({int(i) for i in self.keep})))
         cuts = tuple(sorted({_finite(c, "cut point") for c in self.cut_points}))
@@ -167,7 +172,17 @@ class AnalysisSettings:
     def rules(self) -> stats.ExclusionRules:
         """The exclusion rules with the sessions kept against them."""
         return stats.ExclusionRules(exclude_aborted=self.exclude_aborted, min_face_present=self.min_face_present,
-                                    keep=frozenset(self.keep))  # fmt: skip
+                                    min_share_seen=self.min_share_seen, keep=frozenset(self.keep))  # fmt: skip
+
+    def rules_note(self) -> str:
+        """The exclusion rules in words (Compare's "Left out" caption and the report): "aborted sessions, sessions
+        with a face in under 70% of their frames"..."""
+        rules = [*(["aborted sessions"] if self.exclude_aborted else []),
+                 f"sessions with a face in under {self.min_face_present:.0%} of their frames"]  # fmt: skip
+        if self.min_share_seen > 0:
+            rules.append(f"sessions that showed under {self.min_share_seen:.0%} of their stimulus (sessions "
+                         "without a stimulus are not left out by it)")  # fmt: skip
+        return ", ".join(rules)
 
     def to_json(self) -> dict:
         """A JSON-ready dict (what :func:`save_settings` stores)."""
@@ -177,7 +192,7 @@ class AnalysisSettings:
                         "end_marker": self.baseline.end_marker}  # fmt: skip
         return {"express_threshold": self.express_threshold, "exclude_aborted": self.exclude_aborted,
                 "min_face_present": self.min_face_present, "min_frames_per_s": self.min_frames_per_s,
-                "keep": list(self.keep), "baseline": baseline, "cut_points": list(self.cut_points),
+                "min_share_seen": self.min_share_seen, "keep": list(self.keep), "baseline": baseline, "cut_points": list(self.cut_points),
                 "segment_markers": list(self.segment_markers)}  # fmt: skip
 
     @classmethod
@@ -363,6 +378,9 @@ class StudyAnalysis:
         participant_code, status, face_present_rate, reason``.
     baseline : pandas.DataFrame or None
         :func:`apply_baseline`'s baseline table (None without baseline correction).
+    stimulus : str or None
+        The stimulus whose own seconds are the time axis (:func:`load_inputs` with ``stimulus``); None: session
+        time (or a marker alignment).
     """
 
     settings: AnalysisSettings
@@ -374,6 +392,7 @@ class StudyAnalysis:
     candidates: pd.DataFrame
     excluded: pd.DataFrame
     baseline: pd.DataFrame | None
+    stimulus: str | None = None
     _curves: dict = field(default_factory=dict, repr=False, compare=False)
 
     def curves_for(self, metrics: Sequence[str] | None = None) -> pd.DataFrame:
@@ -429,6 +448,15 @@ class StudyAnalysis:
                 "of the aligned axis, so a value sits up to 0.5 s from its time after the marker (baselines are "
                 "taken in session time).")  # fmt: skip
 
+    def timeline_note(self) -> str:
+        """One sentence on the time axis when it is a stimulus's own seconds ("" otherwise), for captions and the
+        report."""
+        if self.stimulus is None:
+            return ""
+        return (f"Time axis: the seconds of stimulus {self.stimulus!r} (each session's frames while it played, "
+                "whenever the session started it; pauses and stalls add no time; cut points and markers in "
+                "stimulus seconds).")  # fmt: skip
+
     def baseline_note(self) -> str:
         """One sentence on baseline correction, for captions, the report and exports."""
         if self.settings.baseline is None:
@@ -449,6 +477,7 @@ def analyse(
     settings: AnalysisSettings = AnalysisSettings(),
     align: Mapping[int, float] | None = None,
     markers: Mapping[str, Mapping[int, float]] | None = None,
+    stimulus: str | None = None,
 ) -> StudyAnalysis | None:
     """Run the study pipeline (module docstring) on sessions' per-second rows.
 
@@ -465,6 +494,9 @@ def analyse(
         Session time (s) that becomes 0 per session; sessions absent from it are left out.
     markers : mapping of str to mapping of int to float, optional
         :func:`marker_times` for ``settings.labels()``.
+    stimulus : str, optional
+        The stimulus whose seconds ``per_second`` is on (:func:`load_inputs` with ``stimulus``), named in the
+        notes (:meth:`StudyAnalysis.timeline_note`).
 
     Returns
     -------
@@ -509,14 +541,15 @@ def analyse(
     group_of = {i: str(groups[i]) for i in kept}
     return StudyAnalysis(settings=settings, groups=group_of, align=dict(align) if align else None, bins=bins,
                          values=values, quality=quality, candidates=candidates,
-                         excluded=excluded.reset_index(drop=True), baseline=baseline)  # fmt: skip
+                         excluded=excluded.reset_index(drop=True), baseline=baseline, stimulus=stimulus)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class StudyInputs:
     """What :func:`analyse` reads from the store for a set of sessions (:func:`load_inputs`)."""
 
-    #: :func:`sessions.repository.list_sessions` rows of the sessions.
+    #: :func:`sessions.repository.list_sessions` rows of the sessions, with ``share_seen``
+    #: (:func:`sessions.playback.sessions_share_seen` of ``stimulus`` or of every video; NaN without a stimulus).
     sessions: pd.DataFrame
     #: :func:`sessions.second_aggregates.load_second_aggregates` of the sessions.
     per_second: dict[int, pd.DataFrame]
@@ -567,6 +600,8 @@ def load_inputs(db: Session, session_ids: Sequence[int], *, settings: AnalysisSe
     """
     ids = [int(i) for i in session_ids]
     sessions = list_sessions(db, session_ids=ids)
+    seen = sessions_share_seen(db, ids, stimulus)  # the quality gate's share of the stimulus shown
+    sessions = sessions.assign(share_seen=sessions["session_id"].map(seen).astype("float64"))
     labels = session_marker_labels(db, ids)
     markers = marker_times(db, ids, settings.labels())
     if stimulus is not None:

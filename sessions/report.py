@@ -228,12 +228,12 @@ def method_notes(analysis: StudyAnalysis, view: MetricView) -> list[str]:
         f"{plural(len(analysis.kept), 'session')} in {plural(len(sizes), 'group')} "
         f"({', '.join(f'{g}: {n}' for g, n in sorted(sizes.items()))}); each session counts once.",
         stats.describe_bands(view.curves) if not view.curves.empty else "No curve.",
+        *([analysis.timeline_note()] if analysis.timeline_note() else []),
         *([analysis.alignment_note()] if analysis.alignment_note() else []),
         analysis.baseline_note(),
         f"Seconds with fewer than {settings.min_frames_per_s:g} analysed frames are left out "
         f"({plural(int(analysis.bins['low_frames'].sum()), 'second')} of the kept sessions).",
-        f"Sessions left out by the study's rules: {'aborted sessions, ' if settings.exclude_aborted else ''}"
-        f"a face in under {settings.min_face_present:.0%} of frames"
+        f"Sessions left out by the study's rules: {settings.rules_note()}"
         + (f"; kept against the rules: {', '.join(f'#{i}' for i in settings.keep)}" if settings.keep else "") + ".",
     ]  # fmt: skip
     if view.share_definition is not None:
@@ -403,7 +403,7 @@ def build_report(db: Session, study_name: str, *, metrics: Sequence[str] = DEFAU
     ids = [int(i) for i in list_sessions(db, study_id=study.id)["session_id"]]
     inputs = load_inputs(db, ids, settings=settings, align_on=align_on, stimulus=stimulus, progress=progress)
     analysis = analyse(inputs.sessions, inputs.per_second, groups=group_labels(inputs.sessions, group_tag),
-                       settings=settings, align=inputs.align, markers=inputs.markers)  # fmt: skip
+                       settings=settings, align=inputs.align, markers=inputs.markers, stimulus=stimulus)  # fmt: skip
     if analysis is None:
         needs = (f" in which stimulus {stimulus!r} played" if stimulus is not None
                  else f" and a {align_on!r} marker" if align_on else "")  # fmt: skip

@@ -49,7 +49,7 @@ def cached_analysis(db_url: str, versions: str, ids: tuple[int, ...], groups: tu
         inputs = load_inputs(db, list(ids), settings=settings, align_on=None if stimulus else align_on,
                              stimulus=stimulus)  # fmt: skip
     analysis = analyse(inputs.sessions, inputs.per_second, groups=dict(groups), settings=settings,
-                       align=inputs.align, markers=inputs.markers)  # fmt: skip
+                       align=inputs.align, markers=inputs.markers, stimulus=stimulus)  # fmt: skip
     return analysis, inputs.markers, inputs.align
 
 
@@ -78,6 +78,10 @@ def restore_settings(owner: object, settings: AnalysisSettings, ids: list[int], 
     state["compare_segment_markers"] = [label for label in settings.segment_markers if label in labels]
     for sid in ids:
         state[f"compare_keep_{sid}"] = sid in settings.keep
+    state["compare_exclude_aborted"] = settings.exclude_aborted
+    state["compare_min_face"] = float(settings.min_face_present)
+    state["compare_min_seen"] = float(settings.min_share_seen)
+    state["compare_min_fps"] = float(settings.min_frames_per_s)
 
 
 def parse_cuts(text: str) -> tuple[float, ...]:
@@ -170,9 +174,20 @@ with st.expander("Analysis settings" + (" of this study (stored with it)" if stu
     except ValueError as exc:
         st.error(escape_markdown(exc))
         cuts = ()
+with st.expander("Quality rules" + (" of this study (stored with it)" if study_id is not None else
+                                    " (not stored: sessions from any study)"), expanded=False):  # fmt: skip
+    exclude_aborted = st.checkbox("Leave out aborted sessions", key="compare_exclude_aborted")
+    min_face = st.slider("Minimum face-present share", 0.0, 1.0, step=0.05, key="compare_min_face",
+                         help="Sessions with a face in fewer than this share of their analysed frames are left out.")
+    min_seen = st.slider("Minimum share of the stimulus seen", 0.0, 1.0, step=0.05, key="compare_min_seen",
+                         help="Sessions that showed less of their stimulus are left out (0: off); sessions without "
+                              "a stimulus are never left out by it.")  # fmt: skip
+    min_fps = st.number_input("Minimum analysed frames per second", 0.0, 1000.0, step=1.0, key="compare_min_fps",
+                              help="Seconds with fewer analysed frames are left out of curves and segments "
+                                   "(marked x).")  # fmt: skip
 keep = tuple(i for i in ids if st.session_state.get(f"compare_keep_{i}"))
-settings = AnalysisSettings(express_threshold=threshold, exclude_aborted=stored.exclude_aborted,
-                            min_face_present=stored.min_face_present, min_frames_per_s=stored.min_frames_per_s,
+settings = AnalysisSettings(express_threshold=threshold, exclude_aborted=exclude_aborted,
+                            min_face_present=min_face, min_frames_per_s=min_fps, min_share_seen=min_seen,
                             keep=keep, baseline=baseline, cut_points=cuts, segment_markers=tuple(segment_markers))  # fmt: skip
 if study_id is not None and settings != stored:
     with page_session() as db:
@@ -192,8 +207,8 @@ if analysis is None:
 
 if not analysis.candidates.empty or not analysis.excluded.empty:
     st.subheader("Left out")
-    st.caption(f"Aborted sessions and sessions with a face in under {settings.min_face_present:.0%} of their frames "
-               "are left out; tick one to keep it (stored with the study).")  # fmt: skip
+    st.caption(f"Left out by the quality rules: {escape_markdown(settings.rules_note())}; tick one to keep it"
+               + (" (stored with the study)." if study_id is not None else "."))  # fmt: skip
     st.dataframe(excluded_table(analysis.excluded), hide_index=True, key="compare_excluded")
     for row in analysis.candidates.itertuples():
         label = f"Keep #{row.session_id} {escape_markdown(row.participant_code)} ({escape_markdown(row.reason)})"

@@ -340,7 +340,8 @@ def test_segments_on_the_stimulus_timeline_are_the_same_for_sessions_started_at_
         with session_scope(engine) as db:
             inputs = load_inputs(db, [early, late], settings=settings, **where)
         analysis = analyse(inputs.sessions, inputs.per_second, groups=groups, settings=settings, align=inputs.align,
-                           markers=inputs.markers)  # fmt: skip
+                           markers=inputs.markers, stimulus=where.get("stimulus"))  # fmt: skip
+        assert bool(analysis.timeline_note()) == ("stimulus" in where)
         return metric_view(analysis, "happy", markers=inputs.markers).segments
 
     table = segments(stimulus=name)
@@ -366,6 +367,6 @@ def test_segments_on_the_stimulus_timeline_are_the_same_for_sessions_started_at_
             html = build_report(db, "Two ads", metrics=["happy"], stimulus=name)
             with pytest.raises(ValueError, match="in which stimulus 'B' played"):
                 build_report(db, "Two ads", metrics=["happy"], stimulus="B")
-        assert "1-3 s" in html and "47.5" in html
+        assert "1-3 s" in html and "47.5" in html and "Time axis: the seconds of stimulus &#x27;A&#x27;" in html
     else:
         assert list(by_group["early"].index) == ["after boss"]
