@@ -671,3 +671,39 @@ def stimulus_id_named(db: Session, session_ids: Iterable[int], stimulus: str) ->
     return db.scalar(select(SessionStimulus.stimulus_id).where(
         SessionStimulus.session_id.in_([int(i) for i in session_ids]), SessionStimulus.name == stimulus,
         SessionStimulus.stimulus_id.is_not(None)).limit(1))  # fmt: skip
+
+
+def sessions_share_seen(db: Session, session_ids: Iterable[int], stimulus: str | None = None) -> dict[int, float]:
+    """Share of its stimulus video(s) each session showed, for the quality gate (``stats.ExclusionRules``).
+
+    Parameters
+    ----------
+    db : sqlalchemy.orm.Session
+    session_ids : iterable of int
+    stimulus : str, optional
+        Only this stimulus (an analysis on its timeline); default every video of the session's order.
+
+    Returns
+    -------
+    dict of int to float
+        Session id to ``seen / duration`` in [0, 1]: the stimulus seconds shown at least once
+        (:func:`stimulus_seconds_seen`, as Review's playback quality) over the videos' durations, summed over
+        the videos. Only sessions whose stored order holds such a video with a duration (a session without a
+        stimulus, e.g. an imported video or one recorded without the player, is absent: not applicable); a
+        session whose order was drawn but that never played gets 0.
+    """
+    ids = [int(i) for i in dict.fromkeys(session_ids)]
+    if not ids:
+        return {}
+    with_order = set(db.scalars(select(SessionStimulus.session_id).where(SessionStimulus.session_id.in_(ids))
+                                .distinct()))  # fmt: skip
+    result = {}
+    for sid in (i for i in ids if i in with_order):
+        items = [item for item in stored_sequence(db, sid) if item.kind != "external" and item.duration_s
+                 and item.duration_s > 0 and (stimulus is None or item.name == stimulus)]  # fmt: skip
+        if not items:
+            continue
+        spans = session_spans(db, sid)
+        seen = sum(stimulus_seconds_seen(spans, item.position, item.duration_s) for item in items)
+        result[sid] = min(1.0, seen / sum(item.duration_s for item in items))
+    return result

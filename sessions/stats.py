@@ -82,7 +82,7 @@ GROUP_MEAN_COLUMNS: tuple[str, ...] = ("group", "metric", "mean", "ci_low", "ci_
 #: Columns of :func:`quality_table`.
 QUALITY_COLUMNS: tuple[str, ...] = (
     "session_id", "participant_code", "status", "face_present_rate", "analysed_frames", "frames_per_s",
-    "dropped_share", "low_frame_bins",
+    "dropped_share", "low_frame_bins", "share_seen",
 )  # fmt: skip
 #: Columns of :func:`group_differences`.
 DIFFERENCE_COLUMNS: tuple[str, ...] = (
@@ -601,7 +601,8 @@ def quality_table(sessions: pd.DataFrame, bins: pd.DataFrame) -> pd.DataFrame:
     ----------
     sessions : pandas.DataFrame
         :func:`sessions.repository.list_sessions` rows (``session_id``, ``participant_code``, ``status``,
-        ``duration_s``, ``face_present_rate``, ``dropped_frames``).
+        ``duration_s``, ``face_present_rate``, ``dropped_frames``), optionally ``share_seen``
+        (:func:`sessions.playback.sessions_share_seen`; NaN for a session without a stimulus).
     bins : pandas.DataFrame
         :func:`session_bins` of these sessions (``session_id``, ``n_frames``, ``low_frames``); a session
         absent from it has no analysed frame.
@@ -613,7 +614,8 @@ def quality_table(sessions: pd.DataFrame, bins: pd.DataFrame) -> pd.DataFrame:
         ``face_present_rate`` (share of analysed frames with a face, NaN without frames), ``analysed_frames``
         (int64), ``frames_per_s`` (analysed frames per second of session time, NaN for a zero duration),
         ``dropped_share`` (``dropped / (dropped + analysed)``, NaN when both are 0), ``low_frame_bins``
-        (int64, bins left out for too few frames). In the order of ``sessions``.
+        (int64, bins left out for too few frames), ``share_seen`` (float64 share of the stimulus shown, NaN
+        without a stimulus or without the column). In the order of ``sessions``.
 
     Raises
     ------
@@ -638,6 +640,8 @@ def quality_table(sessions: pd.DataFrame, bins: pd.DataFrame) -> pd.DataFrame:
         "status": sessions["status"].to_numpy(), "face_present_rate": sessions["face_present_rate"].to_numpy(dtype=np.float64),
         "analysed_frames": analysed, "frames_per_s": frames_per_s, "dropped_share": dropped_share,
         "low_frame_bins": per_session["low_frames"].reindex(ids).fillna(0).to_numpy(dtype=np.int64),
+        "share_seen": (sessions["share_seen"].to_numpy(dtype=np.float64) if "share_seen" in sessions
+                       else np.full(len(ids), np.nan)),
     })  # fmt: skip
 
 
@@ -651,6 +655,9 @@ class ExclusionRules:
         Leave out sessions whose status is ``aborted``.
     min_face_present : float, default 0.7
         Leave out sessions with a face in fewer than this share of their analysed frames (or none analysed).
+    min_share_seen : float, default 0.0
+        Leave out sessions that showed less than this share of their stimulus (``quality_table``'s
+        ``share_seen``); a session without a stimulus (NaN) is never left out by it. 0: off.
     keep : frozenset of int
         Session ids kept whatever the rules say.
     """
@@ -658,10 +665,13 @@ class ExclusionRules:
     exclude_aborted: bool = True
     min_face_present: float = 0.7
     keep: frozenset[int] = field(default_factory=frozenset)
+    min_share_seen: float = 0.0
 
     def __post_init__(self):
         if not 0 <= self.min_face_present <= 1:
             raise ValueError(f"min_face_present has to be in [0, 1]; got {self.min_face_present!r}")
+        if not 0 <= self.min_share_seen <= 1:
+            raise ValueError(f"min_share_seen has to be in [0, 1]; got {self.min_share_seen!r}")
         object.__setattr__(self, "keep", frozenset(int(i) for i in self.keep))
 
 
@@ -685,6 +695,9 @@ def exclusion_reason(row, rules: ExclusionRules) -> str:
         reasons.append("no analysed frames")
     elif rate < rules.min_face_present:
         reasons.append(f"face present in {rate:.1%} of frames (under {rules.min_face_present:.0%})")
+    seen = float(getattr(row, "share_seen", math.nan))
+    if rules.min_share_seen > 0 and not math.isnan(seen) and seen < rules.min_share_seen:
+        reasons.append(f"saw {seen:.1%} of the stimulus (under {rules.min_share_seen:.0%})")
     return "; ".join(reasons)
 
 

@@ -138,3 +138,38 @@ def inputs_ids(db) -> list[int]:
     from sessions.repository import list_sessions
 
     return [int(i) for i in list_sessions(db)["session_id"]]
+
+
+def test_quality_rules_change_the_left_out_sessions_and_are_stored_with_the_study(app, engine):
+    from sessions.analysis import load_settings
+    from sessions.db import session_scope
+
+    for i in range(2):
+        seed_session(engine, study="ads", participant=f"P{i}")
+    aborted = seed_session(engine, study="ads", participant="P2", status="aborted")
+    at = app("compare")
+    at.radio(key="compare_mode").set_value("A whole study").run()
+    assert not at.exception
+    assert at.checkbox(key="compare_exclude_aborted").value is True  # the defaults, shown
+    assert at.slider(key="compare_min_face").value == 0.7 and at.slider(key="compare_min_seen").value == 0.0
+    assert list(_table(at, "reason")["session"]) == [aborted] and "2 sessions, 1 group;" in _texts(at)
+    shown = re.sub(r"\\(.)", r"\1", _texts(at))  # as the reader sees it (Markdown escapes removed)
+    assert "Left out by the quality rules: aborted sessions, sessions with a face in under 70% of their" in shown
+    at.checkbox(key="compare_exclude_aborted").uncheck().run()
+    assert not at.exception
+    assert "3 sessions, 1 group;" in _texts(at) and not any("reason" in d.value.columns for d in at.dataframe)
+    at.number_input(key="compare_min_fps").set_value(20.0).run()  # 10 fps sessions: every second too thin
+    at.slider(key="compare_min_seen").set_value(0.8).run()
+    assert not at.exception
+    assert "with fewer than 20 analysed frames left out" in _texts(at)
+    study_id = int(at.selectbox(key="compare_study").value)
+    with session_scope(engine) as db:
+        stored = load_settings(db, study_id)
+    assert (stored.exclude_aborted, stored.min_frames_per_s, stored.min_share_seen) == (False, 20.0, 0.8)
+    again = app("compare")  # a new visit restores the study's rules into the controls
+    again.radio(key="compare_mode").set_value("A whole study").run()
+    assert not again.exception
+    assert again.checkbox(key="compare_exclude_aborted").value is False
+    assert again.number_input(key="compare_min_fps").value == 20.0 and again.slider(key="compare_min_seen").value == 0.8
+    again.checkbox(key="compare_exclude_aborted").check().run()
+    assert list(_table(again, "reason")["session"]) == [aborted]
