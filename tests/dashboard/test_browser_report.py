@@ -20,7 +20,7 @@ RESULTS = Path(__file__).resolve().parents[2] / "test-results"
 
 
 def test_study_report_from_the_compare_page_opens_with_its_charts(browser_tools, engine, db_url, tmp_path):
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     for i, variant in enumerate("AABBAB"):
         seed_session(engine, study="Ad <test>", participant=f"P{i}", tags={"variant": variant},
@@ -33,8 +33,12 @@ def test_study_report_from_the_compare_page_opens_with_its_charts(browser_tools,
         page = context.new_page()
         page.goto(f"{url}/compare")
         page.get_by_role("heading", name="Compare").wait_for(timeout=60_000)
-        page.get_by_text("Groups by tag").click()
-        page.get_by_text("6 sessions, 2 groups").first.wait_for(timeout=60_000)
+        # the first render ("Sessions": the first two, each its own group) has to finish before the click, or a
+        # rerun still in flight can swallow it under load
+        page.get_by_text("2 sessions, 2 groups").first.wait_for(timeout=120_000)
+        page.get_by_text("Groups by tag", exact=True).click()
+        expect(page.get_by_role("radio", name="Groups by tag")).to_be_checked(timeout=60_000)
+        page.get_by_text("6 sessions, 2 groups").first.wait_for(timeout=120_000)
         with page.expect_download(timeout=120_000) as download:
             page.get_by_role("button", name="Study report (HTML)").click()
         report = tmp_path / "report.html"
