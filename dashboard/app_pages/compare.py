@@ -168,7 +168,10 @@ with st.expander("Analysis settings" + (" of this study (stored with it)" if stu
     segment_markers = st.multiselect("Segments between markers (in time order)", marker_labels,
                                      key="compare_segment_markers")  # fmt: skip
     cuts_text = st.text_input("Segments between cut points (seconds, e.g. 30, 60)", key="compare_cuts",
-                              disabled=bool(segment_markers))  # fmt: skip
+                              disabled=bool(segment_markers),
+                              help="Seconds of the time axis: of the stimulus when aligned on one (whenever each "
+                                   "session started it), else from the session start or the alignment marker. "
+                                   "Markers are moved to the same axis.")  # fmt: skip
     try:
         cuts = parse_cuts(cuts_text)
     except ValueError as exc:
