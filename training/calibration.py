@@ -182,7 +182,7 @@ def calibrate_model(model, calib_images, calib_labels, val_images=None, val_labe
                 "nll_before": round(_nll(logits, labels, 1.0), 4),
                 "nll_after": round(_nll(logits, labels, temperature), 4)}
 
-    summary = {"method": "temperature scaling (Guo et al. 2017), fitted on a stratified hold-out of Training",
+    summary = {"method": "Temperature scaling (Guo et al. 2017), fitted on a stratified hold-out of Training",
                "temperature": round(temperature, 4), "bins": ECE_BINS,
                "calibration_split": report(calib_logits, np.asarray(calib_labels))}
     if val_images is not None and len(val_images):

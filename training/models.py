@@ -327,7 +327,7 @@ def multiply_adds(model) -> int:
     """Multiply-adds of one forward pass for one image, counted from the layers' shapes.
 
     Counts ``Conv2D`` (``H_out * W_out * k_h * k_w * C_in * C_out``), ``DepthwiseConv2D``
-    (``H_out * W_out * k_h * k_w * C``) and ``Dense`` (``inputs * units``) layers, descending into nested
+    (``H_out * W_out * k_h * k_w * C``), ``SeparableConv2D`` (both parts) and ``Dense`` (``inputs * units``) layers, descending into nested
     models (each call counted once per use); BatchNorm, activations, pooling and additions are left out
     (they are cheap or fused at inference).
 
@@ -348,6 +348,10 @@ def multiply_adds(model) -> int:
         elif kind == "Conv2D":
             h, w, c_out = layer.output.shape[1:]
             total += h * w * layer.kernel_size[0] * layer.kernel_size[1] * layer.input.shape[-1] * c_out
+        elif kind == "SeparableConv2D":
+            h, w, c_out = layer.output.shape[1:]
+            c_in = layer.input.shape[-1]
+            total += h * w * (layer.kernel_size[0] * layer.kernel_size[1] * c_in + c_in * c_out)
         elif kind == "DepthwiseConv2D":
             h, w, c = layer.output.shape[1:]
             total += h * w * layer.kernel_size[0] * layer.kernel_size[1] * c
