@@ -14,7 +14,6 @@ import argparse
 import contextlib
 import io
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_core import cpu_description, fer_reference_model  # noqa: E402
+from benchmarks.bench_core import _invoke_ms, cpu_description, fer_reference_model  # noqa: E402
 from fer_core.classifier import default_model_path  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "fer2013" / "fer2013.csv.xz"
@@ -62,25 +61,20 @@ def predict(content: bytes, images: np.ndarray) -> np.ndarray:
 
 
 def per_face_ms(contents: dict[str, bytes], shapes: dict[str, tuple], rounds: int = 5, n: int = 300) -> dict:
-    """Median milliseconds per single-face invoke of each flatbuffer, rounds alternated."""
+    """Median milliseconds per single-face invoke of each flatbuffer, rounds alternated (first round: warm-up)."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreters, inputs = {}, {}
     for name, content in contents.items():
-        interpreter = Interpreter(model_content=content, num_threads=1)
-        interpreter.allocate_tensors()
-        detail = interpreter.get_input_details()[0]
-        interpreters[name] = (interpreter, detail["index"])
-        inputs[name] = np.random.default_rng(0).random(shapes[name]).astype(detail["dtype"])
+        interpreters[name] = Interpreter(model_content=content, num_threads=1)
+        interpreters[name].allocate_tensors()
+        dtype = interpreters[name].get_input_details()[0]["dtype"]
+        inputs[name] = np.random.default_rng(0).random(shapes[name]).astype(dtype)
     times = {name: [] for name in contents}
     for _ in range(rounds + 1):
-        for name, (interpreter, index) in interpreters.items():
-            start = time.perf_counter()
-            for _ in range(n):
-                interpreter.set_tensor(index, inputs[name])
-                interpreter.invoke()
-            times[name].append(1000 * (time.perf_counter() - start) / n)
-    return {name: float(np.median(values[1:])) for name, values in times.items()}  # first round is warm-up
+        for name, interpreter in interpreters.items():
+            times[name].append(_invoke_ms(interpreter, inputs[name], n))
+    return {name: float(np.median(values[1:])) for name, values in times.items()}
 
 
 def main(argv=None) -> int:

@@ -158,8 +158,9 @@ def calibrate_model(model, calib_images, calib_labels, val_images=None, val_labe
     Returns
     -------
     (keras.Model, dict)
-        The calibrated network (:func:`with_temperature`) and ``{"method", "temperature", "n_calibration",
-        "bins", "calibration": {"ece_before", "ece_after", "nll_before", "nll_after"}, val_split: {...}}``.
+        The calibrated network (:func:`with_temperature`) and ``{"method", "temperature", "bins",
+        "calibration_split": {"n", "ece_before", "ece_after", "nll_before", "nll_after"}, val_split: {...}}``
+        (the validation split's entry only when it is given).
 
     Raises
     ------

@@ -711,7 +711,9 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
                                             val_split=config.val_split)
         val_metrics["calibration"] = calibration
         # export ships best.keras: the calibrated network replaces it, the uncalibrated one is kept beside it
-        (out / "best.keras").replace(out / "best_uncalibrated.keras")
+        uncalibrated = out / "best_uncalibrated.keras"
+        if not uncalibrated.exists():  # a rerun after calibration must not overwrite it with a calibrated copy
+            (out / "best.keras").replace(uncalibrated)
         best.save(out / "best.keras")
     model_path = out / "model.keras"
     best.save(model_path)
