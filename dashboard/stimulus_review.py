@@ -150,7 +150,7 @@ def stimulus_review(session_id: int, playback: SessionPlayback, bin_s: float = 1
     if stimulus is None:
         st.caption("This stimulus was deleted: its timeline is kept, its pictures are not.")
     bins = stimulus_bins(playback.observations, item.name, bin_s)
-    moments = key_moments(bins)
+    moments = key_moments(bins, bin_s=bin_s)
     duration = item.duration_s or float(bins["time_s"].max() + bin_s)
     st.plotly_chart(stimulus_timeline(bins, duration_s=duration, thumbnails=thumbnails, moments=moments, title=item.name),
                     key=f"review_stimulus_chart_{session_id}")  # fmt: skip

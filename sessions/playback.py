@@ -14,7 +14,10 @@ placed by their own timestamps. A browser event has only the browser's wall cloc
 event.timeStamp``, ms). The player corrects it to the server's clock as the marker bar does: with every render
 the server sends its time, and the browser keeps the smallest difference ``browser arrival - server time`` it has
 seen (``offset_ms``); the server then uses, per page load, the smallest offset of all its events
-(:func:`event_session_times`), so the correction only improves. Assumption: the browser's and the server's
+(:func:`event_session_times`), so the correction only improves. Events sent before the page saw any render
+(no ``offset_ms``) take the page's offset from its other events; only a page none of whose events has one falls
+back to ``client_ms - received_at``, which is at most the true offset (the delivery delay is subtracted), so the
+largest of them is the best. Assumption: the browser's and the server's
 clocks run at the same rate over a session (drift of common clocks: well under 1 ms a minute). Error: events are
 placed early, relative to the frames, by the server-to-browser delivery delay of the fastest render plus the
 first camera frame's upload delay (both a few ms on one machine; one-way network delays, tens of ms, for remote
@@ -26,9 +29,12 @@ after the start, a pause or a stall) and the next event that stops it (``pause``
 anchor the player reported (``(session time, media time)`` of the ``playing`` event, of a ``timeupdate`` at most
 every second, and of the stopping event) and is linear between two of them: piecewise linear, with slope 1 when
 the browser plays in real time and the browser's own pace when a starved page plays slower; flat gaps for pauses
-and stalls. After the last anchor of a run that never stopped it runs at slope 1, cut where the stimulus would
-have ended and at the start of a stored camera gap (a closed tab sends nothing). Session times outside every run
-(blank buffers, before the start, pauses, after the end) have no stimulus time.
+and stalls. A ``seeking`` event stops a run without an end anchor (its media time is the seek's target); the next
+``playing`` or ``timeupdate`` starts a new run there. After the last anchor of a run that never stopped it runs at
+slope 1, cut where the stimulus would have ended, at the start of a stored camera gap and at the last sign of the
+page (the session's last analysed frame or its end, :func:`open_run_limit`): a closed tab sends nothing, so
+nothing after it counts as seen. Session times outside every run (blank buffers, before the start, pauses, after
+the end) have no stimulus time.
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ from sqlalchemy.orm import Session
 from fer_core.emotions import EMOTIONS
 from sessions.aggregate import per_bin
 from sessions.errors import SessionNotFound
-from sessions.models import PlaybackEvent, SessionGap, SessionStimulus, utc_now
+from sessions.models import Observation, PlaybackEvent, SessionGap, SessionStimulus, utc_now
 from sessions.repository import get_session, load_observations
 from sessions.stimuli import SequenceItem, session_sequence, stored_sequence
 
@@ -63,6 +69,9 @@ EVENT_KINDS: tuple[str, ...] = (
 RUN_START = "playing"
 #: A position report during playback (the player sends one at most every second): the map passes through it.
 RUN_ANCHOR = "timeupdate"
+#: A seek: stops a run with no end anchor (its media time is the target); the next ``playing`` or position report
+#: starts a new run.
+SEEK = "seeking"
 #: Events that stop a run.
 RUN_STOPS: frozenset[str] = frozenset({"pause", "waiting", "seeking", "ended", "error", "blocked", "missing", "pagehide",
                                        "ready", "start", "blank"})  # fmt: skip
@@ -220,7 +229,9 @@ def event_session_times(events: pd.DataFrame, started_at_s: float | None) -> np.
     ----------
     events : pandas.DataFrame
         Columns ``client_ms`` (browser ms since the epoch), ``offset_ms`` (browser minus server clock, ms; NaN
-        when the page had no estimate), ``page_id``, ``received_at`` (aware datetimes, the fallback offset).
+        when the page had no estimate yet), ``page_id``, ``received_at`` (aware datetimes, the fallback offset).
+        Per page, the offset is the smallest non-NaN ``offset_ms`` of its events; for a page with none, the
+        largest ``client_ms - received_at``.
     started_at_s : float or None
         The session's ``started_at`` as UTC epoch seconds; None before its first camera frame.
 
@@ -234,8 +245,12 @@ def event_session_times(events: pd.DataFrame, started_at_s: float | None) -> np.
     client = events["client_ms"].to_numpy(dtype=np.float64)
     offset = events["offset_ms"].to_numpy(dtype=np.float64)
     received = np.array([t.timestamp() * 1000.0 for t in events["received_at"]], dtype=np.float64)
-    offset = np.where(np.isnan(offset), client - received, offset)  # no render seen: the receive time bounds it
-    best = pd.Series(offset).groupby(events["page_id"].to_numpy()).transform("min").to_numpy()
+    pages = events["page_id"].to_numpy()
+    # a render offset (browser arrival - server time) is at least the true offset: the smallest is the best
+    rendered = pd.Series(offset).groupby(pages).transform("min").to_numpy()
+    # client - received is at most the true offset (the delivery delay is subtracted): the largest is the best
+    bound = pd.Series(client - received).groupby(pages).transform("max").to_numpy()
+    best = np.where(np.isnan(rendered), bound, rendered)  # the bound only for a page without any render offset
     return (client - best) / 1000.0 - float(started_at_s)
 
 
@@ -266,8 +281,8 @@ def load_events(db: Session, session_id: int) -> pd.DataFrame:
     return frame.sort_values(["session_time_s", "page_id", "seq"], kind="stable").reset_index(drop=True)
 
 
-def playback_spans(events: pd.DataFrame, sequence: Sequence[SequenceItem], *,
-                   gap_starts_s: Iterable[float] = ()) -> list[PlaybackSpan]:  # fmt: skip
+def playback_spans(events: pd.DataFrame, sequence: Sequence[SequenceItem], *, gap_starts_s: Iterable[float] = (),
+                   open_until_s: float | None = None) -> list[PlaybackSpan]:  # fmt: skip
     """The runs of stimulus playback in a session (the map of the module docstring); a pure function.
 
     Parameters
@@ -278,7 +293,12 @@ def playback_spans(events: pd.DataFrame, sequence: Sequence[SequenceItem], *,
     sequence : sequence of SequenceItem
         The session's order (:func:`sessions.stimuli.session_sequence`): names, ids and durations (seconds).
     gap_starts_s : iterable of float
-        Session seconds at which the camera went away (stored gaps): an open run ends there.
+        Session seconds at which the camera went away (stored gaps): the open segment (after a run's last anchor)
+        ends at the first of them at or after its start; segments between anchors are kept.
+    open_until_s : float, optional
+        Session seconds of the last evidence the page was still there (:func:`open_run_limit`: the last analysed
+        frame or the session's end): a run still open after its last anchor ends there at the latest (a tab closed
+        for good sends nothing). None: not capped (only by the stimulus's end and the gaps).
 
     Returns
     -------
@@ -291,16 +311,18 @@ def playback_spans(events: pd.DataFrame, sequence: Sequence[SequenceItem], *,
     ordered = events[events["session_time_s"].notna()].sort_values("session_time_s", kind="stable")
     gaps = sorted(float(g) for g in gap_starts_s)
     spans: list[PlaybackSpan] = []
-    run = None  # (item, start_s, media_start_s, page_id, first_start_s)
+    run = None  # (item, start_s, media_start_s, page_id)
+    seek_from = None  # (position, page_id) of a seek that stopped a run, until the next run or stop
 
     def segment(end_s: float, end_media: float | None) -> None:
-        item, start, media, _, first = run
+        item, start, media, _ = run
         rate = 1.0
         if end_media is not None and end_media >= media and end_s > start:
             rate = (end_media - media) / (end_s - start)  # the media clock between two anchors
+        if math.isinf(end_s):  # open after the last anchor: only as long as the page is known to be there
+            end_s = min([end_s, *(g for g in gaps if g >= start), *(() if open_until_s is None else (open_until_s,))])
         if item.duration_s is not None and rate > 0:
             end_s = min(end_s, start + max(0.0, item.duration_s - media) / rate)
-        end_s = min([end_s, *(g for g in gaps if g > first)])
         if end_s - start > 1e-3:
             spans.append(PlaybackSpan(item.position, item.name, item.stimulus_id, start, end_s, media, rate))
 
@@ -310,13 +332,16 @@ def playback_spans(events: pd.DataFrame, sequence: Sequence[SequenceItem], *,
         same = run is not None and not pd.isna(position) and int(position) == run[0].position and page == run[3]
         if same and kind in (RUN_START, RUN_ANCHOR) and media is not None and media >= run[2] and t > run[1]:
             segment(t, media)  # an anchor inside the run: the map passes through it
-            run = (run[0], t, media, page, run[4])
+            run = (run[0], t, media, page)
             continue
         if run is not None and (kind in RUN_STOPS or kind == RUN_START or not same):
-            segment(t, media if same else None)
+            # a seek's media time is its target, not where playback stopped: that segment has no end anchor
+            segment(t, media if same and kind != SEEK else None)
             run = None
-        if kind == RUN_START and not pd.isna(position) and int(position) in items:
-            run = (items[int(position)], t, 0.0 if media is None else media, page, t)
+        resumes = kind == RUN_ANCHOR and seek_from == (position, page)  # a position report after a seek plays on
+        seek_from = (position, page) if kind == SEEK else None if kind in RUN_STOPS or kind == RUN_START else seek_from
+        if (kind == RUN_START or resumes) and not pd.isna(position) and int(position) in items:
+            run, seek_from = (items[int(position)], t, 0.0 if media is None else media, page), None
     if run is not None:
         segment(math.inf, None)
     return spans
@@ -389,7 +414,29 @@ def session_spans(db: Session, session_id: int) -> list[PlaybackSpan]:
         return []
     sequence = session_sequence(db, session_id)
     gaps = db.scalars(select(SessionGap.start_s).where(SessionGap.session_id == session_id)).all()
-    return playback_spans(events, sequence, gap_starts_s=gaps)
+    return playback_spans(events, sequence, gap_starts_s=gaps, open_until_s=open_run_limit(db, session_id))
+
+
+def open_run_limit(db: Session, session_id: int) -> float | None:
+    """The latest session time a run still open after its last anchor may reach: the earlier of the session's last
+    analysed frame (max ``Observation.time_s``) and its end (``ended_at - started_at``), in session seconds.
+
+    Returns
+    -------
+    float or None
+        Seconds; None when the session has neither (not started, no frames and not ended).
+
+    Raises
+    ------
+    sessions.errors.SessionNotFound
+        Unknown session.
+    """
+    session = get_session(db, session_id)
+    limits = [db.scalar(select(func.max(Observation.time_s)).where(Observation.session_id == session_id))]
+    if session.started_at is not None and session.ended_at is not None:
+        limits.append((session.ended_at - session.started_at).total_seconds())
+    known = [float(v) for v in limits if v is not None]
+    return min(known) if known else None
 
 
 def session_stimulus_times(db: Session, session_id: int, times_s) -> tuple[np.ndarray, np.ndarray]:
@@ -503,12 +550,14 @@ def playback_quality(events: pd.DataFrame, spans: Sequence[PlaybackSpan], sequen
                                        "stalled_s", "blocked", "seen_s", "share_seen", "share_seen_with_face"])  # fmt: skip
 
 
-def key_moments(bins: pd.DataFrame, *, n: int = 3, min_gap_s: float = 2.0, min_rise: float = 0.05) -> pd.DataFrame:
+def key_moments(bins: pd.DataFrame, *, n: int = 3, min_gap_s: float = 2.0, min_rise: float = 0.05,
+                bin_s: float = 1.0) -> pd.DataFrame:  # fmt: skip
     """The few stimulus seconds where an expression rises most (key moments, after Realeyes).
 
     Definition: for each expression but neutral, the rise at second ``t`` is its value at ``t`` minus its value
     at the bin before (per-second mean probability for one session, share of participants expressing for a
-    group); the key moments are the ``n`` largest rises of at least ``min_rise`` over all expressions, at least
+    group), taken only when that bin is the neighbouring one (``bin_s`` earlier: a missing bin, e.g. seconds
+    never shown or without a face, makes no rise over several seconds); the key moments are the ``n`` largest rises of at least ``min_rise`` over all expressions, at least
     ``min_gap_s`` apart (the largest first). A stimulus with no such rise has none.
 
     Parameters
@@ -520,6 +569,8 @@ def key_moments(bins: pd.DataFrame, *, n: int = 3, min_gap_s: float = 2.0, min_r
         Seconds.
     min_rise : float
         Smallest rise counted (probability or share, 0.05 = 5 points).
+    bin_s : float
+        Width of the bins (seconds); two rows are neighbours when their ``time_s`` differ by it (within 1 ms).
 
     Returns
     -------
@@ -530,13 +581,14 @@ def key_moments(bins: pd.DataFrame, *, n: int = 3, min_gap_s: float = 2.0, min_r
     if len(bins) < 2:
         return pd.DataFrame(columns=columns)
     ordered = bins.sort_values("time_s")
+    times = ordered["time_s"].to_numpy(dtype=np.float64)
     candidates = []
     for emotion in (e for e in EMOTIONS if e != "neutral" and e in ordered.columns):
         values = ordered[emotion].to_numpy(dtype=np.float64)
         rise = np.diff(values)
         for i, r in enumerate(rise, start=1):
-            if np.isfinite(r) and r >= min_rise:
-                candidates.append((float(ordered["time_s"].iloc[i]), emotion, float(values[i]), float(r)))
+            if np.isfinite(r) and r >= min_rise and abs(times[i] - times[i - 1] - bin_s) <= 1e-3:
+                candidates.append((float(times[i]), emotion, float(values[i]), float(r)))
     chosen: list[tuple] = []
     for candidate in sorted(candidates, key=lambda c: -c[3]):
         if all(abs(candidate[0] - c[0]) >= min_gap_s for c in chosen):
@@ -586,7 +638,7 @@ def session_playback(db: Session, session_id: int, observations: pd.DataFrame) -
     events = load_events(db, session_id)
     sequence = session_sequence(db, session_id) if len(events) else stored_sequence(db, session_id)
     gaps = db.scalars(select(SessionGap.start_s).where(SessionGap.session_id == session_id)).all()
-    spans = playback_spans(events, sequence, gap_starts_s=gaps)
+    spans = playback_spans(events, sequence, gap_starts_s=gaps, open_until_s=open_run_limit(db, session_id))
     shown = add_stimulus_columns(observations, spans)
     return SessionPlayback(shown, playback_quality(events, spans, sequence, shown), spans, events, sequence)
 

@@ -370,3 +370,102 @@ def test_segments_on_the_stimulus_timeline_are_the_same_for_sessions_started_at_
         assert "1-3 s" in html and "47.5" in html and "Time axis: the seconds of stimulus &#x27;A&#x27;" in html
     else:
         assert list(by_group["early"].index) == ["after boss"]
+
+
+AD30 = SequenceItem(0, 8, "ad30", "video", 30.0, 0.0)
+
+
+def test_a_tab_closed_for_good_counts_only_up_to_the_last_frame(engine, two_ad_study):
+    """Issue 13 review: start, playing, timeupdate at 1 s and 2 s, then nothing (the tab closed) on a 30 s ad was
+    counted as 30 s seen (share 100%): the open run ran on at slope 1 to the stimulus's end. It ends at the
+    session's last analysed frame or at its end, whichever is earlier."""
+    from sessions.models import Observation
+    from sessions.playback import session_playback
+    from sessions.recorder import observation_records
+    from sessions.repository import create_session, get_session, load_observations
+    from sessions.stimuli import session_sequence
+    from tests.sessions.conftest import face
+
+    closed = events(("start", 0.9, 0.0), ("playing", 1.0, 0.0), ("timeupdate", 2.0, 1.0), ("timeupdate", 3.0, 2.0))
+    assert playback_quality(closed, playback_spans(closed, [AD30]), [AD30]).iloc[0]["seen_s"] == pytest.approx(30.0)
+    spans = playback_spans(closed, [AD30], open_until_s=3.5)  # the last frame at session 3.5 s
+    quality = playback_quality(closed, spans, [AD30]).iloc[0]
+    assert quality["seen_s"] == pytest.approx(2.5) and quality["share_seen"] == pytest.approx(2.5 / 30)
+    assert playback_spans(closed, [AD30], open_until_s=40.0)[-1].end_s == pytest.approx(30.0 + 1.0)  # the ad's end
+
+    t0 = datetime(2026, 12, 2, 1, 0, tzinfo=UTC)
+    ms = t0.timestamp() * 1000
+    with session_scope(engine) as db:
+        sid = create_session(db, study_id=two_ad_study, participant_code="closed").id
+        _start(db, sid, t0)
+        item = session_sequence(db, sid, rng=random.Random(0))[0]  # 3 s or 2 s: the tab closes 1.2 s in
+        record_events(db, sid, [{"kind": k, "position": item.position, "media_time_s": m, "client_ms": ms + t * 1000,
+                                 "offset_ms": 0.0, "page_id": "p", "seq": i}
+                                for i, (k, t, m) in enumerate([("playing", 1.0, 0.0), ("timeupdate", 2.0, 1.0)])])  # fmt: skip
+        for i, t in enumerate(np.arange(0.0, 2.25, 0.1)):  # frames until session 2.2 s
+            for row in observation_records(sid, i, float(t), [face(happy=0.5)]):
+                db.add(Observation(**row))
+    with session_scope(engine) as db:
+        assert session_spans(db, sid)[-1].end_s == pytest.approx(2.2)
+        quality = session_playback(db, sid, load_observations(db, sid)).quality
+        assert quality.loc[0, "seen_s"] == pytest.approx(1.2)
+        get_session(db, sid).ended_at = t0 + timedelta(seconds=2.1)  # ended before its last frame: the end counts
+    with session_scope(engine) as db:
+        assert session_spans(db, sid)[-1].end_s == pytest.approx(2.1)
+
+
+def test_a_camera_gap_mid_stimulus_cuts_only_the_open_run():
+    """Issue 13 review: every segment was cut at a camera gap, so a gap at 12 s left only 10-12 s of a stimulus
+    anchored every 5-10 s from 10 s to 40 s. Anchored segments are kept; only the open one ends at a gap."""
+    table = events(("playing", 10.0, 0.0), ("timeupdate", 15.0, 5.0), ("timeupdate", 25.0, 15.0),
+                   ("timeupdate", 30.0, 20.0), ("timeupdate", 40.0, 30.0))  # fmt: skip
+    spans = playback_spans(table, [AD30], gap_starts_s=[12.0, 44.0])
+    assert [(s.start_s, s.end_s) for s in spans] == [(10.0, 15.0), (15.0, 25.0), (25.0, 30.0), (30.0, 40.0)]
+    _, t = stimulus_times(spans, [13.0, 35.0])
+    np.testing.assert_allclose(t, [3.0, 25.0])
+    still_open = events(("playing", 10.0, 0.0), ("timeupdate", 15.0, 5.0))
+    assert [(s.start_s, s.end_s) for s in playback_spans(still_open, [AD30], gap_starts_s=[12.0, 18.0])] == [
+        (10.0, 15.0), (15.0, 18.0)]
+
+
+def test_one_event_without_a_render_offset_does_not_override_the_page_offset():
+    """Issue 13 review: an event sent before the page saw a render (no offset_ms) fell back to client - received,
+    which is smaller than the true offset by the delivery delay, and the page's minimum picked it for every event."""
+    received = datetime(2026, 12, 2, 1, 0, tzinfo=UTC)
+    epoch_ms = received.timestamp() * 1000
+    # browser clock = server clock + 250 ms; each event arrives 300 ms after it happened
+    client = [epoch_ms - 300 + 250, epoch_ms + 5000 - 300 + 250, epoch_ms + 9000 - 300 + 250]
+    table = pd.DataFrame({"client_ms": client, "offset_ms": [np.nan, 252.0, 250.0], "page_id": ["a"] * 3,
+                          "received_at": [received + timedelta(seconds=s) for s in (0, 5, 9)]})  # fmt: skip
+    started = epoch_ms / 1000 - 10.0
+    t = event_session_times(table, started)
+    np.testing.assert_allclose(t, [9.7, 14.7, 18.7])  # all with the 250 ms render offset
+    # a page without any render offset: the largest client - received (the least delayed delivery) is the best
+    slow = table.assign(offset_ms=np.nan, received_at=[received + timedelta(seconds=s) for s in (0, 4.8, 9)])
+    t = event_session_times(slow, started)
+    # the 2nd event arrived after 100 ms (the others 300 ms): offset 250 - 100 ms, events placed 100 ms late
+    np.testing.assert_allclose(t, [9.8, 14.8, 18.8])
+
+
+def test_a_seek_ends_the_segment_where_playback_was_not_at_the_seek_target():
+    """The seeking event's media time is the seek's target: a jump from 4 s back to 1 s at session 5 s must not
+    make the segment before it run backwards or stretch; the next playing (or position report) starts anew."""
+    back = events(("playing", 1.0, 0.0), ("timeupdate", 4.0, 3.0), ("seeking", 5.0, 1.0), ("seeked", 5.2, 1.0),
+                  ("playing", 5.2, 1.0), ("ended", 14.2, 10.0))  # fmt: skip
+    spans = playback_spans(back, [AD])
+    assert [(s.start_s, s.end_s, s.media_start_s, round(s.rate, 6)) for s in spans] == [
+        (1.0, 4.0, 0.0, 1.0), (4.0, 5.0, 3.0, 1.0), (5.2, 14.2, 1.0, 1.0)]
+    ahead = events(("playing", 1.0, 0.0), ("seeking", 3.0, 8.0), ("timeupdate", 3.5, 8.5), ("ended", 5.0, 10.0))
+    spans = playback_spans(ahead, [AD])
+    assert [(s.start_s, s.end_s, s.media_start_s, round(s.rate, 6)) for s in spans] == [
+        (1.0, 3.0, 0.0, 1.0), (3.5, 5.0, 8.5, 1.0)]
+    _, t = stimulus_times(spans, [2.0, 3.2, 4.0])
+    assert t[0] == pytest.approx(1.0) and np.isnan(t[1]) and t[2] == pytest.approx(9.0)
+
+
+def test_key_moments_take_rises_only_between_neighbouring_seconds():
+    """A missing second (never shown, or no face) must not turn a slow climb over several seconds into one rise."""
+    gappy = pd.DataFrame({"time_s": [0.0, 1.0, 5.0, 6.0], "happy": [0.1, 0.12, 0.5, 0.53]})
+    assert key_moments(gappy).empty
+    halves = pd.DataFrame({"time_s": [0.0, 0.5, 1.0, 2.0], "happy": [0.1, 0.4, 0.42, 0.9]})
+    assert list(key_moments(halves, bin_s=0.5)["time_s"]) == [0.5]
