@@ -61,6 +61,9 @@ BROWSER_AUDIO_CODECS: frozenset[str] = frozenset({"aac", "mp3", "opus", "vorbis"
 VIDEO_MIME_TYPES: dict[str, str] = {".mp4": "video/mp4", ".m4v": "video/mp4", ".webm": "video/webm"}
 #: Width of the thumbnails in pixels.
 THUMBNAIL_WIDTH = 160
+#: Most thumbnails written for one stimulus (one a second: four hours); a file whose timestamps jump further gets
+#: no thumbnails past it.
+MAX_THUMBNAILS = 4 * 3600
 #: Default blank between two stimuli (seconds), as Realeyes.
 DEFAULT_BUFFER_S = 5.0
 #: Longest blank accepted between two stimuli (seconds).
@@ -166,7 +169,9 @@ def probe_video(path: str | os.PathLike, *, thumbnails_dir: str | os.PathLike | 
 
     Every frame is decoded (a file that breaks half-way is refused, not found out by a participant). With
     ``thumbnails_dir``, the first frame at or after each whole second (0 s, 1 s, ...; decoder timestamps) is
-    written there as ``NNNN.jpg`` (``THUMBNAIL_WIDTH`` pixels wide, aspect kept): at most one a second.
+    written there as ``NNNN.jpg`` (``THUMBNAIL_WIDTH`` pixels wide, aspect kept): one a second, none skipped, so
+    the k-th file (from 0) is second k also where frames are more than a second apart (a variable-frame-rate
+    file: the frame after the gap stands for each second it spans); at most ``MAX_THUMBNAILS``.
 
     Parameters
     ----------
@@ -224,9 +229,10 @@ def probe_video(path: str | os.PathLike, *, thumbnails_dir: str | os.PathLike | 
                 last = t if last is None else max(last, t)
                 n_frames += 1
                 width, height = frame.width, frame.height
-                if thumbs is not None and t - first >= n_thumbs - 1e-6:
-                    second = int(np.floor(t - first + 1e-6))  # named by its second: none is skipped or doubled
-                    _write_thumbnail(frame, thumbs / f"{second:04d}.jpg")
+                if thumbs is not None and t - first >= n_thumbs - 1e-6 and n_thumbs < MAX_THUMBNAILS:
+                    second = min(int(np.floor(t - first + 1e-6)), MAX_THUMBNAILS - 1)
+                    # every second up to this frame's: file k is always second k (Review indexes them so)
+                    _write_thumbnail(frame, [thumbs / f"{k:04d}.jpg" for k in range(n_thumbs, second + 1)])
                     n_thumbs = second + 1
                 if progress is not None and declared:
                     progress(min(1.0, (t - first) / declared))
@@ -250,13 +256,15 @@ def _reason(exc: BaseException) -> str:
     return str(text).split(":")[0].strip() or exc.__class__.__name__
 
 
-def _write_thumbnail(frame: av.VideoFrame, target: Path) -> None:
+def _write_thumbnail(frame: av.VideoFrame, targets: list[Path]) -> None:
+    """Write ``frame`` as a ``THUMBNAIL_WIDTH``-pixel JPEG to each of ``targets`` (encoded once)."""
     image = frame.to_ndarray(format="bgr24")
     height = max(1, round(image.shape[0] * THUMBNAIL_WIDTH / image.shape[1]))
     small = cv2.resize(image, (THUMBNAIL_WIDTH, height), interpolation=cv2.INTER_AREA)
     ok, data = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 80])
     if ok:
-        target.write_bytes(data.tobytes())
+        for target in targets:
+            target.write_bytes(data.tobytes())
 
 
 def _check_name(db: Session, study_id: int, name: str) -> str:
@@ -456,7 +464,8 @@ def stimulus_file(stimulus: Stimulus, media_dir: str | os.PathLike | None = None
 
 
 def thumbnail_files(stimulus: Stimulus, media_dir: str | os.PathLike | None = None) -> list[Path]:
-    """The stimulus's thumbnails in time order; ``NNNN.jpg`` shows the first frame at or after ``NNNN`` seconds."""
+    """The stimulus's thumbnails in time order; ``NNNN.jpg`` shows the first frame at or after ``NNNN`` seconds, so
+    item k is stimulus second k (:func:`probe_video` writes every second)."""
     if stimulus.sha256 is None:
         return []
     folder = resolve_media_dir(media_dir) / f"{stimulus.sha256}_thumbs"

@@ -47,3 +47,21 @@ def make_stimulus(path: Path, *, seconds: float = 10.0, fps: int = 25, width: in
             container.mux(audio.encode(frame))
         container.mux(audio.encode())
     return path
+
+
+def make_vfr_clip(path: Path, times_s: list[float], *, width: int = 320, height: int = 180) -> Path:
+    """Write a variable-frame-rate H.264 MP4 (no sound) whose frame ``i`` has pts ``times_s[i]`` (ms time base)
+    and a solid colour of its own with ``frame i`` burnt in; frames more than a second apart leave seconds
+    without a frame of their own."""
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.time_base = Fraction(1, 1000)
+        for i, t in enumerate(times_s):
+            image = np.full((height, width, 3), ((i * 70) % 256, (i * 40 + 60) % 256, (255 - i * 50) % 256), np.uint8)
+            cv2.putText(image, f"frame {i}", (10, height // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (0, 0, 0), 3)
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts, frame.time_base = round(t * 1000), Fraction(1, 1000)
+            container.mux(video.encode(frame))
+        container.mux(video.encode())
+    return path

@@ -23,7 +23,7 @@ from sessions.stimuli import (
     stimulus_file,
     thumbnail_files,
 )
-from tests.sessions.clips import make_stimulus
+from tests.sessions.clips import make_stimulus, make_vfr_clip
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +47,25 @@ def test_probe_reads_duration_rate_size_and_writes_one_thumbnail_a_second(clip, 
 
     thumb = cv2.imread(str(tmp_path / "thumbs" / "0001.jpg"))
     assert thumb.shape == (90, 160, 3)
+
+
+def test_thumbnail_k_is_second_k_when_frames_are_more_than_a_second_apart(tmp_path):
+    """Issue 13 review: a second without a frame of its own got no JPEG, so Review's ``files[second]`` showed a
+    later second's picture. Every second gets the first frame at or after it."""
+    import cv2
+    import numpy as np
+
+    clip = make_vfr_clip(tmp_path / "vfr.mp4", [0.0, 0.4, 0.8, 3.2, 3.6, 4.5, 4.9])
+    probe = probe_video(clip, thumbnails_dir=tmp_path / "thumbs")
+    names = sorted(p.name for p in (tmp_path / "thumbs").iterdir())
+    assert names == ["0000.jpg", "0001.jpg", "0002.jpg", "0003.jpg", "0004.jpg"] and probe.n_thumbnails == 5
+    images = [cv2.imread(str(tmp_path / "thumbs" / n)).astype(float) for n in names]
+
+    def mean_gap(a: int, b: int) -> float:
+        return float(np.abs(images[a] - images[b]).mean())
+
+    assert mean_gap(1, 3) < 3 and mean_gap(2, 3) < 3  # seconds 1 and 2 show the frame at 3.2 s
+    assert mean_gap(0, 3) > 20 and mean_gap(3, 4) > 20  # and are not the frame at 0 s or the one at 4.5 s
 
 
 def test_webm_vp9_is_accepted(tmp_path):
