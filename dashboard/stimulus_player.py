@@ -56,7 +56,10 @@ button:disabled { opacity: 0.45; cursor: not-allowed; }
 _JS = """
 export default function(component) {
   const { data, setStateValue, parentElement } = component;
-  const arrival = Date.now();
+  // one clock for everything: the page's monotonic clock on the epoch (the one event.timeStamp is on); Date.now()
+  // may be stepped (NTP, a user's clock change) after the page loaded
+  const now = () => performance.timeOrigin + performance.now();
+  const arrival = now();
   const root = parentElement.querySelector(".fer-player");
   let p = root.__fer;
   if (!p) {
@@ -70,7 +73,7 @@ export default function(component) {
     p.video.oncontextmenu = (e) => e.preventDefault();
     const send = (kind, event) => {
       const item = p.items[p.index];
-      const client = event && event.timeStamp ? performance.timeOrigin + event.timeStamp : Date.now();
+      const client = event && event.timeStamp ? performance.timeOrigin + event.timeStamp : now();
       p.events.push({ kind: kind, position: item ? item.position : null, media_time_s: p.video.currentTime || 0,
                       client_ms: client, perf_ms: performance.now(), offset_ms: p.offset === undefined ? null : p.offset,
                       page_id: p.pageId, seq: p.seq++ });
