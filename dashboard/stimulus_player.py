@@ -33,6 +33,14 @@ logger = logging.getLogger(__name__)
 NO_FACE_HINT_S = 3.0
 #: Seconds between the player's refreshes (face check, server clock for the offset).
 REFRESH_S = 1.0
+#: What the page says once the sequence is over, by page (key prefix): a participant link's participant ends the
+#: session themselves (the completion link, where the study has one, appears once it has ended); in the lab the
+#: researcher does.
+FINAL_TEXTS = {
+    "part": ("The video is over. Thank you! Press STOP above to finish the session; if you came from a panel, "
+             "the link back to it appears on this page once the session has ended."),
+    "rec": "The video is over. Thank you! Please wait for the researcher's instructions.",
+}  # fmt: skip
 
 _HTML = '<div class="fer-player"></div>'
 
@@ -218,6 +226,12 @@ def face_check(streaming: bool, faces: int, no_face_s: float | None) -> tuple[bo
     return False, "Checking that we can see your face..."
 
 
+def final_text(prefix: str) -> str:
+    """The text shown when the sequence is over on the page ``prefix`` (``"part"``: a participant link, told to
+    press STOP; any other: the Record page's in-lab text)."""
+    return FINAL_TEXTS.get(prefix, FINAL_TEXTS["rec"])
+
+
 def media_url(path, mime_type: str, key: str) -> str | None:
     """Serve ``path`` to this browser session through Streamlit's media endpoint; None where there is no runtime.
 
@@ -296,7 +310,7 @@ def stimulus_player(session_id: int, prefix: str) -> None:
         return
     data = {"server_ms": time.time() * 1000.0, "ready": ready, "check": check, "items": items, "done": done,
             "start_label": "Continue" if done else "Start",
-            "final_text": "The video is over. Thank you! Please wait for the researcher's instructions."}  # fmt: skip
+            "final_text": final_text(prefix)}  # fmt: skip
     result = _component()(key=f"{prefix}_player_{session_id}", data=data, on_events_change=lambda: None)
     events = getattr(result, "events", None) or []
     stored_key = f"{prefix}_player_stored_{session_id}"

@@ -69,3 +69,10 @@ def test_events_and_offset_use_one_clock_when_the_wall_clock_was_stepped(run_pla
     ready, playing = sent
     assert ready["client_ms"] - ready["offset_ms"] == pytest.approx(origin + perf - 20.0, abs=1.0)
     assert playing["client_ms"] - playing["offset_ms"] == pytest.approx(origin + 850.0 - 20.0, abs=1.0)
+
+
+def test_a_participant_link_is_told_to_press_stop_and_the_record_page_keeps_its_in_lab_text():
+    """Issue 13 review: a remote participant was told to wait for a researcher who is not there."""
+    participant, in_lab = stimulus_player.final_text("part"), stimulus_player.final_text("rec")
+    assert "Press STOP" in participant and "researcher" not in participant and "once the session has ended" in participant
+    assert in_lab == "The video is over. Thank you! Please wait for the researcher's instructions."
