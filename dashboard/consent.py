@@ -60,7 +60,8 @@ def completion_button(session_id: int) -> None:
 
 def participant_base_url() -> str:
     """The dashboard's address as this browser reached it (scheme, host, base path), without the page's own path;
-    empty when Streamlit does not know it (then links are relative: ``/?join=TOKEN``)."""
+    empty when Streamlit does not know it (then links are relative: ``/?join=TOKEN``, and the Studies page's links
+    section says so: :data:`dashboard.fieldwork_section.RELATIVE_LINKS_TEXT`)."""
     url = str(st.context.url or "") if st.context.url else ""
     return url.split("?")[0].rsplit("/", 1)[0] if url else ""
 

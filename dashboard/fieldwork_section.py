@@ -4,12 +4,15 @@ participant links in bulk with a CSV of code and link for a panel provider (:mod
 from __future__ import annotations
 
 import streamlit as st
+from sqlalchemy.exc import IntegrityError
 
 from dashboard.consent import participant_base_url
 from dashboard.downloads import table_bytes
-from dashboard.store import page_session
+from dashboard.resources import get_engine
+from dashboard.store import database_errors_shown, page_session
 from dashboard.tags import parse_tags
 from dashboard.text import escape_markdown
+from sessions.db import session_scope
 from sessions.fieldwork import (
     MAX_LINKS,
     ConsentFields,
@@ -32,6 +35,13 @@ CONSENT_HINTS = {
     "contact": "Whom to ask: a name and an e-mail address.",
     "withdrawal": "How to withdraw consent and have the data deleted (quote the participant code).",
 }
+#: What a researcher reads when another save of the study's consent text took the same version number first.
+CONSENT_RACE_TEXT = ("Someone else saved this study's consent text at the same moment, so yours was not saved. "
+                     "Reload the page to see their version, then make your change again.")  # fmt: skip
+#: What the page says when it does not know its own address (the links in the CSV are then relative).
+RELATIVE_LINKS_TEXT = ("This page does not know its own web address, so the links in the CSV are relative "
+                       "(/?join=...): put the dashboard's address (e.g. https://fer.example.org) in front of each "
+                       "before handing them to a panel.")  # fmt: skip
 #: ``st.session_state`` key prefix of the links made last on this page, per study.
 LINKS_KEY = "fw_links_"
 
@@ -65,8 +75,13 @@ def _consent_form(study_id: int) -> None:
         saved = st.form_submit_button("Save consent text")
     if saved:
         try:
-            with page_session() as db:
-                after = set_consent_text(db, study_id, ConsentFields(**values))
+            with database_errors_shown():
+                try:
+                    with session_scope(get_engine()) as db:
+                        after = set_consent_text(db, study_id, ConsentFields(**values))
+                except IntegrityError:  # the (study, version) constraint: another save took this version first
+                    st.error(CONSENT_RACE_TEXT)
+                    return
         except ValueError as exc:
             st.error(escape_markdown(exc))
             return
@@ -111,11 +126,13 @@ def _links_form(study_id: int) -> None:
         st.success(f"{len(links)} participant link{'s' if len(links) != 1 else ''} created.")
     base = participant_base_url()
     links = st.session_state.get(f"{LINKS_KEY}{study_id}")
+    with page_session() as db:
+        open_links = study_links(db, study_id)
+    if not base and ((links is not None and len(links)) or len(open_links)):
+        st.warning(RELATIVE_LINKS_TEXT)
     if links is not None and len(links):
         st.download_button("Download the new links (CSV)", table_bytes(links_table(links, base), ".csv"),
                            f"study_{study_id}_links.csv", "text/csv", key=f"fw_links_csv_{study_id}")  # fmt: skip
-    with page_session() as db:
-        open_links = study_links(db, study_id)
     if len(open_links):
         st.download_button(f"Download all {len(open_links)} open participant links (CSV)",
                            table_bytes(links_table(open_links, base), ".csv"), f"study_{study_id}_open_links.csv",

@@ -263,3 +263,47 @@ def test_review_shows_the_consent_record_and_puts_it_in_the_summary_json(app, en
     summary = json.loads(made["export_summary"])
     assert summary["consent"] == {"consent_at": "2026-12-02T09:30:00+00:00", "consent_version": 1,
                                   "consent_source": "participant"}  # fmt: skip
+
+
+def test_a_consent_text_saved_at_the_same_moment_elsewhere_gets_a_clear_message(app, engine, monkeypatch):
+    """Issue 13 review: two researchers saving a study's consent text at once both take version N + 1; the
+    (study, version) constraint refuses the second, which read as a generic database failure."""
+    import sessions.fieldwork as fieldwork
+    from dashboard.fieldwork_section import CONSENT_RACE_TEXT
+    from sessions.fieldwork import consent_versions
+
+    study_id = _study(engine)
+    at = app("studies")
+    real, raced = fieldwork.current_consent, []
+
+    def racing(db, sid):  # another server saves its version between this save's read and its write
+        stale = real(db, sid)
+        if not raced:
+            raced.append(True)
+            with session_scope(engine) as other:
+                set_consent_text(other, sid, ConsentFields(**{**PARTS, "contact": "dpo@acme.example"}))
+        return stale
+
+    monkeypatch.setattr(fieldwork, "current_consent", racing)
+    _fill_consent(at, study_id, None, PARTS)
+    assert not at.exception and raced
+    from dashboard.store import DATABASE_ERROR_TEXT
+
+    assert CONSENT_RACE_TEXT in [e.value for e in at.error] and DATABASE_ERROR_TEXT not in [e.value for e in at.error]
+    with session_scope(engine) as db:
+        assert consent_versions(db, study_id)["contact"].tolist() == ["dpo@acme.example"]  # theirs, kept
+
+
+def test_bulk_links_warn_when_the_page_does_not_know_its_address(app, engine, monkeypatch):
+    """Issue 13 review: without st.context.url the CSV held relative links (/?join=...) and nothing said so."""
+    import dashboard.fieldwork_section as section
+
+    study_id = _study(engine)
+    monkeypatch.setattr(section, "participant_base_url", lambda: "")
+    at = app("studies")
+    assert section.RELATIVE_LINKS_TEXT not in [w.value for w in at.warning]  # no links yet: nothing to warn about
+    at.button(key=f"FormSubmitter:fw_links_form_{study_id}-Create links").click().run()
+    assert not at.exception and section.RELATIVE_LINKS_TEXT in [w.value for w in at.warning]
+    monkeypatch.setattr(section, "participant_base_url", lambda: "https://fer.example.org")
+    at.run()
+    assert section.RELATIVE_LINKS_TEXT not in [w.value for w in at.warning]
