@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import pandas as pd
 from sqlalchemy import func, select
@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from sessions.importer import new_participant_code
 from sessions.models import CONSENT_SOURCES, ENDED_STATUSES, ConsentText, Study, StudySession
 from sessions.repository import create_join_token, create_session, get_session
-from sessions.validation import STIMULUS_URL_MAX, check_text
+from sessions.validation import STIMULUS_URL_MAX, check_text, check_web_url
 
 #: Longest part of a consent text, characters.
 CONSENT_PART_MAX = 5_000
@@ -272,8 +272,9 @@ def consent_summary(db: Session, session_id: int) -> dict:
 def check_completion_url(url: str | None) -> str | None:
     """Return a valid completion URL template (stripped), or None for an empty one (no redirect).
 
-    A completion URL is absolute ``http://`` or ``https://`` with a host, at most 2,000 characters, without
-    spaces or control characters; its only placeholder is ``{code}`` (the participant code), anywhere in it.
+    A completion URL is a web address as :func:`sessions.validation.check_web_url` defines it (absolute
+    ``http://`` or ``https://`` with a host, at most 2,000 characters, without spaces or control characters, the
+    same check as an external task's URL); its only placeholder is ``{code}`` (the participant code), anywhere.
 
     Raises
     ------
@@ -283,20 +284,12 @@ def check_completion_url(url: str | None) -> str | None:
     """
     if url is None or not str(url).strip():
         return None
-    url = check_text(str(url).strip(), "completion URL", max_length=STIMULUS_URL_MAX)
-    if any(ch.isspace() for ch in url):
-        raise ValueError("completion URL must not contain spaces; encode them as %20")
+    url = check_web_url(str(url), "completion URL", max_length=STIMULUS_URL_MAX, placeholder=CODE_PLACEHOLDER,
+                        example="https://panel.example.org/complete?id={code}")  # fmt: skip
     braces = sum(url.replace(CODE_PLACEHOLDER, "").count(b) for b in "{}")
     if braces:
         raise ValueError(f"completion URL may hold only the placeholder {CODE_PLACEHOLDER} (the participant code); "
                          f"got {braces} other brace{'s' if braces != 1 else ''}")  # fmt: skip
-    parts = urlsplit(url.replace(CODE_PLACEHOLDER, "CODE"))
-    if parts.scheme.lower() not in ("http", "https"):
-        raise ValueError(
-            f"completion URL has to start with http:// or https://; got the scheme {parts.scheme or 'none'!r}"
-        )
-    if not parts.hostname:
-        raise ValueError("completion URL has to name a host, e.g. https://panel.example.org/complete?id={code}")
     return url
 
 

@@ -49,7 +49,7 @@ from sessions.models import (
     Study,
     StudySession,
 )
-from sessions.validation import STIMULUS_NAME_MAX, STIMULUS_URL_MAX, check_text
+from sessions.validation import STIMULUS_NAME_MAX, STIMULUS_URL_MAX, check_text, check_web_url
 
 #: Environment variable naming the media folder.
 MEDIA_DIR_ENV = "FER_MEDIA_DIR"
@@ -355,7 +355,8 @@ def add_external_task(db: Session, study_id: int, name: str, url: str) -> Stimul
     name : str
         Stripped; unique in the study; at most 300 characters.
     url : str
-        ``http://`` or ``https://`` address, at most 2,000 characters.
+        A web address (:func:`sessions.validation.check_web_url`, as a completion URL): ``http://`` or ``https://``
+        with a host, at most 2,000 characters, no spaces; stripped.
 
     Returns
     -------
@@ -365,14 +366,12 @@ def add_external_task(db: Session, study_id: int, name: str, url: str) -> Stimul
     Raises
     ------
     StimulusError
-        Unknown study, a bad name, or a URL that is empty, too long, holds control characters or is not http(s).
+        Unknown study, a bad name, or a URL that is empty, too long, holds spaces or control characters, is not
+        http(s) or names no host.
     """
     name = _check_name(db, study_id, name)
-    url = (url or "").strip()
-    if not url.lower().startswith(("http://", "https://")):
-        raise StimulusError(f"task URL has to start with http:// or https://; got {url[:40]!r}")
-    try:
-        check_text(url, "task URL", max_length=STIMULUS_URL_MAX)
+    try:  # the same definition as a study's completion URL
+        url = check_web_url(url or "", "task URL", max_length=STIMULUS_URL_MAX, example="https://game.example.org/level1")
     except ValueError as exc:
         raise StimulusError(str(exc)) from None
     stimulus = Stimulus(study_id=study_id, name=name, kind="external", url=url, position=_next_position(db, study_id),

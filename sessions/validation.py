@@ -31,6 +31,7 @@ field; multi-line fields accept line feed, carriage return and tab.
 from __future__ import annotations
 
 import unicodedata
+from urllib.parse import urlsplit
 
 STUDY_NAME_MAX = 200
 STUDY_DESCRIPTION_MAX = 5_000
@@ -95,6 +96,52 @@ def check_text(value: str, field: str, *, max_length: int, multiline: bool = Fal
         raise ValueError(f"{field} must not contain control characters{allowed}; got U+{ord(char):04X} at "
                          f"position {position} of {len(value)} characters")  # fmt: skip
     return value
+
+
+def check_web_url(url: str, field: str, *, max_length: int = STIMULUS_URL_MAX, placeholder: str | None = None,
+                  example: str = "https://example.org/page") -> str:  # fmt: skip
+    """Return ``url`` stripped when it is an absolute web address: the one definition of the links participants
+    are sent to (an external task's URL, a study's completion URL).
+
+    Accepted: ``http://`` or ``https://`` (any case) with a host, at most ``max_length`` characters, without
+    spaces or control characters. ``placeholder`` (e.g. ``"{code}"``) may appear anywhere and is checked as if
+    it were plain text.
+
+    Parameters
+    ----------
+    url : str
+    field : str
+        Name of the field for the messages, e.g. ``"task URL"``.
+    max_length : int
+        Most characters.
+    placeholder : str, optional
+        A placeholder the URL may hold.
+    example : str
+        A valid address quoted in the message for a missing host.
+
+    Raises
+    ------
+    ValueError
+        Naming ``field`` and what is wrong: not a str, empty, too long, control characters, spaces, another
+        scheme (``javascript:``, ``data:``, none) or no host (``https:///path``).
+    """
+    if not isinstance(url, str):
+        raise ValueError(f"{field} has to be a str; got {type(url).__name__}")
+    url = check_text(url.strip(), field, max_length=max_length)
+    if not url:
+        raise ValueError(f"{field} is empty; give an address such as {example}")
+    if any(ch.isspace() for ch in url):
+        raise ValueError(f"{field} must not contain spaces; encode them as %20")
+    try:
+        parts = urlsplit(url.replace(placeholder, "PLACEHOLDER") if placeholder else url)
+        host = parts.hostname
+    except ValueError:  # e.g. a malformed IPv6 host "http://[::1"
+        raise ValueError(f"{field} is not a valid web address; give one such as {example}") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError(f"{field} has to start with http:// or https://; got the scheme {parts.scheme or 'none'!r}")
+    if not host:
+        raise ValueError(f"{field} has to name a host, e.g. {example}")
+    return url
 
 
 def check_optional_text(value: str | None, field: str, *, max_length: int, multiline: bool = False) -> str | None:

@@ -287,3 +287,28 @@ def test_cli_import_with_consent_and_show_prints_it(sqlite_url, video_dir, monke
     with session_scope(engine) as db:
         assert get_session(db, 2).consent_at is None
     engine.dispose()
+
+
+def test_task_urls_and_completion_urls_are_checked_by_one_definition(engine):
+    """Issue 13 review: an external task's URL only had to start with http(s)://, so ``https:///path``, ``http://``
+    and addresses with spaces were stored while a completion URL refused them. Both now use check_web_url."""
+    from sessions.stimuli import StimulusError, add_external_task
+    from sessions.validation import check_web_url
+
+    study_id = _study(engine)
+    refused = ["https:///level1", "http://", "https://game.example.org/level 1", "ftp://game.example.org/",
+               "javascript:alert(1)", "game.example.org/level1", "http://[::1"]  # fmt: skip
+    with session_scope(engine) as db:
+        for n, url in enumerate(refused):
+            with pytest.raises(ValueError) as completion:
+                check_completion_url(url)
+            with pytest.raises(StimulusError) as task:
+                add_external_task(db, study_id, f"Game {n}", url)
+            assert str(task.value) == str(completion.value).replace("completion URL", "task URL").replace(
+                "https://panel.example.org/complete?id={code}", "https://game.example.org/level1"), url
+        with pytest.raises(StimulusError, match="task URL is empty"):
+            add_external_task(db, study_id, "Game", "   ")
+        task = add_external_task(db, study_id, "Game", "  HTTPS://game.example.org/level1?x=1  ")
+        assert task.url == "HTTPS://game.example.org/level1?x=1"
+        assert check_completion_url("HTTPS://game.example.org/level1?x=1") == task.url
+    assert check_web_url(" https://a.example/{code} ", "link", placeholder="{code}") == "https://a.example/{code}"
