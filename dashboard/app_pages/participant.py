@@ -46,7 +46,8 @@ def status_line(session_id: int) -> None:
     elif stream.session.state == "refused":
         st.warning("This session is already open in another window or tab; close it there to continue here.")
     elif stream.session.state == "streaming":
-        st.caption("Your camera is on. Thank you! Press STOP when the researcher tells you to.")
+        st.caption("Your camera is on. Thank you! Press STOP when you have finished "
+                   "(or when the researcher tells you to).")
 
 
 if consent_and_camera(session_id, "part", "participant") is not None:
