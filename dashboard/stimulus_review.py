@@ -48,7 +48,8 @@ def stimulus_timeline(bins: pd.DataFrame, *, duration_s: float, thumbnails: list
     ----------
     bins : pandas.DataFrame
         :func:`sessions.playback.stimulus_bins`: ``time_s`` (stimulus seconds), the seven mean probabilities,
-        ``valence`` ([-1, 1]) and ``engagement`` ([0, 1]).
+        ``valence`` ([-1, 1]) and ``engagement`` ([0, 1]); ``attention_rate`` (share of frames with an attentive
+        face, [0, 1]), when present and known, is drawn with them.
     duration_s : float
         The stimulus's duration (seconds): the x axis.
     thumbnails : list of Path, optional
@@ -64,10 +65,10 @@ def stimulus_timeline(bins: pd.DataFrame, *, duration_s: float, thumbnails: list
     Returns
     -------
     plotly.graph_objects.Figure
-        Three rows sharing the x axis: expressions (probability 0-1), valence and engagement, thumbnails.
+        Three rows sharing the x axis: expressions (probability 0-1), valence, engagement and attention, thumbnails.
     """
     figure = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.04, row_heights=[0.5, 0.3, 0.2],
-                           subplot_titles=("Expressions", "Valence and engagement", ""))  # fmt: skip
+                           subplot_titles=("Expressions", "Valence, engagement and attention", ""))  # fmt: skip
     x = bins["time_s"] + 0.5  # the middle of each stimulus second
     for emotion in EMOTIONS:
         figure.add_trace(go.Scatter(x=x, y=bins[emotion], name=emotion, mode="lines",
@@ -76,6 +77,9 @@ def stimulus_timeline(bins: pd.DataFrame, *, duration_s: float, thumbnails: list
                      row=2, col=1)  # fmt: skip
     figure.add_trace(go.Scatter(x=x, y=bins["engagement"], name="engagement", mode="lines",
                                 line={"color": "#888", "dash": "dot", "width": 2}), row=2, col=1)  # fmt: skip
+    if "attention_rate" in bins and bins["attention_rate"].notna().any():  # share of frames attentive (0-1)
+        figure.add_trace(go.Scatter(x=x, y=bins["attention_rate"], name="attention", mode="lines",
+                                    line={"color": "#2a7", "dash": "dash", "width": 2}), row=2, col=1)  # fmt: skip
     files = list(thumbnails or [])
     step = max(1, -(-len(files) // MAX_STRIP))
     for second in range(0, len(files), step):
@@ -88,7 +92,7 @@ def stimulus_timeline(bins: pd.DataFrame, *, duration_s: float, thumbnails: list
         figure.add_annotation(x=moment.time_s + 0.5, y=1.0, xref="x", yref="y", text=f"{moment.emotion} +{moment.rise:.2f}",
                               showarrow=False, yanchor="bottom", font={"size": 11})  # fmt: skip
     figure.update_yaxes(range=[0, 1.05], title_text=value_title, row=1, col=1)
-    figure.update_yaxes(range=[-1, 1], title_text="valence / engagement", row=2, col=1)
+    figure.update_yaxes(range=[-1, 1], title_text="valence / engagement / attention", row=2, col=1)
     figure.update_yaxes(range=[0, 1], visible=False, row=3, col=1)
     figure.update_xaxes(range=[0, max(float(duration_s), 1.0)], row=3, col=1, title_text="stimulus time (s)")
     figure.update_layout(title=escape_chart_text(title), height=640, margin={"t": 60, "b": 40},

@@ -209,3 +209,18 @@ def test_record_page_plays_the_study_sequence_for_an_in_lab_session(app, engine,
     assert not at.exception
     players = [json.loads(e.proto.json) for e in at.get("bidi_component") if "items" in json.loads(e.proto.json)]
     assert len(players) == 1 and len(players[0]["items"]) == 2 and players[0]["ready"] is False
+
+
+def test_the_stimulus_timeline_draws_attention_when_it_is_known():
+    import numpy as np
+    import pandas as pd
+
+    from dashboard.stimulus_review import stimulus_timeline
+    from fer_core.emotions import EMOTIONS
+
+    bins = pd.DataFrame({"time_s": [0.0, 1.0, 2.0], **{e: [1 / 7] * 3 for e in EMOTIONS},
+                         "valence": [0.1, 0.2, 0.3], "engagement": [0.5] * 3, "attention_rate": [1.0, 0.5, 0.0]})
+    traces = {t.name: t for t in stimulus_timeline(bins, duration_s=3.0).data}
+    assert list(traces["attention"].y) == [1.0, 0.5, 0.0]
+    unknown = bins.assign(attention_rate=np.nan)  # a detector without keypoints: no attention line
+    assert "attention" not in {t.name for t in stimulus_timeline(unknown, duration_s=3.0).data}
