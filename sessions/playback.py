@@ -544,7 +544,8 @@ def playback_quality(events: pd.DataFrame, spans: Sequence[PlaybackSpan], sequen
                      "played": any(s.position == item.position for s in spans), "completed": "ended" in kinds,
                      "pauses": pauses, "stalls": len(stalls), "stalled_s": float(stalled),
                      "blocked": kinds.count("blocked"), "seen_s": float(seen),
-                     "share_seen": seen / duration if duration == duration and duration > 0 else float("nan"),
+                     # summed span lengths can exceed the duration by a rounding error (1 + 2e-16)
+                     "share_seen": min(1.0, seen / duration) if duration == duration and duration > 0 else float("nan"),
                      "share_seen_with_face": with_face})  # fmt: skip
     return pd.DataFrame(rows, columns=["position", "stimulus", "duration_s", "played", "completed", "pauses", "stalls",
                                        "stalled_s", "blocked", "seen_s", "share_seen", "share_seen_with_face"])  # fmt: skip
