@@ -145,9 +145,20 @@ def create_session(page, base_url: str, participant: str, tags: str = "") -> Non
 def start_camera(page) -> None:
     """Tick consent and press START in the webrtc component; wait until frames are analysed."""
     page.get_by_text("I have read this and I agree to take part.").first.click()
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     frame = webrtc_frame(page)
     frame.get_by_role("button", name="START").click(timeout=120_000)
-    frame.get_by_role("button", name="STOP").wait_for(timeout=120_000)
+    stop = frame.get_by_role("button", name="STOP")
+    for _ in range(2):  # a click that lands while the page reruns (after the consent tick) can be lost: press again
+        try:
+            stop.wait_for(timeout=40_000)
+            return
+        except PlaywrightTimeout:
+            start = frame.get_by_role("button", name="START")
+            if start.is_visible() and start.is_enabled():
+                start.click()
+    stop.wait_for(timeout=60_000)
 
 
 def metric_value(page, label: str) -> str:
