@@ -121,6 +121,22 @@ def _frame(stimulus_id: int, second: float, media_dir: str | None):
         return frame_at(get_stimulus(db, stimulus_id), second, media_dir)
 
 
+def moment_pictures(moments: pd.DataFrame, thumbnails: list[Path], rise_text) -> None:
+    """Up to three key moments side by side: the stimulus's thumbnail at each second and what rose there.
+
+    ``moments`` is :func:`sessions.playback.key_moments` (``time_s`` stimulus seconds, ``emotion``, ``rise``,
+    ``value``); ``thumbnails[k]`` shows second ``k``; ``rise_text(moment)`` words the rise (a probability on Review,
+    a share of participants on Compare). Nothing is drawn without moments.
+    """
+    if not len(moments):
+        return
+    for col, moment in zip(st.columns(3), moments.itertuples(), strict=False):
+        second = int(moment.time_s)
+        if second < len(thumbnails):
+            col.image(str(thumbnails[second]), width=240)
+        col.caption(f"{second} s: {moment.emotion} {rise_text(moment)}")
+
+
 def stimulus_review(session_id: int, playback: SessionPlayback, bin_s: float = 1.0) -> None:
     """The Review page's stimulus section of one session (nothing when its study plays no stimulus)."""
     if not playback.sequence:
@@ -161,13 +177,7 @@ def stimulus_review(session_id: int, playback: SessionPlayback, bin_s: float = 1
     st.caption("Key moments: the seconds where an expression's mean probability rises most from the second before "
                "(at most 3, by at least 5 points, at least 2 s apart; neutral left out)."
                + ("" if len(moments) else " None in this session."))  # fmt: skip
-    if len(moments):
-        cols = st.columns(3)
-        for col, moment in zip(cols, moments.itertuples(), strict=False):
-            second = int(moment.time_s)
-            if second < len(thumbnails):
-                col.image(str(thumbnails[second]), width=240)
-            col.caption(f"{second} s: {moment.emotion} +{moment.rise:.2f} (to {moment.value:.0%})")
+    moment_pictures(moments, thumbnails, lambda m: f"+{m.rise:.2f} (to {m.value:.0%})")
     if stimulus is not None and duration > 0:
         chosen = st.slider("Frame at stimulus second", 0.0, float(duration), 0.0, step=0.5, key=f"review_stimulus_second_{session_id}")
         try:
@@ -221,10 +231,4 @@ def stimulus_compare(analysis, stimulus: str, *, threshold: float) -> None:
                f"{threshold:.0%} (each participant once); valence and engagement are means over sessions. Key moments: "
                "the seconds where a share rises most from the second before (at most 3, by at least 5 points, 2 s "
                "apart; neutral left out)." + ("" if len(moments) else " None here."))  # fmt: skip
-    if len(moments):
-        cols = st.columns(3)
-        for col, moment in zip(cols, moments.itertuples(), strict=False):
-            second = int(moment.time_s)
-            if second < len(thumbnails):
-                col.image(str(thumbnails[second]), width=240)
-            col.caption(f"{second} s: {moment.emotion} +{moment.rise:.0%} (to {moment.value:.0%} of participants)")
+    moment_pictures(moments, thumbnails, lambda m: f"+{m.rise:.0%} (to {m.value:.0%} of participants)")
