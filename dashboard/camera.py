@@ -16,6 +16,7 @@ import streamlit as st
 from dashboard import live
 from dashboard.consent import session_consent, show_consent
 from dashboard.resources import get_engine, get_live_registry, get_settings, new_live_stream
+from dashboard.self_view import self_view
 from dashboard.text import escape_markdown
 from fer_core.model_file import ModelFileError
 from sessions.db import session_scope
@@ -76,7 +77,8 @@ def consent_and_camera(session_id: int, prefix: str, role: str) -> live.LiveStre
     prefix : str
         Page key prefix (``"rec"``, ``"part"``) so two pages never share widget state.
     role : {"participant", "researcher"}
-        Who streams from this page; a participant's preview shows no result.
+        Who streams from this page; a participant's camera is send-only and they see their own camera image
+        from their browser (:mod:`dashboard.self_view`), with no result.
 
     Returns
     -------
@@ -127,6 +129,9 @@ def consent_and_camera(session_id: int, prefix: str, role: str) -> live.LiveStre
     st.session_state[CAMERA_KEY] = (prefix, session_id)
     if ctx.state.playing:
         st.session_state[playing_key] = True
+        if stream.sink is not None:  # send-only: the participant sees their own camera, from their browser
+            self_view(f"{prefix}_self_view_{session_id}", width_px=stream.display_px or live.PARTICIPANT_DISPLAY_PX,
+                      video_constraints=stream.media_constraints()["video"])  # fmt: skip
     elif st.session_state.pop(playing_key, False) and on_screen_before:
         # STOP pressed on this page. A camera that stopped while the page was elsewhere (another page, another
         # session picked) is no STOP: its track's end released the session for a resume.

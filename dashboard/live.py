@@ -11,23 +11,29 @@ server keeps to it whatever the camera sends); the newest is analysed when any i
 skipped (the analyzer could not keep up with them) and counted, so "dropped frames" is exact. Frames above the rate
 are not converted, analysed or counted, and the video sent back keeps its last frame.
 
-A participant's preview is their plain camera image (no box, label or probability: seeing one's own
-classification invites reactivity), small (:data:`PARTICIPANT_PREVIEW_WIDTH` pixels, shown
-:data:`PARTICIPANT_DISPLAY_PX` wide so that the stimulus below stays in view); the researcher's Record page preview
-keeps the annotations at ``preview_width``.
+A participant's camera is send-only: the server sends no video back (no VP8 encode on the server, no decode in
+the browser) and the page shows the participant's own camera locally (:mod:`dashboard.self_view`; no box, label or
+probability: seeing one's own classification invites reactivity). Its frames reach a :class:`FrameSink` (a
+streamlit-webrtc sink track) whose worker thread runs the same :meth:`LiveStream.analyse` as the researcher's
+camera. The researcher's Record page camera sends back the annotated preview at ``preview_width``, one frame per
+analysed frame.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import threading
 import time
 import weakref
+from collections.abc import Callable
+from typing import NamedTuple
 
 import av
 import cv2
 import numpy as np
+from aiortc.mediastreams import MediaStreamError
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from fer_core.drawing import draw_results
@@ -35,16 +41,14 @@ from sessions.live import CaptureClock, LiveSession, LiveSnapshot
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LiveRegistry", "LiveSnapshot", "LiveStream", "fit_width", "open_camera", "shorten_gil_slices"]
+__all__ = ["FrameSink", "LiveRegistry", "LiveSnapshot", "LiveStream", "fit_width", "open_camera", "shorten_gil_slices"]
 
 #: Seconds without a frame after which a started stream counts as gone (tab closed, network lost) and releases
 #: its session for a resume (the session itself ends only when the resume window runs out).
 STALL_S = 10.0
 #: Python's thread switch interval (seconds) while live streams run; CPython's default is 0.005.
 SWITCH_INTERVAL_S = 0.001
-#: Width (pixels) of the plain preview sent back to a participant: encoding it costs the server little.
-PARTICIPANT_PREVIEW_WIDTH = 160
-#: Width (CSS pixels) of the participant's video in the page.
+#: Width (CSS pixels) of the participant's own camera image in the page (:mod:`dashboard.self_view`).
 PARTICIPANT_DISPLAY_PX = 240
 
 
@@ -70,8 +74,148 @@ def fit_width(image: np.ndarray, width: int) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
 
 
+class FrameTime(NamedTuple):
+    """A camera frame the sink no longer holds the image of: only its stream timestamp (``av.VideoFrame.time``,
+    seconds, or None) is kept for the analysis-rate count."""
+
+    time: float | None
+
+
+class _Mailbox:
+    """What one track's reader hands its worker: the queued frames (one image at most) and the newest arrival."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.pending: list = []
+        self.arrival = 0.0
+        self.open = True
+
+    def put(self, frame, arrival: float) -> None:
+        with self.cond:
+            if self.pending:  # let the waiting image go; its timestamp stays for the count
+                self.pending[-1] = FrameTime(self.pending[-1].time)
+            self.pending.append(frame)
+            self.arrival = arrival
+            self.cond.notify()
+
+    def close(self) -> None:
+        with self.cond:
+            self.open = False
+            self.cond.notify()
+
+    def take(self) -> tuple[list, float, bool]:
+        """Wait for frames or the end; return (frames, newest arrival, ended and nothing left)."""
+        with self.cond:
+            while self.open and not self.pending:
+                self.cond.wait()
+            frames, self.pending = self.pending, []
+            return frames, self.arrival, not self.open and not frames
+
+
+class FrameSink:
+    """A streamlit-webrtc sink track for a send-only camera: frames in, nothing sent back.
+
+    streamlit-webrtc's ``MediaSink`` protocol (``addTrack``, ``hasTrack``, ``start``, ``stop``): its reader task
+    runs on aiortc's event loop and only queues each decoded frame with its arrival time; one worker thread per
+    track hands what arrived since its previous call to ``on_frames`` (the newest frame's image and every frame's
+    timestamp, as streamlit-webrtc's queued-frames callback would), so a slow analysis never stalls the
+    connection and no more than one decoded image waits. When the track ends (STOP, a closed tab, a dropped
+    connection) the worker analyses what is left, calls ``on_ended`` once and exits: nothing of the track outlives
+    it. The same sink takes the next START's track; that track's worker starts handing frames over only after
+    the previous one has called ``on_ended``.
+
+    Parameters
+    ----------
+    on_frames : callable (frames, arrival) -> object
+        Called in the worker thread with a list of ``av.VideoFrame`` (the newest) preceded by :class:`FrameTime`
+        stand-ins for the older ones, oldest first, and the newest frame's arrival time (UTC epoch seconds).
+    on_ended : callable () -> None
+        Called in the worker thread once the track has ended and its last frames were handed over.
+    """
+
+    kind = "video"
+
+    def __init__(self, on_frames: Callable[[list, float], object], on_ended: Callable[[], None]) -> None:
+        self._on_frames = on_frames
+        self._on_ended = on_ended
+        self._track = None
+        self._task: asyncio.Task | None = None
+        self._box: _Mailbox | None = None
+        self._worker: threading.Thread | None = None
+
+    def addTrack(self, track) -> None:  # noqa: N802 (streamlit-webrtc's protocol)
+        """Take the incoming camera track (again for a later START once the previous one ended)."""
+        self._track = track
+
+    def hasTrack(self) -> bool:  # noqa: N802
+        """Whether a track is attached."""
+        return self._track is not None
+
+    def start(self) -> None:
+        """Start reading the attached track (on the running event loop) and its worker thread.
+
+        Raises
+        ------
+        RuntimeError
+            If no track is attached.
+        """
+        if self._track is None:
+            raise RuntimeError("FrameSink.start: no track attached")
+        self._box = box = _Mailbox()
+        self._worker = threading.Thread(target=self._work, args=(box, self._worker), name="fer-frame-sink",
+                                        daemon=True)  # fmt: skip
+        self._worker.start()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = asyncio.get_event_loop_policy().get_event_loop()
+        self._task = loop.create_task(self._read(self._track, box))
+
+    def stop(self) -> None:
+        """Stop reading (the worker finishes what arrived, then calls ``on_ended``); the track is let go."""
+        if self._task is not None:
+            self._task.cancel()  # its finally closes the mailbox
+            self._task = None
+        elif self._box is not None:
+            self._box.close()
+        self._track = None
+
+    def put(self, frame, arrival: float) -> None:
+        """Queue one decoded frame of the current track that arrived at ``arrival`` (UTC epoch seconds)."""
+        if self._box is not None:
+            self._box.put(frame, arrival)
+
+    @staticmethod
+    async def _read(track, box: _Mailbox) -> None:
+        try:
+            while True:
+                try:
+                    frame = await track.recv()
+                except MediaStreamError:
+                    return
+                box.put(frame, time.time())
+        finally:
+            box.close()
+
+    def _work(self, box: _Mailbox, previous: threading.Thread | None) -> None:
+        if previous is not None:
+            previous.join()  # the previous track's end is handled before this track's first frame
+        while True:
+            frames, arrival, ended = box.take()
+            if ended:
+                break
+            try:
+                self._on_frames(frames, arrival)
+            except Exception:  # keep the worker: one bad frame must not end the recording
+                logger.exception("frame sink: analysing a frame failed")
+        try:
+            self._on_ended()
+        except Exception:
+            logger.exception("frame sink: the end of the track could not be handled")
+
+
 class LiveStream:
-    """One camera widget's stream: WebRTC frames in, the live session's results, a preview out.
+    """One camera widget's stream: WebRTC frames in, the live session's results, a preview out (or none).
 
     The widget lives as long as its page; each START of it (a new WebRTC track) gets a fresh
     :class:`sessions.live.LiveSession` from ``new_session`` once the previous track has ended, so a page can
@@ -84,24 +228,31 @@ class LiveStream:
     frame_width : int
         Frames wider than this (pixels) are scaled down before analysis.
     preview_width : int
-        Width (pixels) of the video sent back to the browser. Encoding it (VP8, on the server) and decoding it
-        (in every watching browser) costs CPU in proportion to its area.
+        Width (pixels) of the video sent back to the browser when ``send_back``. Encoding it (VP8, on the server)
+        and decoding it (in every watching browser) costs CPU in proportion to its area.
     annotate : bool
-        Draw boxes and expressions on the preview (the researcher's page); False for participants.
+        Draw boxes and expressions on the preview (the researcher's page).
     display_px : int or None
         Width (CSS pixels) of the video in the page; None: the page's full width.
+    send_back : bool
+        True: the camera widget sends the (annotated) preview back (streamlit-webrtc SENDRECV with
+        :meth:`on_frames`). False: send-only, frames go to :attr:`sink` (a participant, who sees their own camera
+        locally).
     """
 
     def __init__(self, new_session, *, frame_width: int = 640, preview_width: int = 320,
-                 annotate: bool = False, display_px: int | None = None) -> None:  # fmt: skip
+                 annotate: bool = False, display_px: int | None = None, send_back: bool = True) -> None:  # fmt: skip
         self._new_session = new_session
         self.session: LiveSession = new_session()
         self.frame_width = frame_width
         self.preview_width = preview_width
         self.annotate = annotate
         self.display_px = display_px
+        self.send_back = send_back
         self._clock = CaptureClock()
         self._track_ended = False
+        #: The sink a send-only widget feeds (None when the stream sends video back).
+        self.sink: FrameSink | None = None if send_back else FrameSink(self._on_sink_frames, self.on_ended)
 
     @property
     def session_id(self) -> int:
@@ -109,21 +260,39 @@ class LiveStream:
 
     # -- worker thread -------------------------------------------------------------------------
     async def on_frames(self, frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
-        """streamlit-webrtc ``queued_video_frames_callback``: analyse the newest frame, skip the rest.
-
-        Parameters
-        ----------
-        frames : list of av.VideoFrame
-            The frames queued since the last call (any size and pixel format). When any is due at the analysis rate
-            (:meth:`sessions.live.LiveSession.due_frames`), the last is analysed (scaled to at most ``frame_width``
-            pixels wide) and the other due ones count as skipped; frames that are not due are left alone.
+        """streamlit-webrtc ``queued_video_frames_callback`` (a camera that sends video back): :meth:`analyse`.
 
         Returns
         -------
         list of av.VideoFrame
             The analysed frame, BGR, scaled to at most ``preview_width`` pixels wide, with each face's box and
             expression drawn when ``annotate``; empty when no frame was due (the video sent back repeats its last
-            frame). Capture time comes from the frame's own timestamp.
+            frame).
+        """
+        analysed = self.analyse(frames, time.time())
+        return [] if analysed is None else [self._preview(*analysed)]
+
+    def _on_sink_frames(self, frames: list, arrival: float) -> None:
+        self.analyse(frames, arrival)
+
+    def analyse(self, frames: list, arrival: float) -> tuple[np.ndarray, list] | None:
+        """Analyse the newest of ``frames`` when any is due at the analysis rate; the one path of both widgets.
+
+        Parameters
+        ----------
+        frames : list of av.VideoFrame (or :class:`FrameTime` for all but the last)
+            The frames that arrived since the previous call, oldest first (any size and pixel format). When any is
+            due (:meth:`sessions.live.LiveSession.due_frames`), the last is analysed (scaled to at most
+            ``frame_width`` pixels wide) and the other due ones count as skipped; frames that are not due are left
+            alone. Capture time comes from the frame's own timestamp.
+        arrival : float
+            When the newest frame reached the server, UTC epoch seconds (the start of its measured latency).
+
+        Returns
+        -------
+        (image, results) or None
+            The analysed BGR image (H, W, 3) uint8 and its faces (``fer_core.analyzer.FaceResult``; empty when the
+            session does not record); None when no frame was due.
         """
         # A new START after the previous track ended, or frames again after the stall watchdog released the
         # session (a network freeze, not an end): a fresh live session and clock, which resumes the session.
@@ -131,15 +300,14 @@ class LiveStream:
             self._track_ended = False
             self.session, self._clock = self._new_session(), CaptureClock()
         frame = frames[-1]
-        arrival = time.time()
         capture, delay = self._clock.stamp(frame.time, arrival)
         due = self.session.due_frames([capture if f.time is None or frame.time is None else capture - (frame.time - f.time)
                                        for f in frames])  # fmt: skip
         if not due:
-            return []
+            return None
         image = self._analysis_image(frame)
         results = self.session.on_frame(image, capture, skipped=due - 1, latency_from=arrival - delay)
-        return [self._preview(image, results or [])]
+        return image, results or []
 
     def _analysis_image(self, frame: av.VideoFrame) -> np.ndarray:
         """The frame as BGR (H, W, 3) uint8, at most ``frame_width`` wide (a function of its own: profiles see it)."""
@@ -265,10 +433,20 @@ class LiveRegistry:
 def open_camera(key: str, stream: LiveStream, rtc_configuration: dict):
     """Render the camera widget for ``stream`` and return streamlit-webrtc's context.
 
-    The stream sends video back (with ``sendback_video=False`` streamlit-webrtc would never call the frame
-    callback): annotated on the researcher's page, the plain camera image, small, on a participant's. The browser is
-    asked for :meth:`LiveStream.media_constraints`.
+    A stream that sends video back (the researcher's) is SENDRECV with :meth:`LiveStream.on_frames` (with
+    ``sendback_video=False`` streamlit-webrtc would never call the frame callback); a send-only one (a
+    participant's) is SENDONLY with its :attr:`LiveStream.sink`, so the server encodes nothing and the widget shows
+    no video (the page shows the participant's own camera, :mod:`dashboard.self_view`). The browser is asked for
+    :meth:`LiveStream.media_constraints`.
     """
+    if stream.sink is not None:
+        return webrtc_streamer(
+            key=key,
+            mode=WebRtcMode.SENDONLY,
+            rtc_configuration=rtc_configuration,
+            media_stream_constraints=stream.media_constraints(),
+            sink_video_track=stream.sink,
+        )
     return webrtc_streamer(
         key=key,
         mode=WebRtcMode.SENDRECV,

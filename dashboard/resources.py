@@ -10,7 +10,6 @@ import streamlit as st
 
 from dashboard.live import (
     PARTICIPANT_DISPLAY_PX,
-    PARTICIPANT_PREVIEW_WIDTH,
     LiveRegistry,
     LiveStream,
     shorten_gil_slices,
@@ -143,8 +142,8 @@ def new_live_stream(session_id: int, role: str) -> LiveStream:
     session_id : int
         The session.
     role : {"participant", "researcher"}
-        Who streams; only the researcher's preview is annotated. A participant's is plain and small
-        (``dashboard.live.PARTICIPANT_PREVIEW_WIDTH`` pixels, shown ``PARTICIPANT_DISPLAY_PX`` wide).
+        Who streams; the researcher's camera sends back the annotated preview. A participant's
+        camera is send-only (no video back; the page shows their own camera ``PARTICIPANT_DISPLAY_PX`` wide).
 
     The analyzer comes from this module's ``new_analyzer`` (looked up at call time, so tests can stub it).
 
@@ -168,8 +167,7 @@ def new_live_stream(session_id: int, role: str) -> LiveStream:
         stream = LiveStream(new_session, frame_width=settings.frame_width, preview_width=settings.preview_width,
                             annotate=True)  # fmt: skip
     else:  # the participant sees no result, in a small video that leaves the stimulus in view
-        stream = LiveStream(new_session, frame_width=settings.frame_width, annotate=False,
-                            preview_width=min(settings.preview_width, PARTICIPANT_PREVIEW_WIDTH),
+        stream = LiveStream(new_session, frame_width=settings.frame_width, annotate=False, send_back=False,
                             display_px=PARTICIPANT_DISPLAY_PX)  # fmt: skip
     get_live_registry().add(stream)
     return stream

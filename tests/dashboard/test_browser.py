@@ -163,6 +163,15 @@ def test_participant_link_reaches_nothing_else_and_closing_the_tab_aborts_after_
         assert page.locator('[data-testid="stSidebarNav"]').count() == 0
         assert page.locator(".js-plotly-plot").count() == 0
         browser.start_camera(page)
+        # Send-only: the webrtc widget plays nothing back; the page shows the participant's own camera, from the
+        # browser (a <video> in the page itself, playing a local stream).
+        own = page.locator(".fer-self-view video")  # in the component's shadow root (Playwright's CSS pierces it)
+        own.wait_for(timeout=60_000)
+        deadline = time.monotonic() + 60
+        while not own.evaluate("v => !!v.srcObject && v.srcObject.getVideoTracks().length > 0 && v.videoWidth > 0"):
+            assert time.monotonic() < deadline, "the participant's own camera image never played"
+            time.sleep(0.5)
+        assert browser.webrtc_frame(page).locator("video").count() == 0
         page.screenshot(path=str(RESULTS / "participant.png"), full_page=True)
         wait_for_observations(db_url, session_id, timeout_s=180)
         page.close()  # the participant closes the tab without pressing STOP

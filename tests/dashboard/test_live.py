@@ -197,13 +197,76 @@ def test_preview_is_scaled_to_preview_width_with_the_boxes(engine, recording):
     assert image.shape == (120, 160, 3) and (image != 90).any()
 
 
-def test_a_participants_preview_is_the_plain_camera_image(engine, recording):
+class FakeTrack:
+    """An aiortc-like incoming video track: ``recv`` returns the given frames, then ends (MediaStreamError)."""
+
+    def __init__(self, frames, *, gap_s: float = 0.0):
+        self.frames = list(frames)
+        self.gap_s = gap_s
+
+    async def recv(self):
+        from aiortc.mediastreams import MediaStreamError
+
+        if not self.frames:
+            raise MediaStreamError
+        await asyncio.sleep(self.gap_s)
+        return self.frames.pop(0)
+
+
+def run_sink(sink, track) -> None:
+    """Attach ``track`` to ``sink`` and run its reader on an event loop until the track ends."""
+
+    async def main():
+        sink.addTrack(track)
+        sink.start()
+        await sink._task
+
+    asyncio.run(main())
+
+
+def test_a_participants_camera_is_send_only_and_its_sink_records_every_due_frame(engine, recording):
+    """The participant's frames reach a sink track (nothing sent back); what is recorded is what on_frames records."""
     recorder, session_id = recording
-    stream = new_stream(recorder, session_id, role="participant", frame_width=640, preview_width=160)
-    (out,) = asyncio.run(stream.on_frames([make_frame(0, width=640, height=480)]))
-    image = out.to_ndarray(format="bgr24")
-    assert image.shape == (120, 160, 3) and (image == 90).all()  # no box, no label, no probability
-    assert stream.snapshot().faces == 1  # it was analysed and recorded all the same
+    analyzer = StubAnalyzer()
+    stream = LiveStream(lambda: LiveSession(session_id, analyzer=analyzer, recorder=recorder, role="participant",
+                                            analysis_fps=10), send_back=False)  # fmt: skip
+    assert stream.sink is not None and stream.send_back is False
+    ended = []
+    original = stream.on_ended
+    stream.sink._on_ended = lambda: (ended.append(stream.session.state), original())
+    run_sink(stream.sink, FakeTrack([make_frame(6000 * k) for k in range(15)], gap_s=0.01))  # 1 s at 15 fps
+    assert wait_until(lambda: ended)  # the worker analysed what was left, then handled the end once
+    assert ended == ["streaming"] and len(analyzer.calls) == 10  # at a 10 Hz analysis rate
+    assert [t for _, t in analyzer.calls][:3] == pytest.approx([0.0, 12000 / 90000, 18000 / 90000])
+    assert wait_until(lambda: _row(engine, session_id).stream_id is None)  # released for a resume, not ended
+    assert status_of(engine, session_id) == "recording"
+    run_sink(stream.sink, FakeTrack([make_frame(90000 * 60)]))  # START again: the same sink takes the new track
+    assert wait_until(lambda: len(ended) == 2) and len(analyzer.calls) == 11
+    with session_scope(engine) as db:
+        assert len(load_observations(db, session_id)) == 11 and len(get_session(db, session_id).gaps) == 1
+
+
+def test_a_sink_lets_older_images_go_and_counts_them_as_skipped_when_due(engine, recording):
+    """Analysis busy: only the newest waiting frame keeps its image; the other due frames count as skipped."""
+    from dashboard.live import FrameTime
+
+    recorder, session_id = recording
+    analyzer = StubAnalyzer()
+    stream = LiveStream(lambda: LiveSession(session_id, analyzer=analyzer, recorder=recorder, role="participant",
+                                            analysis_fps=10), send_back=False)  # fmt: skip
+    seen = []
+    sink = stream.sink
+    sink._on_frames = lambda frames, arrival: (seen.append([type(f) for f in frames]), stream.analyse(frames, arrival))
+    from dashboard.live import _Mailbox
+
+    sink._box = box = _Mailbox()
+    for k in range(3):  # three frames queued before the worker takes any
+        sink.put(make_frame(9000 * k), time.time())
+    box.close()
+    sink._work(box, None)
+    assert seen == [[FrameTime, FrameTime, av.VideoFrame]]
+    assert len(analyzer.calls) == 1 and stream.snapshot().skipped == 2  # 3 frames 0.1 s apart, all due at 10 Hz
+    assert stream.session.state == "finished"  # the end was handled after the frames
 
 
 def test_frames_after_the_watchdog_released_a_frozen_stream_resume_the_session(engine, recording):
@@ -262,7 +325,7 @@ def test_frames_above_the_analysis_rate_are_neither_analysed_nor_counted(engine,
 
 
 def test_a_participant_page_shows_no_annotated_video_in_a_small_player(app, engine, camera, video_dir):
-    """The participant link's stream: plain preview (the scaled camera frame, unchanged) and a 240 px video."""
+    """The participant link's camera is send-only (no video back, so none annotated) and shows their own camera."""
     import cv2
 
     from sessions.repository import create_join_token
@@ -274,16 +337,20 @@ def test_a_participant_page_shows_no_annotated_video_in_a_small_player(app, engi
     at.checkbox(key=f"part_consent_{session_id}").check().run()
     assert not at.exception
     call = camera.calls[-1]
-    assert call["video_html_attrs"]["style"]["width"] == "240px" and not call["video_html_attrs"]["controls"]
+    from streamlit_webrtc import WebRtcMode
+
+    assert call["mode"] == WebRtcMode.SENDONLY and "queued_video_frames_callback" not in call
+    assert call["sink_video_track"] is not None and "video_html_attrs" not in call
     assert call["media_stream_constraints"] == {
         "video": {"width": {"ideal": 640}, "height": {"ideal": 480}, "frameRate": {"ideal": 10.0}}, "audio": False}
     stream = at.session_state[f"part_stream_{session_id}"]
-    assert stream.annotate is False and stream.preview_width == 160
+    assert stream.annotate is False and stream.sink is call["sink_video_track"]
+    camera.playing = True
+    at.run()
+    assert not at.exception  # the self-view (the browser's own camera image) renders while the camera plays
     image = cv2.imread(str(video_dir / "single_face.jpg"))
     frame = av.VideoFrame.from_ndarray(image, format="bgr24")
     frame.pts, frame.time_base = 0, Fraction(1, 90000)
-    (out,) = asyncio.run(stream.on_frames([frame]))
+    assert stream.analyse([frame], time.time()) is not None
     assert stream.snapshot().faces == 1  # analysed and recorded all the same
-    expected = fit_width(fit_width(image, stream.frame_width), stream.preview_width)
-    np.testing.assert_array_equal(out.to_ndarray(format="bgr24"), expected)  # no box, label or probability drawn
     stream.session.finish("complete")
