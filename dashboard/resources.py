@@ -124,13 +124,18 @@ def get_live_registry() -> LiveRegistry:
     return LiveRegistry()
 
 
-def new_analyzer():
-    """A fresh ``FrameAnalyzer`` (own detector and tracking state) over the shared classifier."""
+def new_analyzer(*, live: bool = True):
+    """A fresh ``FrameAnalyzer`` (own detector and tracking state) over the shared classifier.
+
+    ``live``: for a camera stream, which detects faces on every ``detect_every``-th analysed frame (the setting);
+    False for an uploaded video, whose every frame is detected (``detect_every`` 1, as batch imports do).
+    """
     from fer_core.analyzer import FrameAnalyzer
     from fer_core.detection import create_detector
 
     settings = get_settings()
-    return FrameAnalyzer(get_classifier(), create_detector(settings.detector), detect_every=settings.detect_every,
+    return FrameAnalyzer(get_classifier(), create_detector(settings.detector),
+                         detect_every=settings.detect_every if live else 1,
                          max_head_angle_deg=settings.attention_angle_deg)  # fmt: skip
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from dashboard.accounts import AccountError, check_password, default_auth_file
 from fer_core.attention import DEFAULT_MAX_ANGLE_DEG
 from fer_core.detection import DEFAULT_DETECTOR, DETECTOR_NAMES
-from sessions.analysis_rate import DEFAULT_ANALYSIS_FPS, check_fps
+from sessions.analysis_rate import DEFAULT_ANALYSIS_FPS, DEFAULT_DETECT_EVERY, check_fps
 
 #: Config file read when ``FER_CONFIG`` is not set (relative to the working directory).
 DEFAULT_CONFIG_FILE = "fer-dashboard.toml"
@@ -64,7 +64,8 @@ class Settings:
         Width in pixels of the annotated video sent back to the browser (encoding and decoding it costs
         CPU in proportion to its area; analysis uses ``frame_width``).
     detect_every : int
-        Run the face detector on every n-th frame; tracked boxes are reused in between.
+        A live stream runs the face detector on every n-th analysed frame (default 2); tracked boxes are reused in
+        between (:mod:`sessions.analysis_rate`). Uploaded videos detect every frame.
     researcher_password : str or None
         Password given to the first account (``researcher``) when the account file has none yet; ignored
         once an account exists. None: a random password, printed once in the server's terminal.
@@ -107,7 +108,7 @@ class Settings:
     ice_servers: list[dict] = field(default_factory=list)
     frame_width: int = 640
     preview_width: int = 320
-    detect_every: int = 1
+    detect_every: int = DEFAULT_DETECT_EVERY
     researcher_password: str | None = None
     detector: str = DEFAULT_DETECTOR
     auth: str = "accounts"

@@ -14,6 +14,14 @@ analysed frames of each second, so they estimate the same quantity from fewer fr
 by how much, on a table analysed at every frame, by keeping the rows :func:`at_rate` keeps (the same grid as live
 streams). Raw probabilities of a frame do not depend on which other frames were analysed (every analysed frame is
 detected again with ``detect_every=1``), so this equals analysing at that rate; the smoothed values would not.
+
+Live streams also detect faces less often than they classify them: every :data:`DEFAULT_DETECT_EVERY`-th analysed
+frame (the dashboard's ``detect_every`` setting; 5 detections a second at 10 Hz, as py-feat's live mode decouples
+detection from display), with the IoU-tracked boxes of the last detection reused in between; every analysed frame
+is still classified and stored. A face that moves is cropped from a box up to one analysed frame old, and a face
+that leaves the picture is still looked for in its last box until the next detection (a bin's face-present rate
+can be off by one analysed frame). :func:`per_second_difference` measures what this and the rate do together
+against every frame detected and analysed (``tests/sessions/test_analysis_rate.py``, on the real clips).
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ from fer_core.emotions import EMOTIONS
 
 #: Frames analysed per second per live stream unless the ``analysis_fps`` setting says otherwise.
 DEFAULT_ANALYSIS_FPS = 10.0
+#: Live streams detect faces on every n-th analysed frame unless the ``detect_every`` setting says otherwise.
+DEFAULT_DETECT_EVERY = 2
 #: A frame this share of a slot early still takes it: a camera at the analysis rate whose timestamps jitter by a
 #: few ms keeps every frame (the grid moves one slot per due frame, so the rate is kept on average).
 EARLY_SLACK = 0.25
@@ -111,6 +121,41 @@ def at_rate(observations: pd.DataFrame, fps: float | None) -> pd.DataFrame:
     return observations[observations["frame"].isin(kept)]
 
 
+def per_second_difference(reference: pd.DataFrame, other: pd.DataFrame, *, bin_s: float = 1.0) -> dict:
+    """How far the per-second mean probabilities of ``other`` are from those of ``reference`` (the same clip).
+
+    Parameters
+    ----------
+    reference, other : pandas.DataFrame
+        Observations of the same source (``OBSERVATION_COLUMNS``, ``time_s`` in seconds on the same clock), e.g.
+        every frame analysed, and the frames a live stream would analyse with its settings.
+    bin_s : float, default 1.0
+        Bin width (seconds) of the aggregates (:func:`sessions.aggregate.per_bin`).
+
+    Returns
+    -------
+    dict
+        ``frames_per_bin`` (mean analysed frames per bin of ``other``), ``bins`` (bins with a face in both),
+        ``mean_abs_diff``, ``p95_abs_diff``, ``max_abs_diff`` (absolute difference of a bin's mean probability of an
+        emotion, over all those bins and the seven emotions; probability units, 0 to 1; NaN without such bins) and
+        ``face_present_max_diff`` (of the bins' face-present rate).
+    """
+    from sessions.aggregate import per_bin
+
+    full = per_bin(reference, bin_s).set_index("time_s")
+    sub = per_bin(other, bin_s).set_index("time_s")
+    both = full.index.intersection(sub.index)
+    diff = (sub.loc[both, list(EMOTIONS)] - full.loc[both, list(EMOTIONS)]).abs().to_numpy().ravel()
+    diff = diff[~np.isnan(diff)]
+    return {
+        "frames_per_bin": float(sub["n_frames"].mean()), "bins": int(len(diff) // len(EMOTIONS)),
+        "mean_abs_diff": float(diff.mean()) if diff.size else math.nan,
+        "p95_abs_diff": float(np.percentile(diff, 95)) if diff.size else math.nan,
+        "max_abs_diff": float(diff.max()) if diff.size else math.nan,
+        "face_present_max_diff": float((sub.loc[both, "face_present_rate"] - full.loc[both, "face_present_rate"]).abs().max()),
+    }  # fmt: skip
+
+
 def rate_effect(observations: pd.DataFrame, rates=(15.0, 10.0, 5.0), *, bin_s: float = 1.0) -> pd.DataFrame:
     """How much the per-second mean probabilities change when a stream is analysed at each of ``rates``.
 
@@ -126,25 +171,7 @@ def rate_effect(observations: pd.DataFrame, rates=(15.0, 10.0, 5.0), *, bin_s: f
     Returns
     -------
     pandas.DataFrame
-        One row per rate: ``fps``, ``frames_per_bin`` (mean analysed frames per bin), ``bins`` (bins with a face
-        at both rates), ``mean_abs_diff`` and ``p95_abs_diff`` and ``max_abs_diff`` (absolute difference of a bin's
-        mean probability of an emotion from every frame's, over all bins and the seven emotions; probability
-        units, 0 to 1), ``face_present_max_diff`` (of the bins' face-present rate).
+        One row per rate: ``fps`` and the figures of :func:`per_second_difference` against every frame.
     """
-    from sessions.aggregate import per_bin
-
-    full = per_bin(observations, bin_s).set_index("time_s")
-    rows = []
-    for fps in rates:
-        sub = per_bin(at_rate(observations, fps), bin_s).set_index("time_s")
-        both = full.index.intersection(sub.index)
-        diff = (sub.loc[both, list(EMOTIONS)] - full.loc[both, list(EMOTIONS)]).abs().to_numpy().ravel()
-        diff = diff[~np.isnan(diff)]
-        rows.append({
-            "fps": float(fps), "frames_per_bin": float(sub["n_frames"].mean()), "bins": int(len(diff) // len(EMOTIONS)),
-            "mean_abs_diff": float(diff.mean()) if diff.size else math.nan,
-            "p95_abs_diff": float(np.percentile(diff, 95)) if diff.size else math.nan,
-            "max_abs_diff": float(diff.max()) if diff.size else math.nan,
-            "face_present_max_diff": float((sub.loc[both, "face_present_rate"] - full.loc[both, "face_present_rate"]).abs().max()),
-        })  # fmt: skip
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{"fps": float(fps), **per_second_difference(observations, at_rate(observations, fps),
+                                                                        bin_s=bin_s)} for fps in rates])  # fmt: skip

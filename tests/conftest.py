@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+import dashboard  # noqa: F401  (first: loads WebRTC's SRTP library before any test loads TensorFlow; see its __init__)
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FER_SHARED_DIR", ROOT.parent / "shared"))
 VIDEO_DIR = SHARED / "data" / "video"

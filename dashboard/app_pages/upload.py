@@ -62,7 +62,7 @@ if submitted:
                 participant_code=participant.strip() or None,
                 tags=tags,
                 progress=lambda fraction: bar.progress(min(max(float(fraction), 0.0), 1.0), text=f"Analysing {shown}: {fraction:.0%}"),
-                analyzer=new_analyzer(),
+                analyzer=new_analyzer(live=False),
                 consent_at=datetime.now(UTC),  # stored with the session, with the study's consent text version
             )
     except VideoDecodeError as exc:

@@ -12,7 +12,7 @@ def test_defaults_work_on_one_machine(tmp_path, monkeypatch):
     settings = load_settings({})
     assert settings == Settings()
     assert (settings.db_url, settings.model_path, settings.ice_servers) == (None, None, [])
-    assert (settings.frame_width, settings.preview_width, settings.detect_every) == (640, 320, 1)
+    assert (settings.frame_width, settings.preview_width, settings.detect_every) == (640, 320, 2)
     assert settings.detector == "blazeface" and settings.researcher_password is None
     assert settings.rtc_configuration == {"iceServers": []}
     assert settings.resolved_model_path.name == "fer2013_cnn.keras"
