@@ -87,7 +87,10 @@ def test_a_participant_link_plays_the_stimulus_and_every_row_knows_its_stimulus_
             frame = browser.webrtc_frame(page)
             frame.get_by_role("button", name="START").click(timeout=120_000)
             page.get_by_text("We can see your face").wait_for(timeout=120_000)
-            video = frame.locator("video").first.bounding_box()  # the participant's own camera: small, no labels
+            assert frame.locator("video").count() == 0  # send-only: the server sends no video back
+            own = page.locator(".fer-self-view video")  # the participant's own camera, from their browser: small
+            own.wait_for(timeout=60_000)
+            video = own.bounding_box()
             check = page.get_by_text("We can see your face").bounding_box()
             print(f"participant video {video['width']:.0f}x{video['height']:.0f} px; face check at y={check['y']:.0f} px")
             assert video["width"] <= 241 and check["y"] + check["height"] < 800  # the player in view without scrolling
