@@ -29,7 +29,7 @@ stream and ms per stored frame; the sampler runs after the window so that its ow
 Browsers run on this machine too, so on a 2-core machine they compete with the server for the CPU. It prints the
 CPU model beside the figures.
 
-    python benchmarks/bench_live.py [--streams 1 2 4] [--seconds 20] [--model PATH] [--detect-every 1] [--stimulus]
+    python benchmarks/bench_live.py [--streams 1 2 4] [--seconds 20] [--model PATH] [--detect-every 2] [--stimulus]
         [--analysis-fps 10] [--frame-width 640] [--profile-seconds 10] [--profile-raw PATH]
 
 Needs Debian chromium and ffmpeg (``scripts/install-system-deps.sh``), the real clip in ../shared, and py-spy for
@@ -215,7 +215,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="measurement window per run (s)")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds between the first frames and the window")
     parser.add_argument("--model", type=Path, default=None, help="model file (default: the shipped model)")
-    parser.add_argument("--detect-every", type=int, default=1, help="FER_DETECT_EVERY for the dashboard")
+    parser.add_argument("--detect-every", type=int, default=None, help="FER_DETECT_EVERY for the dashboard (default: "
+                        "the dashboard's own, detection on every 2nd analysed frame)")
     parser.add_argument("--analysis-fps", type=float, default=None, help="FER_ANALYSIS_FPS for the dashboard (default: "
                         "its default; 0: every frame the camera sends)")  # fmt: skip
     parser.add_argument("--frame-width", type=int, default=None, help="FER_FRAME_WIDTH for the dashboard (the browser "
@@ -240,7 +241,9 @@ def main(argv: list[str] | None = None) -> None:
         folder = Path(folder)
         clip = browser.make_y4m(source, folder / "clip.y4m", width=640, height=480, fps=CAMERA_FPS)
         db_url = f"sqlite:///{folder / 'sessions.db'}"
-        env = {"FER_DB_URL": db_url, "FER_DETECT_EVERY": str(args.detect_every), "FER_MEDIA_DIR": str(folder / "media")}
+        env = {"FER_DB_URL": db_url, "FER_MEDIA_DIR": str(folder / "media")}
+        if args.detect_every is not None:
+            env["FER_DETECT_EVERY"] = str(args.detect_every)
         stimulus = None
         if args.stimulus:
             from tests.sessions.clips import make_stimulus
@@ -255,7 +258,7 @@ def main(argv: list[str] | None = None) -> None:
         settings = load_settings(env)
         print(f"CPU: {cpu_model()} ({os.cpu_count()} logical cores; browsers on the same machine)")
         print(f"camera: 640x480 at {CAMERA_FPS} fps; window {args.seconds:.0f} s after {args.warmup:.0f} s warm-up; "
-              f"detect_every={args.detect_every}; analysis_fps={settings.analysis_fps:g} (0: every frame); frame_width="
+              f"detect_every={settings.detect_every}; analysis_fps={settings.analysis_fps:g} (0: every frame); frame_width="
               f"{settings.frame_width}; each stream its own session, figures from the store")  # fmt: skip
         process, url = browser.start_dashboard(env, log=folder / "streamlit.log")
         engine = get_engine(db_url)

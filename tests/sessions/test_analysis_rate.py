@@ -96,25 +96,10 @@ def test_per_second_means_at_the_default_rate_stay_close_to_every_frame(every_fr
     assert pooled[15.0] < pooled[5.0]
 
 
-def analyse_as_live(path, classifier, *, fps: float, detect_every: int):
-    """``path`` analysed as a live stream with these settings would: due frames only (decoder timestamps on the
-    analysis-rate grid), faces detected every ``detect_every``-th analysed frame; the rows a stream stores."""
-    import av
-
-    from fer_core.analyzer import FrameAnalyzer, observation_rows
-    from fer_core.video import observations_frame
-
-    analyzer, rate, rows = FrameAnalyzer(classifier, detect_every=detect_every), AnalysisRate(fps), []
-    with av.open(str(path)) as container:
-        for index, frame in enumerate(container.decode(video=0)):
-            if rate.due(frame.time):
-                rows += observation_rows(index, frame.time, analyzer.analyze(frame.to_ndarray(format="bgr24"), frame.time))
-    return observations_frame(rows)
-
-
 def test_per_second_means_with_the_live_defaults_stay_close_to_every_frame_detected(every_frame, video_dir):
     """The live defaults together (10 Hz, detection on every other analysed frame) against every frame detected and
     analysed, on the real clips: within the stated tolerances; detecting only every third frame is measurably worse."""
+    from benchmarks.rate_effect import analyse_as_live
     from fer_core.classifier import EmotionClassifier
 
     classifier = EmotionClassifier.load()
