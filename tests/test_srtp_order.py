@@ -13,7 +13,7 @@ from tests.conftest import ROOT
 
 SRTP_ROUNDTRIP = """
 import dashboard  # first, as every dashboard entry point
-import tensorflow  # then the model's runtime, as the first page view loads it
+import tensorflow  # then the model's runtime (a model file without an embedded LiteRT copy; the tests)
 import dashboard.live  # streamlit-webrtc and aiortc
 from pylibsrtp import Policy, Session
 
