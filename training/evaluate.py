@@ -86,11 +86,15 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray) -> dict:
     Returns
     -------
     dict
-        ``accuracy``, ``macro_f1``, ``n``, ``per_class`` (class name -> precision, recall, f1,
-        support), ``confusion_matrix`` (7x7 list, rows true class, columns predicted, FER2013 order)
-        and ``classes``. With no labels (N = 0) ``accuracy`` is NaN and the other figures are 0.
+        ``accuracy``, ``macro_f1``, ``n``, ``ece`` (expected calibration error of the top probability,
+        15 equal-width bins, :func:`training.calibration.expected_calibration_error`; Guo et al. 2017), ``nll``
+        (mean negative log-likelihood of the true class, nats), ``per_class`` (class name -> precision, recall,
+        f1, support), ``confusion_matrix`` (7x7 list, rows true class, columns predicted, FER2013 order) and
+        ``classes``.
     """
     from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
+
+    from training.calibration import expected_calibration_error
 
     labels = np.asarray(labels, dtype=np.int64)
     pred = np.asarray(probs).argmax(axis=1) if len(labels) else np.zeros(0, np.int64)
@@ -100,6 +104,9 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray) -> dict:
         "n": int(len(labels)),
         "accuracy": float((pred == labels).mean()) if len(labels) else float("nan"),
         "macro_f1": float(f1_score(labels, pred, labels=codes, average="macro", zero_division=0)),
+        "ece": expected_calibration_error(probs, labels) if len(labels) else 0.0,
+        "nll": float(-np.log(np.clip(np.asarray(probs, np.float64)[np.arange(len(labels)), labels], 1e-12, 1.0)).mean())
+        if len(labels) else float("nan"),
         "per_class": {
             name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
             for name, p, r, f, s in zip(EMOTIONS, precision, recall, f1, support, strict=False)
@@ -266,7 +273,8 @@ def format_report(result: dict) -> str:
            if result.get("exclude_overlap_with") else "")
         + (f", no face {result['n_no_face']}" if result.get("n_no_face") else "")
         + (", TTA" if result.get("tta") else ""),
-        f"accuracy {result['accuracy']:.4f}  macro F1 {result['macro_f1']:.4f}",
+        f"accuracy {result['accuracy']:.4f}  macro F1 {result['macro_f1']:.4f}"
+        + (f"  ECE (15 bins) {result['ece']:.4f}  NLL {result['nll']:.4f}" if "ece" in result else ""),
         *(f"  member {m['model']}: accuracy {m['accuracy']:.4f}  macro F1 {m['macro_f1']:.4f}"
           for m in result.get("members", [])),
         f"{'class':<10}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}",

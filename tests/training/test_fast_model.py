@@ -168,3 +168,19 @@ def test_shipped_fast_model_is_calibrated_cheap_and_as_accurate_as_its_metadata_
     probs = np.concatenate([classifier.predict(data.images[i : i + 512]) for i in range(0, len(data), 512)])
     accuracy = float((probs.argmax(1) == data.labels).mean())
     assert accuracy == pytest.approx(metadata["metrics"]["PublicTest_accuracy"], abs=0.01)
+
+
+def test_evaluation_metrics_report_calibration_error_and_log_likelihood():
+    """``training evaluate`` reports ECE (15 bins) and NLL beside accuracy: an over-confident model scores worse."""
+    from training.evaluate import classification_metrics
+
+    labels = np.array([0, 0, 1, 1])
+    honest = np.full((4, 7), 0.05)
+    honest[:, 0] = 0.7  # says 0.7 and is right half the time: |0.5 - 0.7| = 0.2
+    confident = np.full((4, 7), 0.0005)
+    confident[:, 0] = 0.997
+    low, high = classification_metrics(labels, honest), classification_metrics(labels, confident)
+    assert low["accuracy"] == high["accuracy"] == 0.5
+    assert low["ece"] == pytest.approx(0.2) and high["ece"] == pytest.approx(0.497)
+    assert low["nll"] == pytest.approx(-(np.log(0.7) + np.log(0.05)) / 2)
+    assert high["nll"] > low["nll"]
