@@ -172,11 +172,17 @@ class FrameSink:
         self._task = loop.create_task(self._read(self._track, box))
 
     def stop(self) -> None:
-        """Stop reading (the worker finishes what arrived, then calls ``on_ended``); the track is let go."""
-        if self._task is not None:
-            self._task.cancel()  # its finally closes the mailbox
-            self._task = None
-        elif self._box is not None:
+        """Stop reading (the worker finishes what arrived, then calls ``on_ended``); the track is let go.
+
+        Safe from any thread and more than once (streamlit-webrtc calls it when the track ends and again when its
+        worker stops)."""
+        task, self._task = self._task, None
+        if task is not None:
+            try:  # the reader runs on aiortc's loop: cancel it there
+                task.get_loop().call_soon_threadsafe(task.cancel)
+            except RuntimeError:  # that loop is closed: the reader is gone already
+                pass
+        if self._box is not None:
             self._box.close()
         self._track = None
 
