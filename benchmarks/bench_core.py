@@ -280,13 +280,15 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-detectors", action="store_true", help="skip the detector comparison")
     parser.add_argument("--only-reference", action="store_true",
                         help="print only the cost per face against the fer package's model")
+    parser.add_argument("--also", type=Path, nargs="+", default=[], metavar="MODEL",
+                        help="with --only-reference: time these model files too (candidates beside the shipped ones)")
     args = parser.parse_args(argv)
     if not (VIDEO_DIR / CLIP).is_file():
         print(f"real clips not found in {VIDEO_DIR}", file=sys.stderr)
         return 1
     shipped = sorted((ROOT / "fer_core" / "models").glob("*.keras"))
     if args.only_reference:
-        bench_reference([args.model] if args.model else shipped)
+        bench_reference(([args.model] if args.model else shipped) + list(args.also))
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         model_path = args.model or default_model_path()
