@@ -254,7 +254,6 @@ class LiveStream:
         self.preview_width = preview_width
         self.annotate = annotate
         self.display_px = display_px
-        self.send_back = send_back
         self._clock = CaptureClock()
         self._track_ended = False
         #: The sink a send-only widget feeds (None when the stream sends video back).
@@ -263,6 +262,11 @@ class LiveStream:
     @property
     def session_id(self) -> int:
         return self.session.session_id
+
+    @property
+    def send_back(self) -> bool:
+        """Whether the widget sends video back (SENDRECV); False when its frames go to :attr:`sink`."""
+        return self.sink is None
 
     # -- worker thread -------------------------------------------------------------------------
     async def on_frames(self, frames: list[av.VideoFrame]) -> list[av.VideoFrame]:

@@ -139,6 +139,11 @@ def per_second_difference(reference: pd.DataFrame, other: pd.DataFrame, *, bin_s
         ``mean_abs_diff``, ``p95_abs_diff``, ``max_abs_diff`` (absolute difference of a bin's mean probability of an
         emotion, over all those bins and the seven emotions; probability units, 0 to 1; NaN without such bins) and
         ``face_present_max_diff`` (of the bins' face-present rate).
+
+    Raises
+    ------
+    ValueError, KeyError
+        As :func:`sessions.aggregate.per_bin` raises for a table without its columns or a bad ``bin_s``.
     """
     from sessions.aggregate import per_bin
 
