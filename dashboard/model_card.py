@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import re
 from numbers import Real
 from pathlib import Path
@@ -73,12 +74,16 @@ def split_metrics(metrics: dict, prefix: str = "") -> MetricParts:
     return MetricParts(scalars, per_class, confusion, history)
 
 
-def card_files(folder: Path) -> tuple[Path | None, list[Path]]:
-    """The model card (first ``*.md`` in ``folder``) and the plots (``*.png``, sorted) beside the model."""
-    if not folder.is_dir():
+def card_files(model: Path) -> tuple[Path | None, list[Path]]:
+    """The model card of the model file ``model`` and its plots (sorted), or ``(None, [])`` when it has none.
+
+    ``training export`` writes the card as the model's name with ``.md`` and its plots beside it as
+    ``<model name>_<kind>.png``; other models' cards and plots in the same folder are not this model's.
+    """
+    card = model.with_suffix(".md")
+    if not card.is_file():
         return None, []
-    cards = sorted(folder.glob("*.md"))
-    return (cards[0] if cards else None), sorted(folder.glob("*.png"))
+    return card, sorted(model.parent.glob(f"{glob.escape(model.stem)}_*.png"))
 
 
 #: Evaluation keys of ``training.export``'s metadata, in words.

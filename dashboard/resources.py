@@ -48,15 +48,19 @@ def _classifier(path: str | None):
     return EmotionClassifier.load(path)
 
 
-def get_classifier():
-    """The one emotion classifier shared by every stream (thread-safe, never mutated).
+def get_classifier(*, live: bool = False):
+    """The emotion classifier of offline analysis, or with ``live`` of camera streams (thread-safe, never mutated).
+
+    Both are the ``model_path`` setting's model unless ``live_model_path`` names another; each file is loaded once
+    per process and shared by every stream or upload that uses it.
 
     Raises
     ------
     fer_core.model_file.ModelFileError
         If the configured model file is missing, unreadable or its metadata does not match this code.
     """
-    return _classifier(get_settings().model_path)
+    settings = get_settings()
+    return _classifier(str(settings.resolved_live_model_path if live else settings.resolved_model_path))
 
 
 @st.cache_resource(show_spinner=False)
@@ -127,14 +131,15 @@ def get_live_registry() -> LiveRegistry:
 def new_analyzer(*, live: bool = True):
     """A fresh ``FrameAnalyzer`` (own detector and tracking state) over the shared classifier.
 
-    ``live``: for a camera stream, which detects faces on every ``detect_every``-th analysed frame (the setting);
-    False for an uploaded video, whose every frame is detected (``detect_every`` 1, as batch imports do).
+    ``live``: for a camera stream, which uses the live model (``live_model_path``) and detects faces on every
+    ``detect_every``-th analysed frame (the setting); False for an uploaded video, analysed with the offline model
+    (``model_path``) and detected on every frame (``detect_every`` 1, as batch imports do).
     """
     from fer_core.analyzer import FrameAnalyzer
     from fer_core.detection import create_detector
 
     settings = get_settings()
-    return FrameAnalyzer(get_classifier(), create_detector(settings.detector),
+    return FrameAnalyzer(get_classifier(live=live), create_detector(settings.detector),
                          detect_every=settings.detect_every if live else 1,
                          max_head_angle_deg=settings.attention_angle_deg)  # fmt: skip
 
@@ -162,7 +167,7 @@ def new_live_stream(session_id: int, role: str) -> LiveStream:
     settings = get_settings()
     recorder = get_recorder()
     analyzer = globals()["new_analyzer"]  # looked up now, on the page's thread (tests stub it)
-    get_classifier()  # the shared model loads (or its error shows) on the page, before any camera starts
+    get_classifier(live=True)  # the shared model loads (or its error shows) on the page, before any camera starts
 
     def new_session() -> LiveSession:  # one per START; its analyzer is built with its first frame
         return LiveSession(session_id, new_analyzer=analyzer, recorder=recorder, role=role,

@@ -26,6 +26,7 @@ DEFAULT_CONFIG_FILE = "fer-dashboard.toml"
 ENV_VARS: dict[str, str] = {
     "db_url": "FER_DB_URL",
     "model_path": "FER_MODEL_PATH",
+    "live_model_path": "FER_LIVE_MODEL_PATH",
     "ice_servers": "FER_ICE_SERVERS",
     "frame_width": "FER_FRAME_WIDTH",
     "preview_width": "FER_PREVIEW_WIDTH",
@@ -54,7 +55,12 @@ class Settings:
         SQLAlchemy URL of the session store; None lets ``sessions.db.resolve_db_url`` pick its
         default (a SQLite file under the user's data directory).
     model_path : str or None
-        ``.keras`` model file; None means the shipped model (``fer_core/models/fer2013_cnn.keras``).
+        ``.keras`` model file of offline analysis (Upload; batch imports take theirs from their own command line);
+        None means the shipped model (``fer_core/models/fer2013_cnn.keras``).
+    live_model_path : str or None
+        ``.keras`` model file of live camera streams, when it differs from ``model_path`` (for example the cheaper
+        ``fer_core/models/fer2013_fast.keras`` on a CPU where the default model costs too much a face); None means
+        ``model_path``. Each session stores the model that analysed it.
     ice_servers : list of dict
         WebRTC ICE servers (``[{"urls": ["stun:..."]}, {"urls": ..., "username": ..., "credential": ...}]``).
         Empty by default, which works when browser and server are on one machine or one LAN.
@@ -105,6 +111,7 @@ class Settings:
 
     db_url: str | None = None
     model_path: str | None = None
+    live_model_path: str | None = None
     ice_servers: list[dict] = field(default_factory=list)
     frame_width: int = 640
     preview_width: int = 320
@@ -159,6 +166,11 @@ class Settings:
         from fer_core.classifier import default_model_path
 
         return Path(self.model_path) if self.model_path else default_model_path()
+
+    @property
+    def resolved_live_model_path(self) -> Path:
+        """``live_model_path``, or :attr:`resolved_model_path` when it is None."""
+        return Path(self.live_model_path) if self.live_model_path else self.resolved_model_path
 
     @property
     def rtc_configuration(self) -> dict:

@@ -1,4 +1,7 @@
-"""Model: the shipped model's card (accuracy, per-class figures, confusion matrix, training curves)."""
+"""Model: the card of the model in use (accuracy, per-class figures, confusion matrix, training curves).
+
+When live streams use another model than offline analysis (the ``live_model_path`` setting), a choice shows either.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,14 @@ from dashboard.text import escape_markdown
 from fer_core.model_file import ModelFileError, read_metadata
 
 st.title("Model")
-path = get_settings().resolved_model_path
+settings = get_settings()
+path = settings.resolved_model_path
+if settings.resolved_live_model_path != path:
+    uses = {"Offline analysis (Upload)": path, "Live camera streams": settings.resolved_live_model_path}
+    use = st.radio("Model of", list(uses), horizontal=True, key="model_use",
+                   help="Live streams and uploaded videos are analysed with different models (FER_LIVE_MODEL_PATH); "
+                   "each session stores the model that analysed it.")  # fmt: skip
+    path = uses[use]
 try:
     metadata = read_metadata(path)
 except ModelFileError as exc:
@@ -43,7 +53,7 @@ if metadata is not None:
     with st.expander("Full metadata"):
         st.json(metadata)
 
-card, images = card_files(path.parent)
+card, images = card_files(path)
 for part in card_parts(card, images):  # the card's text with each of its images once, where the card puts it
     if part.kind == "image":
         st.image(str(part.path), caption=part.text)

@@ -177,7 +177,7 @@ def test_the_attention_angle_setting_reaches_the_analyzer(monkeypatch, db_url):
     assert load_settings({}).attention_angle_deg == DEFAULT_MAX_ANGLE_DEG
     settings = load_settings({"FER_ATTENTION_ANGLE_DEG": "20"})
     monkeypatch.setattr(resources, "get_settings", lambda: settings)
-    monkeypatch.setattr(resources, "get_classifier", lambda: SimpleNamespace(spec_=SimpleNamespace(margin=0.1)))
+    monkeypatch.setattr(resources, "get_classifier", lambda **_: SimpleNamespace(spec_=SimpleNamespace(margin=0.1)))
     assert resources.new_analyzer().max_head_angle_deg == 20.0
 
 

@@ -55,7 +55,7 @@ def test_model_page_renders_each_card_image_once_and_no_internal_key(app, db_url
     assert not at.exception
     assert shown and all(path.is_file() for path in shown)  # no broken image
     assert len(set(shown)) == len(shown)  # each once
-    assert sorted(p.name for p in shown) == sorted(p.name for p in model.parent.glob("*.png"))
+    assert sorted(p.name for p in shown) == sorted(p.name for p in model.parent.glob(f"{model.stem}_*.png"))
     assert all("![" not in m.value for m in at.markdown)
     labels = {m.label: m.value for m in at.metric}
     from fer_core.model_file import read_metadata
@@ -67,3 +67,34 @@ def test_model_page_renders_each_card_image_once_and_no_internal_key(app, db_url
     assert "no overlap" not in words and "no_overlap" not in words and "tta/" not in words
     assert "PublicTest without the images also in Training, with 6-view test-time augmentation" in words
     assert all(v.endswith("%") and len(v.split(".")[-1]) == 2 for v in table["accuracy"].dropna())  # one decimal
+
+
+def test_model_page_shows_the_live_model_when_live_streams_use_another(app, db_url, monkeypatch):
+    from fer_core.model_file import read_metadata
+
+    offline = default_model_path()
+    live = offline.with_name("fer2013_fast.keras")
+    if not (offline.is_file() and live.is_file()):
+        pytest.skip(f"needs both shipped models in {offline.parent}")
+    monkeypatch.setenv("FER_LIVE_MODEL_PATH", str(live))
+    at = app("model")
+    assert not at.exception
+    radio = at.radio(key="model_use")
+    assert radio.value == "Offline analysis (Upload)"
+    accuracy = {m.label: m.value for m in at.metric}["PublicTest accuracy"]
+    assert accuracy == f"{100 * read_metadata(offline)['metrics']['PublicTest_accuracy']:.1f}%"
+    radio.set_value("Live camera streams").run()
+    assert not at.exception
+    accuracy = {m.label: m.value for m in at.metric}["PublicTest accuracy"]
+    assert accuracy == f"{100 * read_metadata(live)['metrics']['PublicTest_accuracy']:.1f}%"
+    assert any("fer2013\\_fast" in c.value for c in at.caption), [c.value for c in at.caption]  # escaped Markdown
+
+
+def test_card_files_are_the_models_own(tmp_path):
+    from dashboard.model_card import card_files
+
+    for name in ("a.keras", "a.md", "a_history.png", "a_recall.png", "ab.md", "ab_history.png", "b.md", "b_recall.png"):
+        (tmp_path / name).write_bytes(b"x")
+    card, images = card_files(tmp_path / "a.keras")
+    assert card == tmp_path / "a.md" and [p.name for p in images] == ["a_history.png", "a_recall.png"]
+    assert card_files(tmp_path / "c.keras") == (None, [])

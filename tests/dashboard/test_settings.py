@@ -88,3 +88,32 @@ def test_unknown_config_key_is_rejected(tmp_path):
     config.write_text("frame_witdh = 480\n")
     with pytest.raises(ValueError, match="unknown keys \\['frame_witdh'\\]"):
         load_settings({}, config_file=config)
+
+
+def test_live_model_defaults_to_the_offline_model_and_can_differ(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings({})
+    assert settings.live_model_path is None and settings.resolved_live_model_path == settings.resolved_model_path
+    settings = load_settings({"FER_MODEL_PATH": "offline.keras"})
+    assert settings.resolved_live_model_path.name == "offline.keras"
+    settings = load_settings({"FER_MODEL_PATH": "offline.keras", "FER_LIVE_MODEL_PATH": "live.keras"})
+    assert (settings.resolved_model_path.name, settings.resolved_live_model_path.name) == ("offline.keras", "live.keras")
+
+
+def test_live_streams_and_uploads_get_their_own_model(db_url, monkeypatch):
+    import streamlit as st
+
+    from dashboard import resources
+    from fer_core.classifier import default_model_path
+
+    offline = default_model_path()
+    live = offline.with_name("fer2013_fast.keras")
+    if not (offline.is_file() and live.is_file()):
+        pytest.skip(f"needs both shipped models in {offline.parent}")
+    monkeypatch.setenv("FER_LIVE_MODEL_PATH", str(live))
+    st.cache_resource.clear()
+    live_model, offline_model = resources.get_classifier(live=True), resources.get_classifier()
+    assert live_model.model_id.startswith("fer2013_fast.keras") and offline_model.model_id.startswith("fer2013_cnn.keras")
+    assert resources.new_analyzer(live=True).classifier is live_model
+    assert resources.new_analyzer(live=False).classifier is offline_model
+    assert resources.get_classifier(live=True) is live_model  # loaded once
