@@ -11,6 +11,7 @@ from dashboard import charts
 from dashboard.model_card import card_files, card_parts, figure_name, figure_tables, split_metrics
 from dashboard.resources import get_settings
 from dashboard.text import escape_markdown
+from fer_core.classifier import model_file_id
 from fer_core.model_file import ModelFileError, read_metadata
 
 st.title("Model")
@@ -32,7 +33,8 @@ except ModelFileError as exc:
     metadata = None
 
 if metadata is not None:
-    st.caption(f"Model file: {escape_markdown(path)}")
+    # The file's name and digest, as each session records its model (no server path on the page).
+    st.caption(f"Model file: {escape_markdown(model_file_id(path))}")
     parts = split_metrics(metadata.get("metrics", {}))
     headline, evaluations = figure_tables(parts.scalars)
     if headline:

@@ -87,7 +87,12 @@ def test_model_page_shows_the_live_model_when_live_streams_use_another(app, db_u
     assert not at.exception
     accuracy = {m.label: m.value for m in at.metric}["PublicTest accuracy"]
     assert accuracy == f"{100 * read_metadata(live)['metrics']['PublicTest_accuracy']:.1f}%"
-    assert any("fer2013\\_fast" in c.value for c in at.caption), [c.value for c in at.caption]  # escaped Markdown
+    captions = [c.value for c in at.caption]
+    assert any("fer2013\\_fast" in c and "sha256" in c for c in captions), captions  # escaped Markdown
+    from dashboard.text import WORD_JOINER
+
+    plain = [c.replace("\\", "").replace(WORD_JOINER, "") for c in captions]
+    assert not any(str(live.parent) in c for c in plain)  # the file's name and digest, no server path
 
 
 def test_card_files_are_the_models_own(tmp_path):
