@@ -42,7 +42,7 @@ def get_engine():
 
 
 @st.cache_resource(show_spinner="Loading the emotion model...")
-def _classifier(path: str | None):
+def _classifier(path: str):
     from fer_core.classifier import EmotionClassifier
 
     return EmotionClassifier.load(path)
