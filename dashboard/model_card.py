@@ -86,6 +86,27 @@ def card_files(model: Path) -> tuple[Path | None, list[Path]]:
     return card, sorted(model.parent.glob(f"{glob.escape(model.stem)}_*.png"))
 
 
+def analysing_model(paths: list[Path], model_ids) -> Path | None:
+    """Of the configured model files ``paths`` (offline first), the one that analysed sessions recorded with ``model_ids``.
+
+    ``model_ids`` are the sessions' stored model ids (``fer_core.classifier.model_file_id``: file name and
+    digest). With no id recorded the first path is returned; with ids of none of the files, None (a report then
+    shows no other model's figures). Unreadable files are passed over.
+    """
+    from fer_core.classifier import model_file_id
+
+    ids = {str(i) for i in model_ids}
+    if not ids:
+        return paths[0] if paths else None
+    for path in dict.fromkeys(paths):
+        try:
+            if model_file_id(path) in ids:
+                return path
+        except OSError:
+            continue
+    return None
+
+
 #: Evaluation keys of ``training.export``'s metadata, in words.
 EVALUATION_WORDS: dict[str, str] = {
     "all": "PublicTest, all images",

@@ -169,8 +169,16 @@ class Settings:
 
     @property
     def resolved_live_model_path(self) -> Path:
-        """``live_model_path``, or :attr:`resolved_model_path` when it is None."""
-        return Path(self.live_model_path) if self.live_model_path else self.resolved_model_path
+        """``live_model_path``, or :attr:`resolved_model_path` when it is None or names the same file.
+
+        The same file named twice (relative and absolute, or through a link) is one model: one card on the Model page
+        and one classifier in memory.
+        """
+        offline = self.resolved_model_path
+        if not self.live_model_path:
+            return offline
+        live = Path(self.live_model_path)
+        return offline if live.resolve() == offline.resolve() else live
 
     @property
     def rtc_configuration(self) -> dict:

@@ -293,10 +293,14 @@ st.download_button("Comparison CSV", comparison_csv, "comparison.csv", "text/csv
 
 def study_report() -> bytes:
     """The study report (HTML) for the page's choices, made when the button is clicked."""
+    from dashboard.model_card import analysing_model
     from fer_core.model_file import ModelFileError, read_metadata
 
-    try:
-        metadata = read_metadata(get_settings().resolved_model_path)
+    settings = get_settings()
+    ids = analysis.quality["model"].dropna() if "model" in analysis.quality else []
+    path = analysing_model([settings.resolved_model_path, settings.resolved_live_model_path], ids)
+    try:  # the figures of the model that analysed these sessions (live streams can use another than uploads)
+        metadata = read_metadata(path) if path is not None else None
     except (ModelFileError, OSError):
         metadata = None
     metrics = list(dict.fromkeys([metric, *report.DEFAULT_REPORT_METRICS]))

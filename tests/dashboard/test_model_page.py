@@ -103,3 +103,17 @@ def test_card_files_are_the_models_own(tmp_path):
     card, images = card_files(tmp_path / "a.keras")
     assert card == tmp_path / "a.md" and [p.name for p in images] == ["a_history.png", "a_recall.png"]
     assert card_files(tmp_path / "c.keras") == (None, [])
+
+
+def test_the_report_quotes_the_model_that_analysed_the_sessions(tmp_path):
+    from dashboard.model_card import analysing_model
+    from fer_core.classifier import model_file_id
+
+    offline, live = tmp_path / "offline.keras", tmp_path / "live.keras"
+    offline.write_bytes(b"offline")
+    live.write_bytes(b"live")
+    assert analysing_model([offline, live], [model_file_id(live)]) == live
+    assert analysing_model([offline, live], [model_file_id(offline), model_file_id(live)]) == offline
+    assert analysing_model([offline, live], []) == offline  # nothing recorded: the offline model
+    assert analysing_model([offline, live], ["other.keras sha256:000000000000"]) is None
+    assert analysing_model([tmp_path / "gone.keras", live], [model_file_id(live)]) == live

@@ -98,6 +98,8 @@ def test_live_model_defaults_to_the_offline_model_and_can_differ(tmp_path, monke
     assert settings.resolved_live_model_path.name == "offline.keras"
     settings = load_settings({"FER_MODEL_PATH": "offline.keras", "FER_LIVE_MODEL_PATH": "live.keras"})
     assert (settings.resolved_model_path.name, settings.resolved_live_model_path.name) == ("offline.keras", "live.keras")
+    same = load_settings({"FER_MODEL_PATH": "offline.keras", "FER_LIVE_MODEL_PATH": str(tmp_path / "offline.keras")})
+    assert same.resolved_live_model_path == same.resolved_model_path  # one file named two ways is one model
 
 
 def test_live_streams_and_uploads_get_their_own_model(db_url, monkeypatch):
