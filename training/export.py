@@ -328,6 +328,10 @@ def export_run(
     if not best_path.is_file():
         raise FileNotFoundError(f"{run_dir}: no best.keras checkpoint (has the run finished an epoch?)")
     model = keras.models.load_model(best_path, compile=False)
+    if config.precision != "float32":  # an unfinished mixed-precision run's checkpoint
+        from training.train import float32_copy
+
+        model = float32_copy(model, config)
     provenance = training_provenance(run_dir, config)
     members, ensemble = [], None
     if ensemble_with:
