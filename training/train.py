@@ -423,15 +423,12 @@ def float32_copy(model, config: TrainConfig):
     ValueError
         If ``model``'s weight shapes differ from the network ``config`` builds.
     """
-    import keras
-
     with training_precision("float32"):
         copy = build_model(config)
     theirs = model.get_weights()
     if [w.shape for w in theirs] != [w.shape for w in copy.get_weights()]:
         raise ValueError("float32_copy: the model is not the network this config builds")
     copy.set_weights(theirs)
-    keras.mixed_precision.set_global_policy("float32")
     return copy
 
 
