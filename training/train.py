@@ -392,9 +392,15 @@ def training_precision(precision: str):
 
     ``"mixed_bfloat16"`` computes convolutions and matrix products in bfloat16 while the variables
     (weights, optimizer state) stay float32 (Micikevicius et al. 2018, "Mixed Precision Training";
-    Keras ``mixed_precision``). It pays on CPUs with bfloat16 matrix units (Intel AMX, AVX-512 BF16):
-    measured here 1.7x faster steps for the compact CNN on an AMX Xeon; on other CPUs it is slower.
-    Every network's last layer (the softmax) is float32 already (:mod:`training.models`).
+    Keras ``mixed_precision``). It can pay only on CPUs with bfloat16 matrix units (Intel AMX,
+    AVX-512 BF16): 1.2x-1.7x faster steps for the compact CNN measured on an AMX Xeon (command and
+    conditions in ``training/README.md``); other CPUs were not measured. Every network's last layer
+    (the softmax) is float32 already (:mod:`training.models`), so probabilities stay float32.
+
+    Parameters
+    ----------
+    precision : str
+        ``"float32"`` or ``"mixed_bfloat16"`` (:data:`PRECISIONS`); the global policy inside the block.
 
     Raises
     ------
@@ -417,6 +423,19 @@ def float32_copy(model, config: TrainConfig):
 
     A network trained under ``mixed_bfloat16`` keeps float32 variables, so the copy loses nothing;
     its layers compute in float32 like every shipped model (LiteRT conversion, int8 quantization).
+
+    Parameters
+    ----------
+    model : keras.Model
+        A network of ``config``'s architecture under any dtype policy.
+    config : TrainConfig
+        The run's config (:func:`build_model` builds the copy).
+
+    Returns
+    -------
+    keras.Model
+        Float32 network: input (None, input_size, input_size, channels) float32 with values 0-255, output
+        (None, 7) float32 probabilities, weights equal to ``model``'s.
 
     Raises
     ------
