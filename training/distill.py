@@ -6,6 +6,12 @@ over the training images; its probabilities are cached beside the run and mixed 
 temperature 1; the student is trained with the ordinary cross-entropy against these targets). The
 same images are augmented at training time, so the targets are the teacher's view of the unaugmented
 image; the flips of the pipeline leave a mirror-averaged teacher's output unchanged.
+
+With ``--teacher-views K`` the teacher sees what the student sees instead: K augmented copies of every
+image are made once (:func:`augmented_views`), the teacher labels each copy
+(:func:`teacher_view_probabilities`), and each training step draws one of an image's copies with its
+own target ("consistent teaching", Beyer et al. 2022; a fixed set of views because a 2-core CPU cannot
+run the teacher at every step).
 """
 
 from __future__ import annotations
@@ -62,9 +68,11 @@ def teacher_probabilities(teacher: str | Path, images: np.ndarray, *, cache: str
     model = keras.models.load_model(teacher, compile=False)
     if tuple(model.input_shape[1:]) != tuple(images.shape[1:]):
         raise ValueError(f"teacher {teacher} takes input {model.input_shape[1:]}, the images are {images.shape[1:]}")
+    from tqdm import tqdm
+
     probs = np.concatenate([
         np.asarray(model.predict_on_batch(images[i:i + batch_size].astype(np.float32)))
-        for i in range(0, len(images), batch_size)
+        for i in tqdm(range(0, len(images), batch_size), desc="teacher targets", unit="batch", mininterval=5)
     ]) if len(images) else np.zeros((0, 7), np.float32)
     if probs.shape != (len(images), 7):
         raise ValueError(f"teacher {teacher} returned shape {probs.shape}, expected ({len(images)}, 7)")
@@ -100,3 +108,101 @@ def distillation_targets(teacher_probs: np.ndarray, labels: np.ndarray, weight: 
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"teacher weight has to be in [0, 1]; got {weight}")
     return (weight * teacher_probs + (1.0 - weight) * labels).astype(np.float32)
+
+
+def augmented_views(images: np.ndarray, views: int, *, seed: int, random_erasing: float,
+                    batch_size: int = 512, cache: str | Path | None = None) -> np.ndarray:
+    """``views`` augmented copies of every training image, for a teacher that sees what the student sees.
+
+    Each copy goes through the run's training augmentation (:func:`training.augment.build_augmenter`:
+    flip, rotation, shift, zoom, brightness, contrast; then :func:`training.augment.random_erasing`),
+    clipped to 0-255 and rounded to uint8; mixup is left to the input pipeline (it mixes images and
+    targets alike). Training on these copies with the teacher's probabilities *for each copy* is
+    "consistent teaching" (Beyer et al. 2022, "Knowledge distillation: A good teacher is patient and
+    consistent", CVPR), approximated with a fixed set of views that are computed, and passed through the
+    teacher, once: a 2-core CPU cannot run the teacher on every training step.
+
+    Parameters
+    ----------
+    images : ndarray of shape (N, S, S, C), dtype uint8
+        Training images before augmentation.
+    views : int
+        Copies per image, at least 1.
+    seed : int
+        Seed of the augmentation layers (the run's ``seed``).
+    random_erasing : float
+        Probability (0-1) of one erased rectangle per copy (the run's ``random_erasing``).
+    batch_size : int
+        Images augmented per call.
+    cache : str or Path, optional
+        ``.npz`` file; reused when it holds views of the same images with the same ``views``, ``seed``
+        and ``random_erasing``.
+
+    Returns
+    -------
+    ndarray of shape (N, views, S, S, C), dtype uint8
+
+    Raises
+    ------
+    ValueError
+        If ``views`` is below 1 or ``images`` is not a uint8 (N, S, S, C) array.
+    """
+    if views < 1:
+        raise ValueError(f"views has to be at least 1; got {views}")
+    if images.dtype != np.uint8 or images.ndim != 4:
+        raise ValueError(f"images have to be uint8 (N, S, S, C); got {images.dtype} {images.shape}")
+    key = {"images_sha256": _images_digest(images), "n_views": views, "seed": seed,
+           "random_erasing": float(random_erasing)}
+    if cache is not None and Path(cache).is_file():
+        saved = np.load(cache)
+        if all(str(saved[name]) == str(value) for name, value in key.items()):
+            print(f"augmented views: cached in {cache}", flush=True)
+            return saved["views"]
+    import tensorflow as tf
+    from tqdm import tqdm
+
+    from training.augment import build_augmenter
+    from training.augment import random_erasing as erase
+
+    augmenter = build_augmenter(seed=seed)
+    out = np.empty((len(images), views, *images.shape[1:]), np.uint8)
+    with tqdm(total=views * len(images), desc="augmented views", unit="image", mininterval=5) as progress:
+        for view in range(views):
+            for start in range(0, len(images), batch_size):
+                x = augmenter(tf.cast(images[start:start + batch_size], tf.float32), training=True)
+                x = tf.clip_by_value(x, 0.0, 255.0)
+                if random_erasing > 0:
+                    x = erase(x, random_erasing)
+                out[start:start + batch_size, view] = np.rint(np.asarray(x)).astype(np.uint8)
+                progress.update(len(x))
+    if cache is not None:
+        np.savez(cache, views=out, **key)
+    return out
+
+
+def teacher_view_probabilities(teacher: str | Path, views: np.ndarray, *, cache: str | Path | None = None,
+                               batch_size: int = 256) -> np.ndarray:
+    """The teacher's probabilities for every augmented view (:func:`augmented_views`).
+
+    Parameters
+    ----------
+    teacher : str or Path
+        Keras model file, as for :func:`teacher_probabilities`.
+    views : ndarray of shape (N, K, S, S, C), dtype uint8
+    cache : str or Path, optional
+        As for :func:`teacher_probabilities` (keyed by the teacher file and the views).
+    batch_size : int
+
+    Returns
+    -------
+    ndarray of shape (N, K, 7), dtype float32
+        Rows sum to 1.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        As raised by :func:`teacher_probabilities`.
+    """
+    n, k = views.shape[:2]
+    flat = views.reshape(n * k, *views.shape[2:])
+    return teacher_probabilities(teacher, flat, cache=cache, batch_size=batch_size).reshape(n, k, -1)

@@ -1,0 +1,83 @@
+"""Consistent teaching: the teacher labels augmented copies, and training draws one copy per image (issue 14)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fer_core.model_file import read_metadata
+from training.__main__ import main
+from training.distill import augmented_views
+from training.train import TrainConfig, make_view_dataset
+
+
+def _epoch(ds):
+    images, targets = [], []
+    for x, y in ds:
+        images.append(x.numpy())
+        targets.append(y.numpy())
+    return np.concatenate(images), np.concatenate(targets)
+
+
+def test_view_dataset_draws_one_view_per_image_with_its_own_target_and_redraws_each_epoch():
+    n, k = 64, 4
+    views = (np.arange(n)[:, None] * k + np.arange(k)[None, :]).astype(np.uint8)  # value = image * k + view
+    views = np.broadcast_to(views[:, :, None, None, None], (n, k, 8, 8, 1)).copy()
+    targets = np.zeros((n, k, 7), np.float32)
+    targets[np.arange(n)[:, None], np.arange(k)[None, :], np.arange(k)[None, :]] = 1.0  # view v -> class v
+    ds = make_view_dataset(views, targets, batch_size=16, config=TrainConfig(seed=3))
+    drawn = []
+    for _ in range(3):
+        x, y = _epoch(ds)
+        value = x[:, 0, 0, 0].astype(int)
+        image, view = value // k, value % k
+        assert sorted(image.tolist()) == list(range(n))  # every image once per epoch
+        assert (x == x[:, :1, :1, :]).all()  # whole views, no further augmentation
+        assert (y.argmax(1) == view).all()  # each view carries its own target
+        drawn.append(view[np.argsort(image)])
+    assert len(set(np.concatenate(drawn).tolist())) == k  # every view gets drawn
+    assert (drawn[0] != drawn[1]).any() and (drawn[1] != drawn[2]).any()  # redrawn each epoch
+    with pytest.raises(ValueError, match="differ in images or views"):
+        make_view_dataset(views, targets[:, :2], batch_size=16, config=TrainConfig())
+
+
+def test_augmented_views_are_distinct_augmentations_and_cached(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (20, 48, 48, 1), dtype=np.uint8)
+    cache = tmp_path / "views.npz"
+    views = augmented_views(images, 3, seed=1, random_erasing=0.5, cache=cache)
+    assert views.shape == (20, 3, 48, 48, 1) and views.dtype == np.uint8
+    assert not (views[:, 0] == views[:, 1]).all() and not (views[:, 0] == images).all()
+    again = augmented_views(images, 3, seed=1, random_erasing=0.5, cache=cache)
+    assert "cached" in capsys.readouterr().out and (again == views).all()
+    assert augmented_views(images, 2, seed=1, random_erasing=0.5, cache=cache).shape[1] == 2  # other key: made again
+    with pytest.raises(ValueError, match="at least 1"):
+        augmented_views(images, 0, seed=1, random_erasing=0.5)
+
+
+def test_teacher_views_need_a_teacher_and_exclude_balanced_sampling():
+    with pytest.raises(ValueError, match="teacher_views"):
+        TrainConfig(teacher_views=4)
+    with pytest.raises(ValueError, match="balanced_sampling"):
+        TrainConfig(teacher="t.keras", teacher_views=4, balanced_sampling=True)
+
+
+def test_distilled_run_with_teacher_views_labels_every_view(small_real_csv, tmp_path):
+    import keras
+
+    from training.models import build_fast_cnn
+
+    teacher = tmp_path / "teacher.keras"
+    build_fast_cnn(widths=(8,), blocks=(1,), stem_widths=(4, 8)).save(teacher)
+    out = tmp_path / "fast"
+    assert main(["train", "--data", str(small_real_csv), "--out", str(out), "--arch", "fast_cnn", "--epochs", "1",
+                 "--fast-widths", "8", "16", "--fast-blocks", "1", "1", "--batch-size", "32", "--verbose", "0",
+                 "--teacher", str(teacher), "--teacher-views", "2", "--label-smoothing", "0"]) == 0
+    views = np.load(out / "teacher_views.npz")["views"]
+    probs = np.load(out / "teacher_targets.npz")["probabilities"]
+    assert views.shape == (300, 2, 48, 48, 1) and probs.shape == (600, 7)
+    # the cached targets are the teacher's output for each view (not for the unaugmented image)
+    model = keras.models.load_model(teacher, compile=False)
+    expected = np.asarray(model.predict_on_batch(views[:4].reshape(8, 48, 48, 1).astype(np.float32)))
+    np.testing.assert_allclose(probs[:8], expected / expected.sum(1, keepdims=True), atol=1e-5)
+    assert read_metadata(out / "model.keras")["training"]["config"]["teacher_views"] == 2
