@@ -295,7 +295,9 @@ def export_run(
         its metadata lists the members under ``ensemble``. ``out`` may be one of them (e.g. the shipped
         model): members are loaded first and ``out`` is replaced only once the new file is complete.
     mirror_tta : bool
-        Ship the network (or ensemble) wrapped by :func:`training.models.mirror_average`: its output is
+        Ship the network (or ensemble) wrapped by :func:`training.models.mirror_average` (ensemble
+        members that have the mirror built in join it unwrapped, :func:`training.models.unwrap_mirror`,
+        so no member is mirrored twice; their record says ``mirror_unwrapped``): its output is
         the mean over the face and its horizontal mirror (flip test-time augmentation inside the model
         file, at twice the cost per face). The metadata then also records the unwrapped network's
         figures under ``metrics.single_view``.
@@ -348,6 +350,12 @@ def export_run(
                 raise ModelFileError(f"{record['file']}: same weights as {seen[record['weights_sha256']]}; "
                                      "an ensemble member may appear only once")
             seen[record["weights_sha256"]] = record["file"]
+        if mirror_tta:  # the whole ensemble gets the mirror: a member that has it built in is not mirrored twice
+            from training.models import unwrap_mirror
+
+            for record, other in zip(records[1:], others, strict=True):
+                record["mirror_unwrapped"] = unwrap_mirror(other) is not other
+            others = [unwrap_mirror(other) for other in others]
         members = [model, *others]
         model = average_ensemble(members)
         ensemble = {"combination": "mean of the members' softmax probabilities", "members": records}

@@ -358,3 +358,33 @@ def multiply_adds(model) -> int:
         elif kind == "Dense":
             total += int(np.prod(layer.input.shape[1:])) * layer.units
     return int(total)
+
+
+def unwrap_mirror(model: keras.Model) -> keras.Model:
+    """The network inside a :func:`mirror_average` wrapper, or ``model`` itself when it has none.
+
+    Used when a member with the mirror built in joins an ensemble that is mirrored as a whole
+    (``export --ensemble-with ... --mirror-tta``): mirroring it twice would add two passes that change
+    nothing (the mean over the face and its mirror is the same either way).
+
+    Parameters
+    ----------
+    model : keras.Model
+        Maps (N, H, W, C) float32 pixels 0-255 to (N, 7) probabilities.
+
+    Returns
+    -------
+    keras.Model
+        The wrapped network (the same object, not a copy) or ``model``.
+
+    Raises
+    ------
+    ValueError
+        If ``model`` has a ``mirror_mean`` layer but not exactly one nested network.
+    """
+    if not any(layer.name == "mirror_mean" for layer in model.layers):
+        return model
+    inner = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    if len(inner) != 1:
+        raise ValueError(f"{model.name}: a mirror wrapper around {len(inner)} networks; expected one")
+    return inner[0]

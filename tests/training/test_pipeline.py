@@ -259,6 +259,33 @@ def test_export_ensemble_ships_one_file_that_averages_its_members(run_dir, small
         export_run(run_dir, tmp_path / "x.keras", tta=False, ensemble_with=[out])
 
 
+def test_mirrored_ensemble_mirrors_a_member_with_the_mirror_built_in_only_once(run_dir, small_real_csv, tmp_path):
+    import keras
+
+    from fer_core.model_file import write_metadata
+    from training.models import mirror_average, multiply_adds, unwrap_mirror
+
+    member = tmp_path / "member.keras"
+    metadata = _always_happy_member(run_dir, member)
+    happy = keras.models.load_model(member, compile=False)
+    mirror_average(happy).save(member)  # like the shipped CNN: the mirror inside the file
+    write_metadata(member, metadata)
+    wrapped = keras.models.load_model(member, compile=False)
+    assert unwrap_mirror(wrapped).count_params() == happy.count_params() and unwrap_mirror(happy) is happy
+    out = tmp_path / "ensemble.keras"
+    export_run(run_dir, out, tta=False, ensemble_with=[member], mirror_tta=True)
+    shipped = keras.models.load_model(out, compile=False)
+    single = keras.models.load_model(run_dir / "best.keras", compile=False)
+    # two networks, each run on the face and on its mirror: 4 passes, not the 6 of mirroring the mirror
+    assert multiply_adds(shipped) == pytest.approx(2 * (multiply_adds(single) + multiply_adds(happy)), rel=0.01)
+    assert read_metadata(out)["ensemble"]["members"][1]["mirror_unwrapped"] is True
+    images = load_fer2013_csv(small_real_csv, usage="PublicTest").images.astype("float32")
+    flipped = images[:, :, ::-1]
+    expected = (single.predict(images, verbose=0) + single.predict(flipped, verbose=0)
+                + happy.predict(images, verbose=0) + happy.predict(flipped, verbose=0)) / 4
+    np.testing.assert_allclose(shipped.predict(images, verbose=0), expected, atol=1e-5)
+
+
 def test_export_ensemble_refuses_members_of_other_data_or_preprocessing(run_dir, tmp_path):
     from fer_core.model_file import write_metadata
 
