@@ -138,7 +138,7 @@ class TrainConfig:
         copy per image with its own target ("consistent teaching", Beyer et al. 2022;
         :func:`training.distill.augmented_views`), cached in ``<out>/teacher_views.npz`` and
         ``<out>/teacher_targets.npz``. Needs ``teacher``; not with ``balanced_sampling``. Memory: about
-        ``2 * N * K * S * S * C`` bytes (about 0.27 GB per view for FER2013 Training).
+        ``2 * N * K * S * S * C`` bytes (about 66 MB per view for the 28,709 FER2013 Training images).
     calibration_fraction : float
         Stratified share of ``train_split`` (seeded with ``seed``) held out of training to fit the
         temperature of temperature scaling (Guo et al. 2017) after training; 0 disables it. Never
