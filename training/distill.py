@@ -17,13 +17,35 @@ run the teacher at every step).
 from __future__ import annotations
 
 import hashlib
+import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 
 def _images_digest(images: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()
+    return hashlib.sha256(np.ascontiguousarray(images)).hexdigest()  # hashes the buffer in place: no copy
+
+
+def _load_cache(cache: str | Path | None) -> dict | None:
+    """The arrays of an ``.npz`` cache, or None when there is none or it cannot be read (a cache miss)."""
+    if cache is None or not Path(cache).is_file():
+        return None
+    try:
+        with np.load(cache) as saved:
+            return {name: saved[name] for name in saved.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # e.g. a run killed while writing it
+        print(f"{cache}: unreadable cache ({type(exc).__name__}: {exc}); computing it again", flush=True)
+        return None
+
+
+def _save_cache(cache: str | Path, **arrays) -> None:
+    """Write an ``.npz`` cache atomically (a partial file, then a rename), so a killed run leaves none half-written."""
+    cache = Path(cache)
+    partial = cache.with_name(cache.name + ".partial.npz")
+    np.savez(partial, **arrays)
+    os.replace(partial, cache)
 
 
 def teacher_probabilities(teacher: str | Path, images: np.ndarray, *, cache: str | Path | None = None,
@@ -60,11 +82,11 @@ def teacher_probabilities(teacher: str | Path, images: np.ndarray, *, cache: str
         raise FileNotFoundError(f"teacher: {teacher} does not exist")
     teacher_sha = hashlib.sha256(teacher.read_bytes()).hexdigest()
     digest = _images_digest(images)
-    if cache is not None and Path(cache).is_file():
-        saved = np.load(cache)
-        if str(saved["teacher_sha256"]) == teacher_sha and str(saved["images_sha256"]) == digest:
-            print(f"teacher targets: cached in {cache}", flush=True)
-            return saved["probabilities"].astype(np.float32)
+    saved = _load_cache(cache)
+    if (saved is not None and "probabilities" in saved and str(saved.get("teacher_sha256")) == teacher_sha
+            and str(saved.get("images_sha256")) == digest):
+        print(f"teacher targets: cached in {cache}", flush=True)
+        return saved["probabilities"].astype(np.float32)
     model = keras.models.load_model(teacher, compile=False)
     if tuple(model.input_shape[1:]) != tuple(images.shape[1:]):
         raise ValueError(f"teacher {teacher} takes input {model.input_shape[1:]}, the images are {images.shape[1:]}")
@@ -78,7 +100,7 @@ def teacher_probabilities(teacher: str | Path, images: np.ndarray, *, cache: str
         raise ValueError(f"teacher {teacher} returned shape {probs.shape}, expected ({len(images)}, 7)")
     probs = (probs / probs.sum(axis=1, keepdims=True)).astype(np.float32)
     if cache is not None:
-        np.savez(cache, probabilities=probs, teacher_sha256=teacher_sha, images_sha256=digest)
+        _save_cache(cache, probabilities=probs, teacher_sha256=teacher_sha, images_sha256=digest)
     print(f"teacher targets: {len(images)} images from {teacher}", flush=True)
     return probs
 
@@ -88,14 +110,15 @@ def distillation_targets(teacher_probs: np.ndarray, labels: np.ndarray, weight: 
 
     Parameters
     ----------
-    teacher_probs, labels : ndarray of shape (N, 7), float
-        Teacher probabilities and one-hot (or soft) labels; rows sum to 1.
+    teacher_probs, labels : ndarray of shape (N, 7) or (N, K, 7), float
+        Teacher probabilities and one-hot (or soft) labels, of one shape (with ``--teacher-views``, one
+        row per image and view); rows sum to 1.
     weight : float
         Teacher share in [0, 1].
 
     Returns
     -------
-    ndarray of shape (N, 7), dtype float32
+    ndarray of the inputs' shape, dtype float32
         Rows sum to 1.
 
     Raises
@@ -129,7 +152,9 @@ def augmented_views(images: np.ndarray, views: int, *, seed: int, random_erasing
     views : int
         Copies per image, at least 1.
     seed : int
-        Seed of the augmentation layers (the run's ``seed``).
+        Seed of the augmentation layers (the run's ``seed``). Random erasing draws from TensorFlow's global
+        generator, so the views are not reproducible bit for bit; the cache is keyed on the images, not on
+        the views, and the teacher's targets on the views' own hash, so a view always has its own target.
     random_erasing : float
         Probability (0-1) of one erased rectangle per copy (the run's ``random_erasing``).
     batch_size : int
@@ -153,11 +178,10 @@ def augmented_views(images: np.ndarray, views: int, *, seed: int, random_erasing
         raise ValueError(f"images have to be uint8 (N, S, S, C); got {images.dtype} {images.shape}")
     key = {"images_sha256": _images_digest(images), "n_views": views, "seed": seed,
            "random_erasing": float(random_erasing)}
-    if cache is not None and Path(cache).is_file():
-        saved = np.load(cache)
-        if all(str(saved[name]) == str(value) for name, value in key.items()):
-            print(f"augmented views: cached in {cache}", flush=True)
-            return saved["views"]
+    saved = _load_cache(cache)
+    if saved is not None and "views" in saved and all(str(saved.get(name)) == str(value) for name, value in key.items()):
+        print(f"augmented views: cached in {cache}", flush=True)
+        return saved["views"]
     import tensorflow as tf
     from tqdm import tqdm
 
@@ -176,7 +200,7 @@ def augmented_views(images: np.ndarray, views: int, *, seed: int, random_erasing
                 out[start:start + batch_size, view] = np.rint(np.asarray(x)).astype(np.uint8)
                 progress.update(len(x))
     if cache is not None:
-        np.savez(cache, views=out, **key)
+        _save_cache(cache, views=out, **key)
     return out
 
 

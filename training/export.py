@@ -208,7 +208,8 @@ def load_ensemble_members(paths, config) -> tuple[list, list[dict]]:
     Returns
     -------
     (models, records)
-        The Keras models, and per member a metadata record (``file``, ``weights_sha256`` (:func:`weights_sha256`),
+        The Keras models, and per member a metadata record (``file``, ``weights_sha256`` (:func:`weights_sha256` of the network
+        without a built-in mirror, :func:`training.models.unwrap_mirror`),
         ``architecture``, ``parameters``, ``command``, ``duration_s``, ``seed``, ``metrics``) stored in
         the ensemble's metadata.
 
@@ -223,6 +224,7 @@ def load_ensemble_members(paths, config) -> tuple[list, list[dict]]:
     import keras
 
     from training.data import dataset_sha256
+    from training.models import unwrap_mirror
 
     data_hash = dataset_sha256(config.data)
     models, records = [], []
@@ -248,7 +250,8 @@ def load_ensemble_members(paths, config) -> tuple[list, list[dict]]:
             raise ModelFileError(f"{path}: cannot load the Keras model ({type(exc).__name__}: {exc})") from exc
         records.append({
             "file": str(path),
-            "weights_sha256": weights_sha256(models[-1]),
+            # the network's weights without a built-in mirror, so one network mirrored or not is one member
+            "weights_sha256": weights_sha256(unwrap_mirror(models[-1])),
             "architecture": metadata.get("architecture"),
             "parameters": metadata.get("parameters"),
             "command": training.get("command"),

@@ -137,8 +137,10 @@ class TrainConfig:
         training image are made once and the teacher labels each copy; every training step draws one
         copy per image with its own target ("consistent teaching", Beyer et al. 2022;
         :func:`training.distill.augmented_views`), cached in ``<out>/teacher_views.npz`` and
-        ``<out>/teacher_targets.npz``. Needs ``teacher``; not with ``balanced_sampling``. Memory: about
-        ``2 * N * K * S * S * C`` bytes (about 66 MB per view for the 28,709 FER2013 Training images).
+        ``<out>/teacher_targets.npz``. Needs ``teacher`` and K of at least 2 (one fixed copy would
+        take the per-step randomness away); not with ``balanced_sampling``. Memory: about ``2 * N * K * S * S * C``
+        bytes, the uint8 views held twice (the array and the input pipeline's copy): about 132 MB per view for
+        the 28,709 FER2013 Training images at 48x48 (66 MB each copy).
     calibration_fraction : float
         Stratified share of ``train_split`` (seeded with ``seed``) held out of training to fit the
         temperature of temperature scaling (Guo et al. 2017) after training; 0 disables it. Never
@@ -224,9 +226,9 @@ class TrainConfig:
             raise ValueError(f"swa_start has to be 0 (off) or an epoch 1..{self.epochs}; got {self.swa_start}")
         if not 0.0 <= self.teacher_weight <= 1.0:
             raise ValueError(f"teacher_weight has to be in [0, 1]; got {self.teacher_weight}")
-        if self.teacher_views < 0 or (self.teacher_views and not self.teacher):
-            raise ValueError(f"teacher_views has to be 0 (off) or a number of views with a teacher; got "
-                             f"{self.teacher_views} with teacher {self.teacher!r}")
+        if self.teacher_views < 0 or self.teacher_views == 1 or (self.teacher_views and not self.teacher):
+            raise ValueError(f"teacher_views has to be 0 (off) or a number of views, at least 2, with a teacher; "
+                             f"got {self.teacher_views} with teacher {self.teacher!r}")
         if self.teacher_views and self.balanced_sampling:
             raise ValueError("teacher_views and balanced_sampling cannot be combined (the views are drawn per image)")
         if not 0.0 <= self.calibration_fraction < 0.5:

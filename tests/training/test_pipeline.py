@@ -302,6 +302,16 @@ def test_export_ensemble_refuses_members_of_other_data_or_preprocessing(run_dir,
         export_run(run_dir, tmp_path / "x.keras", tta=False, ensemble_with=[member])
     with pytest.raises(ModelFileError, match="same weights as .*an ensemble member may appear only once"):
         export_run(run_dir, tmp_path / "x.keras", tta=False, ensemble_with=[run_dir / "model.keras"])
+    # the run's own network with the mirror built in (as the shipped CNN is) is the same member, not a second one
+    import keras
+
+    from training.models import mirror_average
+
+    mirrored = tmp_path / "mirrored.keras"
+    mirror_average(keras.models.load_model(run_dir / "model.keras", compile=False)).save(mirrored)
+    write_metadata(mirrored, read_metadata(run_dir / "model.keras"))
+    with pytest.raises(ModelFileError, match="mirrored.keras: same weights as .*may appear only once"):
+        export_run(run_dir, tmp_path / "x.keras", tta=False, ensemble_with=[mirrored], mirror_tta=True)
     metadata = read_metadata(run_dir / "model.keras")
     metadata["training"]["val_split"] = "PrivateTest"
     write_metadata(member, metadata)
