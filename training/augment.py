@@ -7,9 +7,20 @@ Augmentation runs in the input pipeline, so the exported model contains none of 
 
 from __future__ import annotations
 
-import keras
-import tensorflow as tf
-from keras import layers
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # TensorFlow is imported where it is used, so the version constants below stay light to import
+    import keras
+    import tensorflow as tf
+
+#: Versions of :func:`build_augmenter`'s random draws. 1: every layer seeded with the same seed, so the
+#: layers' generators advanced in step and rotation, zoom, brightness and contrast were one draw per image
+#: with the flip tied to the rotation's direction (the models trained before 2026-12-04, the shipped ones
+#: included; kept so their recorded commands reproduce them). 2: each layer seeded apart (``seed + i``),
+#: independent draws.
+AUGMENTER_VERSIONS = (1, 2)
+#: The version new runs use (``--augmenter``).
+AUGMENTER_VERSION = 2
 
 
 def build_augmenter(
@@ -20,6 +31,7 @@ def build_augmenter(
     brightness: float = 0.2,
     contrast: float = 0.2,
     seed: int | None = None,
+    version: int = AUGMENTER_VERSION,
 ) -> keras.Sequential:
     """Return the geometric and photometric augmentation pipeline.
 
@@ -38,7 +50,10 @@ def build_augmenter(
         Maximum brightness change (fraction of the 0-255 range) and contrast factor (contrast scaled by
         a random factor in [1 - contrast, 1 + contrast]).
     seed : int, optional
-        Seed of every layer's random generator; None for unseeded.
+        Seed of the pipeline; None for unseeded. Version 2: layer ``i`` (0-5, in the order above) is seeded
+        with ``seed + i``, so the six draws are independent; version 1: every layer with ``seed``.
+    version : int, default :data:`AUGMENTER_VERSION`
+        One of :data:`AUGMENTER_VERSIONS`; 1 only to reproduce models trained before 2026-12-04.
 
     Returns
     -------
@@ -46,15 +61,31 @@ def build_augmenter(
         Maps float32 images (B, S, S, C) with values 0-255 to augmented images of the same shape and
         dtype when called with ``training=True`` (:func:`training.train.make_dataset` then clips the
         result to 0-255).
+
+    Raises
+    ------
+    ValueError
+        If ``version`` is not one of :data:`AUGMENTER_VERSIONS`.
     """
+    if version not in AUGMENTER_VERSIONS:
+        raise ValueError(f"augmenter version has to be one of {AUGMENTER_VERSIONS}; got {version!r}")
+    import keras
+    from keras import layers
+
+    def layer_seed(i: int) -> int | None:
+        # one seed for every layer makes their generators advance in step: correlated draws (version 1)
+        if seed is None:
+            return None
+        return seed if version == 1 else seed + i
+
     return keras.Sequential(
         [
-            layers.RandomFlip("horizontal", seed=seed),
-            layers.RandomRotation(rotation_deg / 360.0, fill_mode="reflect", seed=seed),
-            layers.RandomTranslation(shift, shift, fill_mode="reflect", seed=seed),
-            layers.RandomZoom((-zoom, zoom), fill_mode="reflect", seed=seed),
-            layers.RandomBrightness(brightness, value_range=(0, 255), seed=seed),
-            layers.RandomContrast(contrast, value_range=(0, 255), seed=seed),
+            layers.RandomFlip("horizontal", seed=layer_seed(0)),
+            layers.RandomRotation(rotation_deg / 360.0, fill_mode="reflect", seed=layer_seed(1)),
+            layers.RandomTranslation(shift, shift, fill_mode="reflect", seed=layer_seed(2)),
+            layers.RandomZoom((-zoom, zoom), fill_mode="reflect", seed=layer_seed(3)),
+            layers.RandomBrightness(brightness, value_range=(0, 255), seed=layer_seed(4)),
+            layers.RandomContrast(contrast, value_range=(0, 255), seed=layer_seed(5)),
         ],
         name="augmenter",
     )
@@ -79,6 +110,8 @@ def random_erasing(images: tf.Tensor, probability: float = 0.5, area=(0.02, 0.2)
         Same shape and dtype; erased pixels hold uniform noise in [0, 255) drawn independently per
         pixel and channel.
     """
+    import tensorflow as tf
+
     shape = tf.shape(images)
     batch, size = shape[0], shape[1]
     side_frac = tf.sqrt(tf.random.uniform([batch], area[0], area[1]))
@@ -119,6 +152,8 @@ def mixup(images: tf.Tensor, targets: tf.Tensor, alpha: float = 0.2) -> tuple[tf
     targets : tf.Tensor of shape (B, K), float32
         Mixed targets, rows still summing to 1.
     """
+    import tensorflow as tf
+
     batch = tf.shape(images)[0]
     g1 = tf.random.gamma([batch], alpha)
     g2 = tf.random.gamma([batch], alpha)

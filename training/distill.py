@@ -134,7 +134,8 @@ def distillation_targets(teacher_probs: np.ndarray, labels: np.ndarray, weight: 
 
 
 def augmented_views(images: np.ndarray, views: int, *, seed: int, random_erasing: float,
-                    batch_size: int = 512, cache: str | Path | None = None) -> np.ndarray:
+                    augmenter: int | None = None, batch_size: int = 512,
+                    cache: str | Path | None = None) -> np.ndarray:
     """``views`` augmented copies of every training image, for a teacher that sees what the student sees.
 
     Each copy goes through the run's training augmentation (:func:`training.augment.build_augmenter`:
@@ -157,11 +158,14 @@ def augmented_views(images: np.ndarray, views: int, *, seed: int, random_erasing
         the views, and the teacher's targets on the views' own hash, so a view always has its own target.
     random_erasing : float
         Probability (0-1) of one erased rectangle per copy (the run's ``random_erasing``).
+    augmenter : int, optional
+        Version of the augmentation's draws (the run's ``augmenter``; :data:`training.augment.AUGMENTER_VERSIONS`);
+        None for :data:`training.augment.AUGMENTER_VERSION`.
     batch_size : int
         Images augmented per call.
     cache : str or Path, optional
-        ``.npz`` file; reused when it holds views of the same images with the same ``views``, ``seed``
-        and ``random_erasing``.
+        ``.npz`` file; reused when it holds views of the same images with the same ``views``, ``seed``,
+        ``random_erasing`` and ``augmenter``.
 
     Returns
     -------
@@ -176,8 +180,11 @@ def augmented_views(images: np.ndarray, views: int, *, seed: int, random_erasing
         raise ValueError(f"views has to be at least 1; got {views}")
     if images.dtype != np.uint8 or images.ndim != 4:
         raise ValueError(f"images have to be uint8 (N, S, S, C); got {images.dtype} {images.shape}")
+    from training.augment import AUGMENTER_VERSION
+
+    augmenter = AUGMENTER_VERSION if augmenter is None else augmenter
     key = {"images_sha256": _images_digest(images), "n_views": views, "seed": seed,
-           "random_erasing": float(random_erasing)}
+           "random_erasing": float(random_erasing), "augmenter": augmenter}
     saved = _load_cache(cache)
     if saved is not None and "views" in saved and all(str(saved.get(name)) == str(value) for name, value in key.items()):
         print(f"augmented views: cached in {cache}", flush=True)
@@ -188,12 +195,12 @@ def augmented_views(images: np.ndarray, views: int, *, seed: int, random_erasing
     from training.augment import build_augmenter
     from training.augment import random_erasing as erase
 
-    augmenter = build_augmenter(seed=seed)
+    augment = build_augmenter(seed=seed, version=augmenter)
     out = np.empty((len(images), views, *images.shape[1:]), np.uint8)
     with tqdm(total=views * len(images), desc="augmented views", unit="image", mininterval=5) as progress:
         for view in range(views):
             for start in range(0, len(images), batch_size):
-                x = augmenter(tf.cast(images[start:start + batch_size], tf.float32), training=True)
+                x = augment(tf.cast(images[start:start + batch_size], tf.float32), training=True)
                 x = tf.clip_by_value(x, 0.0, 255.0)
                 if random_erasing > 0:
                     x = erase(x, random_erasing)

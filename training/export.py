@@ -50,7 +50,7 @@ def load_run_config(run_dir: Path):
     unknown = sorted(set(saved) - known)
     if unknown:
         raise ValueError(f"{path}: unknown config keys {unknown}")
-    return TrainConfig(**saved)
+    return TrainConfig.from_saved(saved)
 
 
 def reconstruct_command(config) -> str:

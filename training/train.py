@@ -145,6 +145,12 @@ class TrainConfig:
         Stratified share of ``train_split`` (seeded with ``seed``) held out of training to fit the
         temperature of temperature scaling (Guo et al. 2017) after training; 0 disables it. Never
         PublicTest.
+    precision : str
+        ``"float32"`` or ``"mixed_bfloat16"`` (:func:`training_precision`).
+    augmenter : int
+        Version of the augmentation's random draws (:data:`training.augment.AUGMENTER_VERSIONS`): 2, independent
+        draws per transform; 1 reproduces the models trained before 2026-12-04 (one seed for every layer, so
+        their draws were correlated). A ``config.json`` without the key is version 1 (:meth:`from_saved`).
 
     Raises
     ------
@@ -206,6 +212,18 @@ class TrainConfig:
     teacher_views: int = 0
     calibration_fraction: float = 0.0
     precision: str = "float32"
+    augmenter: int = 2
+
+    @classmethod
+    def from_saved(cls, saved: dict) -> TrainConfig:
+        """The configuration of a run's ``config.json``; one written before ``augmenter`` existed had version 1.
+
+        Raises
+        ------
+        TypeError, ValueError
+            On keys this code does not know, or values :meth:`__post_init__` refuses.
+        """
+        return cls(**{"augmenter": 1, **saved})
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHITECTURES:
@@ -235,6 +253,10 @@ class TrainConfig:
             raise ValueError(f"calibration_fraction has to be in [0, 0.5); got {self.calibration_fraction}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision has to be one of {PRECISIONS}; got {self.precision!r}")
+        from training.augment import AUGMENTER_VERSIONS
+
+        if self.augmenter not in AUGMENTER_VERSIONS:
+            raise ValueError(f"augmenter has to be one of {AUGMENTER_VERSIONS}; got {self.augmenter!r}")
         if len(self.fast_widths) != len(self.fast_blocks) or not self.fast_widths:
             raise ValueError(f"fast_widths and fast_blocks need the same, non-zero length; got {self.fast_widths} "
                              f"and {self.fast_blocks}")
@@ -409,7 +431,7 @@ def _augment_batches(ds, config):
 
     from training.augment import build_augmenter, mixup, random_erasing
 
-    augmenter = build_augmenter(seed=config.seed)
+    augmenter = build_augmenter(seed=config.seed, version=config.augmenter)
 
     def augment(x, y, *w):
         x = augmenter(tf.cast(x, tf.float32), training=True)
@@ -746,7 +768,7 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
     out.mkdir(parents=True, exist_ok=True)
     if resume and (out / "config.json").exists():
         saved = json.loads((out / "config.json").read_text())
-        config = TrainConfig(**{**saved, "out": str(out)})
+        config = TrainConfig.from_saved({**saved, "out": str(out)})
     (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
     keras.utils.set_random_seed(config.seed)
 
@@ -772,6 +794,7 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
             from training.distill import augmented_views, teacher_view_probabilities
 
             views = augmented_views(train_ds.images, config.teacher_views, seed=config.seed,
+                                    augmenter=config.augmenter,
                                     random_erasing=config.random_erasing, cache=out / "teacher_views.npz")
             teacher_probs = teacher_view_probabilities(config.teacher, views, cache=out / "teacher_targets.npz")
             labels = np.broadcast_to(train_targets[:, None, :], teacher_probs.shape)
