@@ -19,6 +19,7 @@ import numpy as np
 
 from fer_core.emotions import EMOTIONS, NUM_CLASSES
 from fer_core.preprocessing import PreprocessSpec
+from training.augment import AUGMENTER_VERSION, AUGMENTER_VERSIONS
 
 #: Architectures trained from scratch with the cosine schedule, SWA and early stopping of ``train``.
 SCRATCH_ARCHITECTURES: tuple[str, ...] = ("compact_cnn", "fast_cnn")
@@ -212,7 +213,7 @@ class TrainConfig:
     teacher_views: int = 0
     calibration_fraction: float = 0.0
     precision: str = "float32"
-    augmenter: int = 2
+    augmenter: int = AUGMENTER_VERSION
 
     @classmethod
     def from_saved(cls, saved: dict) -> TrainConfig:
@@ -253,8 +254,6 @@ class TrainConfig:
             raise ValueError(f"calibration_fraction has to be in [0, 0.5); got {self.calibration_fraction}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision has to be one of {PRECISIONS}; got {self.precision!r}")
-        from training.augment import AUGMENTER_VERSIONS
-
         if self.augmenter not in AUGMENTER_VERSIONS:
             raise ValueError(f"augmenter has to be one of {AUGMENTER_VERSIONS}; got {self.augmenter!r}")
         if len(self.fast_widths) != len(self.fast_blocks) or not self.fast_widths:
