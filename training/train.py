@@ -219,6 +219,16 @@ class TrainConfig:
     def from_saved(cls, saved: dict) -> TrainConfig:
         """The configuration of a run's ``config.json``; one written before ``augmenter`` existed had version 1.
 
+        Parameters
+        ----------
+        saved : dict
+            The parsed ``config.json`` (field name to value).
+
+        Returns
+        -------
+        TrainConfig
+            With ``augmenter`` 1 when ``saved`` has no such key.
+
         Raises
         ------
         TypeError, ValueError
