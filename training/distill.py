@@ -197,6 +197,8 @@ def augmented_views(images: np.ndarray, views: int, *, seed: int, random_erasing
 
     augment = build_augmenter(seed=seed, version=augmenter)
     out = np.empty((len(images), views, *images.shape[1:]), np.uint8)
+    print(f"augmented views: {len(images)} images x {views} views = {out.nbytes / 2**20:.0f} MiB in memory "
+          f"(and as much again while the cache is written)", flush=True)
     with tqdm(total=views * len(images), desc="augmented views", unit="image", mininterval=5) as progress:
         for view in range(views):
             for start in range(0, len(images), batch_size):

@@ -360,6 +360,25 @@ def multiply_adds(model) -> int:
     return int(total)
 
 
+def has_mirror(model: keras.Model) -> bool:
+    """Whether ``model``'s output is the mean over the face and its mirror (:func:`mirror_average` outermost).
+
+    Such a model gives a face and its left-right mirror the same probabilities (exactly in float), which
+    is what lets ``--teacher-views`` flip a view without asking the teacher again
+    (:func:`training.train.make_view_dataset`).
+
+    Parameters
+    ----------
+    model : keras.Model
+        Maps (N, H, W, C) float32 pixels 0-255 to (N, 7) probabilities.
+
+    Returns
+    -------
+    bool
+    """
+    return any(layer.name == "mirror_mean" for layer in model.layers)
+
+
 def unwrap_mirror(model: keras.Model) -> keras.Model:
     """The network inside a :func:`mirror_average` wrapper, or ``model`` itself when it has none.
 
@@ -382,7 +401,7 @@ def unwrap_mirror(model: keras.Model) -> keras.Model:
     ValueError
         If ``model`` has a ``mirror_mean`` layer but not exactly one nested network.
     """
-    if not any(layer.name == "mirror_mean" for layer in model.layers):
+    if not has_mirror(model):
         return model
     inner = [layer for layer in model.layers if isinstance(layer, keras.Model)]
     if len(inner) != 1:

@@ -378,11 +378,12 @@ def make_dataset(images, targets, *, batch_size, training, config, sample_weight
     return ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def make_view_dataset(views, targets, *, batch_size, config, sample_weights=None):
+def make_view_dataset(views, targets, *, batch_size, config, sample_weights=None, mirror=False):
     """Build the training pipeline over precomputed augmented views (``--teacher-views``).
 
     Every element is one image's view drawn uniformly at random, anew each epoch, with the target of
-    that view; no further augmentation except mixup (which mixes images and targets alike).
+    that view; no further augmentation except mixup (which mixes images and targets alike) and, with
+    ``mirror``, a horizontal flip of half the drawn views.
 
     Parameters
     ----------
@@ -394,6 +395,11 @@ def make_view_dataset(views, targets, *, batch_size, config, sample_weights=None
     config : TrainConfig
         Supplies ``seed`` (shuffle and view draws) and ``mixup_alpha``.
     sample_weights : ndarray of shape (N,), dtype float32, optional
+    mirror : bool
+        Flip each drawn view left-right with probability 0.5 (its own draw, redrawn each epoch), keeping
+        its target. Exact when the teacher is mirror-averaged (:func:`training.models.has_mirror`: its
+        probabilities for a view and for its mirror are the same), which doubles the distinct inputs per
+        image at no teacher cost.
 
     Returns
     -------
@@ -418,7 +424,10 @@ def make_view_dataset(views, targets, *, batch_size, config, sample_weights=None
 
     def pick(element, draw):
         view = tf.cast(draw % n_views, tf.int32)
-        return (element[0][view], element[1][view], *element[2:])
+        image = element[0][view]
+        if mirror:  # the draw's next base-K digit, 0 or 1 with equal odds: one random number per element
+            image = tf.cond((draw // n_views) % 2 == 1, lambda: tf.reverse(image, axis=[1]), lambda: image)
+        return (image, element[1][view], *element[2:])
 
     ds = tf.data.Dataset.zip(tf.data.Dataset.from_tensor_slices(parts), draws).map(pick)
     ds = ds.shuffle(min(len(views), 30000), seed=config.seed, reshuffle_each_iteration=True)
@@ -801,11 +810,16 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
 
         if config.teacher_views:
             from training.distill import augmented_views, teacher_view_probabilities
+            from training.models import has_mirror
 
             views = augmented_views(train_ds.images, config.teacher_views, seed=config.seed,
                                     augmenter=config.augmenter,
                                     random_erasing=config.random_erasing, cache=out / "teacher_views.npz")
             teacher_probs = teacher_view_probabilities(config.teacher, views, cache=out / "teacher_targets.npz")
+            teacher_mirrored = has_mirror(keras.models.load_model(config.teacher, compile=False))
+            if teacher_mirrored:
+                print("teacher is mirror-averaged: each step also mirrors half of the drawn views (same targets)",
+                      flush=True)
             labels = np.broadcast_to(train_targets[:, None, :], teacher_probs.shape)
             train_targets = distillation_targets(teacher_probs, labels, config.teacher_weight)
         else:
@@ -820,7 +834,7 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
                                            config=config, labels=train_ds.labels)
     elif config.teacher_views:
         train_pipe = make_view_dataset(views, train_targets, batch_size=config.batch_size, config=config,
-                                       sample_weights=sample_w)
+                                       sample_weights=sample_w, mirror=teacher_mirrored)
     else:
         train_pipe = make_dataset(train_ds.images, train_targets, batch_size=config.batch_size, training=True,
                                   config=config, sample_weights=sample_w)

@@ -41,6 +41,32 @@ def test_view_dataset_draws_one_view_per_image_with_its_own_target_and_redraws_e
         make_view_dataset(views, targets[:, :2], batch_size=16, config=TrainConfig())
 
 
+def test_mirror_flips_about_half_of_the_drawn_views_keeping_their_targets_and_redraws_each_epoch():
+    n, k = 256, 2
+    views = np.zeros((n, k, 4, 6, 1), np.uint8)
+    views[:, :, 0, 0, 0] = np.arange(n)[:, None]  # image number, top-left pixel
+    views[:, :, 1, 0, 0] = np.arange(k)[None, :]  # view number, below it
+    views[:, :, 3, 5, 0] = 255  # bottom-right marker: at the left edge once mirrored
+    targets = np.zeros((n, k, 7), np.float32)
+    targets[:, 0, 0] = targets[:, 1, 1] = 1.0
+    plain = make_view_dataset(views, targets, batch_size=32, config=TrainConfig(seed=5))
+    assert not (_epoch(plain)[0][:, 3, 0, 0] == 255).any()  # off by default
+    ds = make_view_dataset(views, targets, batch_size=32, config=TrainConfig(seed=5), mirror=True)
+    flips = []
+    for _ in range(2):
+        x, y = _epoch(ds)
+        flipped = x[:, 3, 0, 0] == 255
+        assert (flipped ^ (x[:, 3, 5, 0] == 255)).all()  # whole views mirrored, not anything else
+        image = np.where(flipped, x[:, 0, 5, 0], x[:, 0, 0, 0]).astype(int)
+        view = np.where(flipped, x[:, 1, 5, 0], x[:, 1, 0, 0]).astype(int)
+        assert sorted(image.tolist()) == list(range(n))
+        assert (y.argmax(1) == view).all()  # a mirrored view keeps its own target
+        assert 0.35 < flipped.mean() < 0.65
+        assert all(0.3 < flipped[view == v].mean() < 0.7 for v in range(k))  # the flip is not tied to the view
+        flips.append(flipped[np.argsort(image)])
+    assert (flips[0] != flips[1]).any()  # redrawn each epoch
+
+
 def test_augmented_views_are_distinct_augmentations_and_cached(tmp_path, capsys):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (20, 48, 48, 1), dtype=np.uint8)
@@ -71,17 +97,24 @@ def test_teacher_views_need_a_teacher_and_two_views_and_exclude_balanced_samplin
         TrainConfig(teacher="t.keras", teacher_views=4, balanced_sampling=True)
 
 
-def test_distilled_run_with_teacher_views_labels_every_view(small_real_csv, tmp_path):
+def test_distilled_run_with_teacher_views_labels_every_view(small_real_csv, tmp_path, capsys):
     import keras
 
-    from training.models import build_fast_cnn
+    from training.models import build_fast_cnn, mirror_average
 
     teacher = tmp_path / "teacher.keras"
-    build_fast_cnn(widths=(8,), blocks=(1,), stem_widths=(4, 8)).save(teacher)
+    network = build_fast_cnn(widths=(8,), blocks=(1,), stem_widths=(4, 8))
+    network.save(teacher)
+    args = ["train", "--data", str(small_real_csv), "--arch", "fast_cnn", "--epochs", "1", "--fast-widths", "8", "16",
+            "--fast-blocks", "1", "1", "--batch-size", "32", "--verbose", "0", "--teacher-views", "2",
+            "--label-smoothing", "0"]
     out = tmp_path / "fast"
-    assert main(["train", "--data", str(small_real_csv), "--out", str(out), "--arch", "fast_cnn", "--epochs", "1",
-                 "--fast-widths", "8", "16", "--fast-blocks", "1", "1", "--batch-size", "32", "--verbose", "0",
-                 "--teacher", str(teacher), "--teacher-views", "2", "--label-smoothing", "0"]) == 0
+    assert main([*args, "--out", str(out), "--teacher", str(teacher)]) == 0
+    assert "mirror-averaged" not in capsys.readouterr().out
+    mirrored = tmp_path / "mirrored_teacher.keras"
+    mirror_average(network).save(mirrored)
+    assert main([*args, "--out", str(tmp_path / "fast_mirrored"), "--teacher", str(mirrored)]) == 0
+    assert "teacher is mirror-averaged" in capsys.readouterr().out  # so the run mirrors half of the drawn views
     views = np.load(out / "teacher_views.npz")["views"]
     probs = np.load(out / "teacher_targets.npz")["probabilities"]
     assert views.shape == (300, 2, 48, 48, 1) and probs.shape == (600, 7)
