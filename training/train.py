@@ -12,7 +12,7 @@ import os
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -827,17 +827,18 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
             train_targets = distillation_targets(teacher_probs, train_targets, config.teacher_weight)
     sample_w = None if weights is None else np.array([weights[c] for c in train_ds.labels], np.float32)
     steps_per_epoch = len(train_ds) // config.batch_size
+    draws = pipeline_config(config, epochs_done(out))
     if config.balanced_sampling:
         if sample_w is not None:
             raise ValueError("balanced_sampling and class_weight correct the same imbalance; choose one")
         train_pipe = make_balanced_dataset(train_ds.images, train_targets, batch_size=config.batch_size,
-                                           config=config, labels=train_ds.labels)
+                                           config=draws, labels=train_ds.labels)
     elif config.teacher_views:
-        train_pipe = make_view_dataset(views, train_targets, batch_size=config.batch_size, config=config,
+        train_pipe = make_view_dataset(views, train_targets, batch_size=config.batch_size, config=draws,
                                        sample_weights=sample_w, mirror=teacher_mirrored)
     else:
         train_pipe = make_dataset(train_ds.images, train_targets, batch_size=config.batch_size, training=True,
-                                  config=config, sample_weights=sample_w)
+                                  config=draws, sample_weights=sample_w)
     val_pipe = make_dataset(val_ds.images, _one_hot(val_ds.labels), batch_size=256, training=False, config=config)
 
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
@@ -1037,6 +1038,59 @@ def model_metadata(config: TrainConfig, model, *, command: str, duration_s: floa
         "metrics": metrics,
         **(extra or {}),
     }
+
+
+def epochs_done(out: str | Path) -> int:
+    """Epochs a run has finished so far: the rows of its ``history.csv`` (0 for a new run).
+
+    Parameters
+    ----------
+    out : str or Path
+        The run's folder.
+
+    Returns
+    -------
+    int
+    """
+    path = Path(out) / "history.csv"
+    if not path.is_file():
+        return 0
+    return max(0, sum(1 for line in path.read_text().splitlines() if line.strip()) - 1)
+
+
+#: Seed offset per finished epoch for the input pipelines of a resumed run (:func:`pipeline_config`).
+RESUME_SEED_STRIDE = 1000
+
+
+def pipeline_config(config: TrainConfig, done: int) -> TrainConfig:
+    """The configuration the training input pipeline draws its randomness from, after ``done`` epochs.
+
+    The pipelines' shuffles, augmentation layers and view draws are seeded from ``config.seed`` and start
+    their sequences when built, so a run resumed after ``done`` epochs with the same seed would replay
+    epoch 1's batches (the same images in the same order, and the same sequence of augmentation draws,
+    which the parallel map hands out to the batches in a nearly fixed order) instead of drawing new ones. A new run (``done`` 0) keeps
+    ``config`` as it is (reproducible as before); a resumed one draws from ``seed + 1000 * done``.
+    Nothing else uses the moved seed (the calibration hold-out, the model's initialisation).
+
+    Parameters
+    ----------
+    config : TrainConfig
+    done : int
+        Epochs already finished (:func:`epochs_done`).
+
+    Returns
+    -------
+    TrainConfig
+        ``config`` itself, or a copy with the moved ``seed``.
+
+    Raises
+    ------
+    ValueError
+        If ``done`` is negative.
+    """
+    if done < 0:
+        raise ValueError(f"done has to be 0 or more epochs; got {done}")
+    return config if done == 0 else replace(config, seed=config.seed + RESUME_SEED_STRIDE * done)
 
 
 def _record_invocation(out: Path, command: str, duration_s: float) -> None:

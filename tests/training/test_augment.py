@@ -48,3 +48,30 @@ def test_version_1_keeps_the_correlated_draws_of_older_runs_and_old_configs_read
     assert "--augmenter" not in reconstruct_command(TrainConfig())
     with pytest.raises(ValueError, match="augmenter has to be one of"):
         TrainConfig(augmenter=3)
+
+
+def test_a_resumed_run_draws_new_augmentations_instead_of_replaying_epoch_one(tmp_path):
+    from training.train import TrainConfig, epochs_done, make_dataset, pipeline_config
+
+    assert epochs_done(tmp_path) == 0
+    (tmp_path / "history.csv").write_text("epoch,accuracy\n0,0.5\n1,0.55\n2,0.6\n")
+    assert epochs_done(tmp_path) == 3
+    config = TrainConfig(seed=4, random_erasing=0.0)
+    assert pipeline_config(config, 0) is config  # a new run is reproducible as before
+    resumed = pipeline_config(config, 3)
+    assert resumed.seed == 3004 and resumed.augmenter == config.augmenter and resumed.epochs == config.epochs
+    with pytest.raises(ValueError, match="got -1"):
+        pipeline_config(config, -1)
+    images = np.random.default_rng(0).integers(0, 256, (64, 48, 48, 1), dtype=np.uint8)
+    targets = np.eye(7, dtype=np.float32)[np.arange(64) % 7] + np.arange(64, dtype=np.float32)[:, None]  # row ids
+
+    def first_batch_rows(cfg):  # as a new process builds it: train() sets the global seed from the run's first
+        import keras
+
+        keras.utils.set_random_seed(config.seed)
+        batch = next(iter(make_dataset(images, targets, batch_size=16, training=True, config=cfg)))
+        return batch[1].numpy()[:, 0].round().astype(int)  # which rows, in which order
+
+    # the augmentations' own draws are not repeatable batch for batch (the map runs in parallel), the order is:
+    assert np.array_equal(first_batch_rows(config), first_batch_rows(config))  # same seed: epoch 1's batches again
+    assert not np.array_equal(first_batch_rows(config), first_batch_rows(resumed))  # resumed: new batches
