@@ -376,7 +376,7 @@ def has_mirror(model: keras.Model) -> bool:
     -------
     bool
     """
-    return any(layer.name == "mirror_mean" for layer in model.layers)
+    return bool(model.layers) and model.layers[-1].name == "mirror_mean"
 
 
 def unwrap_mirror(model: keras.Model) -> keras.Model:

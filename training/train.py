@@ -425,7 +425,7 @@ def make_view_dataset(views, targets, *, batch_size, config, sample_weights=None
     def pick(element, draw):
         view = tf.cast(draw % n_views, tf.int32)
         image = element[0][view]
-        if mirror:  # the draw's next base-K digit, 0 or 1 with equal odds: one random number per element
+        if mirror:  # the parity of draw // K, independent of draw % K: one random number per element
             image = tf.cond((draw // n_views) % 2 == 1, lambda: tf.reverse(image, axis=[1]), lambda: image)
         return (image, element[1][view], *element[2:])
 
@@ -788,7 +788,9 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
         saved = json.loads((out / "config.json").read_text())
         config = TrainConfig.from_saved({**saved, "out": str(out)})
     (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
-    keras.utils.set_random_seed(config.seed)
+    draws = pipeline_config(config, epochs_done(out))
+    # global seed too: random erasing and mixup draw from it (a resumed run's weights come from its backup)
+    keras.utils.set_random_seed(draws.seed)
 
     started = time.time()
     train_ds, val_ds = load_training_data(config)
@@ -827,7 +829,6 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
             train_targets = distillation_targets(teacher_probs, train_targets, config.teacher_weight)
     sample_w = None if weights is None else np.array([weights[c] for c in train_ds.labels], np.float32)
     steps_per_epoch = len(train_ds) // config.batch_size
-    draws = pipeline_config(config, epochs_done(out))
     if config.balanced_sampling:
         if sample_w is not None:
             raise ValueError("balanced_sampling and class_weight correct the same imbalance; choose one")
@@ -1068,9 +1069,12 @@ def pipeline_config(config: TrainConfig, done: int) -> TrainConfig:
     The pipelines' shuffles, augmentation layers and view draws are seeded from ``config.seed`` and start
     their sequences when built, so a run resumed after ``done`` epochs with the same seed would replay
     epoch 1's batches (the same images in the same order, and the same sequence of augmentation draws,
-    which the parallel map hands out to the batches in a nearly fixed order) instead of drawing new ones. A new run (``done`` 0) keeps
-    ``config`` as it is (reproducible as before); a resumed one draws from ``seed + 1000 * done``.
-    Nothing else uses the moved seed (the calibration hold-out, the model's initialisation).
+    which the parallel map hands out to the batches in a nearly fixed order) instead of drawing new ones.
+    A new run (``done`` 0) keeps ``config`` as it is (reproducible as before); a resumed one draws from
+    ``seed + 1000 * done``: :func:`train` builds its pipelines from it and sets the global seed (random
+    erasing, mixup) to it. The calibration hold-out, the augmented views of ``--teacher-views`` (cached,
+    keyed on the run's seed) and the saved config keep ``config.seed``. Keras deletes a run's backup when
+    it finishes, so ``--resume`` of a finished run trains again from the start, and with the moved seed.
 
     Parameters
     ----------

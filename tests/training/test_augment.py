@@ -75,3 +75,28 @@ def test_a_resumed_run_draws_new_augmentations_instead_of_replaying_epoch_one(tm
     # the augmentations' own draws are not repeatable batch for batch (the map runs in parallel), the order is:
     assert np.array_equal(first_batch_rows(config), first_batch_rows(config))  # same seed: epoch 1's batches again
     assert not np.array_equal(first_batch_rows(config), first_batch_rows(resumed))  # resumed: new batches
+
+
+def test_train_builds_a_resumed_runs_pipeline_and_global_seed_from_the_moved_seed(small_real_csv, tmp_path, monkeypatch):
+    import keras
+
+    import training.train
+    from training.__main__ import main
+
+    seeds = []
+    build, set_seed = training.train.make_dataset, keras.utils.set_random_seed
+
+    def recording(*args, **kwargs):
+        if kwargs.get("training"):
+            seeds.append(("pipeline", kwargs["config"].seed))
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(training.train, "make_dataset", recording)
+    monkeypatch.setattr(keras.utils, "set_random_seed", lambda seed: (seeds.append(("global", seed)), set_seed(seed)))
+    out = tmp_path / "run"
+    args = ["train", "--data", str(small_real_csv), "--out", str(out), "--arch", "fast_cnn", "--epochs", "1",
+            "--fast-widths", "8", "--fast-blocks", "1", "--batch-size", "32", "--verbose", "0", "--seed", "7"]
+    assert main(args) == 0
+    assert main([*args, "--resume"]) == 0  # the finished run's one epoch is in its history: seed 7 + 1000
+    assert seeds == [("global", 7), ("pipeline", 7), ("global", 1007), ("pipeline", 1007)]
+    assert training.train.epochs_done(out) == 2  # CSVLogger appends rows under the one header

@@ -97,10 +97,20 @@ def test_teacher_views_need_a_teacher_and_two_views_and_exclude_balanced_samplin
         TrainConfig(teacher="t.keras", teacher_views=4, balanced_sampling=True)
 
 
-def test_distilled_run_with_teacher_views_labels_every_view(small_real_csv, tmp_path, capsys):
+def test_distilled_run_with_teacher_views_labels_every_view(small_real_csv, tmp_path, capsys, monkeypatch):
     import keras
 
+    import training.train
     from training.models import build_fast_cnn, mirror_average
+
+    mirror_args = []
+    build_views = training.train.make_view_dataset
+
+    def recording(*args, **kwargs):
+        mirror_args.append(kwargs.get("mirror"))
+        return build_views(*args, **kwargs)
+
+    monkeypatch.setattr(training.train, "make_view_dataset", recording)
 
     teacher = tmp_path / "teacher.keras"
     network = build_fast_cnn(widths=(8,), blocks=(1,), stem_widths=(4, 8))
@@ -114,7 +124,8 @@ def test_distilled_run_with_teacher_views_labels_every_view(small_real_csv, tmp_
     mirrored = tmp_path / "mirrored_teacher.keras"
     mirror_average(network).save(mirrored)
     assert main([*args, "--out", str(tmp_path / "fast_mirrored"), "--teacher", str(mirrored)]) == 0
-    assert "teacher is mirror-averaged" in capsys.readouterr().out  # so the run mirrors half of the drawn views
+    assert "teacher is mirror-averaged" in capsys.readouterr().out
+    assert mirror_args == [False, True]  # so only the second run mirrors half of the drawn views
     views = np.load(out / "teacher_views.npz")["views"]
     probs = np.load(out / "teacher_targets.npz")["probabilities"]
     assert views.shape == (300, 2, 48, 48, 1) and probs.shape == (600, 7)
