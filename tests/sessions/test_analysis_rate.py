@@ -20,6 +20,8 @@ CLIPS = ("single_face.mp4", "WolfgangLanger_Pexels.mp4", "face_noface.mov", "nof
 #: Stated tolerance of the per-second mean probabilities at the default rate against every frame (probability
 #: units, over every bin and emotion of the four clips): on average, and at worst.
 MEAN_TOLERANCE, WORST_TOLERANCE = 0.02, 0.25
+#: ... and at 5 Hz, the rate that keeps the shipped CNN within 0.10 cores per stream on an AVX2-only server (README).
+MEAN_TOLERANCE_5HZ, WORST_TOLERANCE_5HZ = 0.03, 0.35
 #: ... and of a bin's face-present rate with the live default's detection on every other analysed frame (a face
 #: that leaves the picture is looked for in its last box until the next detection).
 FACE_PRESENT_TOLERANCE = 0.25
@@ -94,6 +96,7 @@ def test_per_second_means_at_the_default_rate_stay_close_to_every_frame(every_fr
     # fewer frames, larger differences: 15 Hz is closer to every frame than 5 Hz on the clips together
     pooled = {fps: (g["mean_abs_diff"] * g["bins"]).sum() / g["bins"].sum() for fps, g in by_rate.items()}
     assert pooled[15.0] < pooled[5.0]
+    assert pooled[5.0] <= MEAN_TOLERANCE_5HZ and by_rate[5.0]["max_abs_diff"].max() <= WORST_TOLERANCE_5HZ, by_rate[5.0]
 
 
 def test_per_second_means_with_the_live_defaults_stay_close_to_every_frame_detected(every_frame, video_dir):
