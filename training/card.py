@@ -107,8 +107,6 @@ def _calibration_lines(calibration: dict, split: str, *, mirrored: bool) -> list
 def _uncalibrated_lines(evaluation: dict, split: str) -> list[str]:
     """Card section for a model without temperature scaling: why, and its ECE and NLL as shipped on ``split``."""
     metrics = evaluation["all"]
-    if "ece" not in metrics:
-        return []
     return ["", "## Calibration",
             "Not temperature-scaled: the run held out no part of its training split (`--calibration-fraction 0`), "
             "so no images it had not seen were left to fit a temperature on, and fitting one on "

@@ -113,9 +113,8 @@ def estimated_duration(run_dir: Path) -> float | None:
 
 
 def _summary(metrics: dict) -> dict:
-    """Accuracy, macro F1, n and (where computed) ECE and NLL of :func:`training.evaluate.classification_metrics`."""
-    return {"accuracy": round(metrics["accuracy"], 4), "macro_f1": round(metrics["macro_f1"], 4), "n": metrics["n"],
-            **{key: round(metrics[key], 4) for key in ("ece", "nll") if key in metrics}}
+    """Accuracy, macro F1, n, ECE and NLL of :func:`training.evaluate.classification_metrics`, rounded for metadata."""
+    return {"n": metrics["n"], **{key: round(metrics[key], 4) for key in ("accuracy", "macro_f1", "ece", "nll")}}
 
 
 def evaluate_run_model(model, config, *, tta: bool = True, members: list | None = None, single_view=None) -> dict:

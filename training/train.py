@@ -504,8 +504,9 @@ def training_precision(precision: str):
     (weights, optimizer state) stay float32 (Micikevicius et al. 2018, "Mixed Precision Training";
     Keras ``mixed_precision``). It can pay only on CPUs with bfloat16 matrix units (Intel AMX,
     AVX-512 BF16): 1.2x-1.7x faster steps for the compact CNN measured on an AMX Xeon, 1.1x on an AMD
-    EPYC with AVX-512 BF16 (commands and conditions in ``training/README.md``); other CPUs were not measured. Every network's last layer
-    (the softmax) is float32 already (:mod:`training.models`), so probabilities stay float32.
+    EPYC with AVX-512 BF16 (commands and conditions in ``training/README.md``); other CPUs were not
+    measured. Every network's last layer (the softmax) is float32 already (:mod:`training.models`), so
+    probabilities stay float32.
 
     Parameters
     ----------
