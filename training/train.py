@@ -142,6 +142,10 @@ class TrainConfig:
         take the per-step randomness away); not with ``balanced_sampling``. Memory: about ``2 * N * K * S * S * C``
         bytes, the uint8 views held twice (the array and the input pipeline's copy): about 132 MB per view for
         the 28,709 FER2013 Training images at 48x48 (66 MB each copy).
+    views_seed : int
+        Seed of the augmented views of ``teacher_views``; negative (the default): ``seed``. Another value
+        draws fresh views for a further distillation cycle while ``seed`` keeps the same calibration
+        hold-out, so the temperature is still fitted on images the network never trained on.
     calibration_fraction : float
         Stratified share of ``train_split`` (seeded with ``seed``) held out of training to fit the
         temperature of temperature scaling (Guo et al. 2017) after training; 0 disables it. Never
@@ -211,6 +215,7 @@ class TrainConfig:
     teacher: str = ""
     teacher_weight: float = 0.7
     teacher_views: int = 0
+    views_seed: int = -1
     calibration_fraction: float = 0.0
     precision: str = "float32"
     augmenter: int = AUGMENTER_VERSION
@@ -815,7 +820,8 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
             from training.distill import augmented_views, teacher_view_probabilities
             from training.models import has_mirror
 
-            views = augmented_views(train_ds.images, config.teacher_views, seed=config.seed,
+            views_seed = config.seed if config.views_seed < 0 else config.views_seed
+            views = augmented_views(train_ds.images, config.teacher_views, seed=views_seed,
                                     augmenter=config.augmenter,
                                     random_erasing=config.random_erasing, cache=out / "teacher_views.npz")
             teacher_probs = teacher_view_probabilities(config.teacher, views, cache=out / "teacher_targets.npz")

@@ -134,3 +134,34 @@ def test_distilled_run_with_teacher_views_labels_every_view(small_real_csv, tmp_
     expected = np.asarray(model.predict_on_batch(views[:4].reshape(8, 48, 48, 1).astype(np.float32)))
     np.testing.assert_allclose(probs[:8], expected / expected.sum(1, keepdims=True), atol=1e-5)
     assert read_metadata(out / "model.keras")["training"]["config"]["teacher_views"] == 2
+
+
+def test_views_seed_draws_other_views_but_keeps_the_calibration_hold_out(small_real_csv, tmp_path, monkeypatch):
+    import training.distill
+    import training.train
+    from training.export import load_run_config, reconstruct_command
+    from training.models import build_fast_cnn
+
+    seeds = {}
+    make_views, split = training.distill.augmented_views, training.train.holdout_split
+
+    def recording_views(*args, **kwargs):
+        seeds["views"] = kwargs["seed"]
+        return make_views(*args, **kwargs)
+
+    def recording_split(dataset, fraction, seed):
+        seeds["hold-out"] = seed
+        return split(dataset, fraction, seed)
+
+    monkeypatch.setattr(training.distill, "augmented_views", recording_views)
+    monkeypatch.setattr(training.train, "holdout_split", recording_split)
+    teacher = tmp_path / "teacher.keras"
+    build_fast_cnn(widths=(8,), blocks=(1,), stem_widths=(4, 8)).save(teacher)
+    out = tmp_path / "fast"
+    assert main(["train", "--data", str(small_real_csv), "--arch", "fast_cnn", "--epochs", "1", "--fast-widths", "8",
+                 "16", "--fast-blocks", "1", "1", "--batch-size", "32", "--verbose", "0", "--teacher-views", "2",
+                 "--teacher", str(teacher), "--calibration-fraction", "0.1", "--seed", "7", "--views-seed", "99",
+                 "--out", str(out)]) == 0
+    assert seeds == {"views": 99, "hold-out": 7}
+    assert "--views-seed 99" in reconstruct_command(load_run_config(out))
+    assert TrainConfig().views_seed < 0  # by default the views follow --seed (runs made before the option)
