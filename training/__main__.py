@@ -60,6 +60,9 @@ def _add_export(sub) -> None:
     parser.add_argument("--mirror-tta", action="store_true",
                         help="ship the network with flip test-time augmentation inside it (mean over the face and "
                              "its mirror; twice the cost per face)")
+    parser.add_argument("--notes", default=None, metavar="FILE",
+                        help="Markdown file whose text goes into the model card after its opening paragraph "
+                             "(status, stages of a chained run, what was tried)")
 
 
 def _add_clean(sub) -> None:
@@ -131,11 +134,16 @@ def main(argv: list[str] | None = None) -> int:
             plot_per_class_recall(result["per_class"], folder / "per_class_recall.png")
         print(json.dumps(result) if args.json else format_report(result))
     elif args.command == "export":
+        from fer_core.model_file import ModelFileError
         from training.export import export_run
 
-        export_run(args.run, args.out, card=args.card, tflite=args.tflite, tta=not args.no_tta,
-                   command=args.train_command, duration_s=args.duration_s, ensemble_with=args.ensemble_with,
-                   mirror_tta=args.mirror_tta)
+        try:
+            export_run(args.run, args.out, card=args.card, tflite=args.tflite, tta=not args.no_tta,
+                       command=args.train_command, duration_s=args.duration_s, ensemble_with=args.ensemble_with,
+                       mirror_tta=args.mirror_tta, notes=args.notes)
+        except (ModelFileError, FileNotFoundError) as exc:  # a missing run, member or notes file: named, no traceback
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     elif args.command == "clean":
         print(json.dumps(_clean(args), indent=2))
     return 0

@@ -116,7 +116,7 @@ def _uncalibrated_lines(evaluation: dict, split: str) -> list[str]:
 
 
 def write_model_card(card: Path, *, metadata: dict, evaluation: dict, plots: dict, model_file: Path,
-                     tflite: Path | None = None) -> Path:
+                     tflite: Path | None = None, notes: str | None = None) -> Path:
     """Write the Markdown model card.
 
     Parameters
@@ -131,6 +131,8 @@ def write_model_card(card: Path, *, metadata: dict, evaluation: dict, plots: dic
         Plot name -> PNG path (linked relative to the card).
     model_file, tflite : Path
         The exported files (named in the card).
+    notes : str, optional
+        Markdown placed after the opening paragraph, as written (``training export --notes FILE``).
 
     Returns
     -------
@@ -156,6 +158,7 @@ def write_model_card(card: Path, *, metadata: dict, evaluation: dict, plots: dic
         "into the seven FER2013 expression classes (angry, disgust, fear, happy, sad, surprise, neutral), "
         "trained with this repository's `training/` pipeline.",
         "",
+        *([notes, ""] if notes else []),
         "## Intended use",
         INTENDED_USE,
         "",

@@ -274,6 +274,7 @@ def export_run(
     duration_s: float | None = None,
     ensemble_with=(),
     mirror_tta: bool = False,
+    notes: str | Path | None = None,
 ) -> dict:
     """Export a run's best model with metadata, plots and model card (what ``python -m training export`` runs).
 
@@ -305,6 +306,11 @@ def export_run(
         the mean over the face and its horizontal mirror (flip test-time augmentation inside the model
         file, at twice the cost per face). The metadata then also records the unwrapped network's
         figures under ``metrics.single_view``.
+    notes : str or Path, optional
+        UTF-8 Markdown file whose text goes into the card after its opening paragraph: what the
+        generated sections cannot know (the model's status, the stages of a chained run, what was
+        tried and not shipped). Without it the card has no such text, so a card is regenerated from
+        its run folder and its notes file, never edited by hand.
 
     Returns
     -------
@@ -314,7 +320,7 @@ def export_run(
     Raises
     ------
     FileNotFoundError
-        If the run has no ``config.json`` or ``best.keras``.
+        If the run has no ``config.json`` or ``best.keras``, or ``notes`` does not exist.
     ModelFileError
         If the metadata does not pass :func:`fer_core.model_file.check_metadata`, an
         ``ensemble_with`` file does not fit (:func:`load_ensemble_members`), or two members have the
@@ -329,6 +335,11 @@ def export_run(
     started = time.time()
     run_dir, out = Path(run_dir), Path(out)
     card = Path(card) if card else out.with_suffix(".md")
+    note_text = None
+    if notes is not None:
+        if not Path(notes).is_file():
+            raise FileNotFoundError(f"notes: {notes} does not exist")
+        note_text = Path(notes).read_text(encoding="utf-8").strip()
     config = load_run_config(run_dir)
     best_path = run_dir / "best.keras"
     if not best_path.is_file():
@@ -443,7 +454,7 @@ def export_run(
     if tflite:
         out.with_suffix(".tflite").write_bytes(convert_litert(out, ("litert",))["litert"])
     write_model_card(card, metadata=metadata, evaluation=evaluation, plots=plots, model_file=out,
-                     tflite=out.with_suffix(".tflite") if tflite else None)
+                     tflite=out.with_suffix(".tflite") if tflite else None, notes=note_text)
     print(f"exported {out} ({split} accuracy {evaluation['all']['accuracy']:.4f}) and {card} "
           f"in {time.time() - started:.0f} s", flush=True)
     return metadata

@@ -99,7 +99,13 @@ def test_evaluate_without_shipped_model_is_a_clear_error(small_real_csv, tmp_pat
 def test_export_writes_model_metadata_card_plots_and_loads_in_the_core(run_dir, small_real_csv, tmp_path):
     out = tmp_path / "models" / "fer2013_cnn.keras"
     card = tmp_path / "card" / "MODEL_CARD.md"
-    assert main(["export", "--run", str(run_dir), "--out", str(out), "--card", str(card), "--tflite"]) == 0
+    notes = tmp_path / "notes.md"
+    notes.write_text("**Status:** a candidate, tried in *three* stages.\n", encoding="utf-8")
+    assert main(["export", "--run", str(run_dir), "--out", str(out), "--card", str(card), "--tflite",
+                 "--notes", str(tmp_path / "absent.md")]) == 2  # named, before anything is written
+    assert not out.exists() and not card.exists()
+    assert main(["export", "--run", str(run_dir), "--out", str(out), "--card", str(card), "--tflite",
+                 "--notes", str(notes)]) == 0
     metadata = read_metadata(out)
     assert metadata["preprocessing"] == PreprocessSpec().to_dict()
     assert metadata["preprocessing"]["name"] == PREPROCESSING_NAME
@@ -116,6 +122,7 @@ def test_export_writes_model_metadata_card_plots_and_loads_in_the_core(run_dir, 
         assert phrase in text, phrase
     ece = metrics["all"]["ece"]
     assert 0 < ece < 1 and metrics["all"]["nll"] > 0
+    assert "pipeline.\n\n**Status:** a candidate, tried in *three* stages.\n\n## Intended use" in text  # --notes, verbatim
     assert "## Calibration\nNot temperature-scaled" in text  # no hold-out in this run: said, with ECE as shipped
     assert f"ECE, 15 equal-width bins of the top probability; 0 is perfect) {ece:.4f}" in text
     for png in ("fer2013_cnn_history.png", "fer2013_cnn_confusion.png", "fer2013_cnn_recall.png"):
