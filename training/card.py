@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from training.calibration import ECE_BINS
+
 INTENDED_USE = """\
 - Estimating the **facial expression** shown by a face in consented market-research sessions
   (reactions of participants to ads, products or videos), aggregated over time and people.
@@ -33,6 +35,11 @@ LIMITATIONS = """\
   its recall is the least reliable; fear and sad are often confused.
 - Live crops must go through the same preprocessing as training (`fer_core.preprocessing`); the model
   file's metadata records it and the core checks it when loading."""
+
+
+def _ece_term(bins: int) -> str:
+    """How the card names expected calibration error, one phrase for every section (:mod:`training.calibration`)."""
+    return f"expected calibration error (ECE, {bins} equal-width bins of the top probability; 0 is perfect)"
 
 
 def _metric_rows(evaluation: dict, *, tta_header: str = "TTA") -> list[str]:
@@ -90,8 +97,7 @@ def _calibration_lines(calibration: dict, split: str, *, mirrored: bool) -> list
     lines = ["", "## Calibration",
              f"{calibration['method']} (`training/calibration.py`): the logits are divided by T = "
              f"{calibration['temperature']:.3f} before the softmax, inside the model file; the top class is unchanged. "
-             f"Expected calibration error (ECE, {calibration['bins']} equal-width bins of the top probability; "
-             "0 is perfect) and negative log-likelihood (NLL) before and after"
+             "E" + _ece_term(calibration['bins'])[1:] + " and negative log-likelihood (NLL) before and after"
              + (" (of the network; the shipped mirror mean is a little better calibrated still)" if mirrored else "")
              + ":", "",
              "| images | n | ECE before | ECE after | NLL before | NLL after |", "|---|---|---|---|---|---|"]
@@ -111,8 +117,7 @@ def _uncalibrated_lines(evaluation: dict, split: str) -> list[str]:
             "Not temperature-scaled: the run held out no part of its training split (`--calibration-fraction 0`), "
             "so no images it had not seen were left to fit a temperature on, and fitting one on "
             f"{split} would tune the model on the split its figures are reported on. As shipped, on {split}: "
-            f"expected calibration error (ECE, 15 equal-width bins of the top probability; 0 is perfect) "
-            f"{metrics['ece']:.4f}, negative log-likelihood (NLL) {metrics['nll']:.4f}."]
+            f"{_ece_term(ECE_BINS)} {metrics['ece']:.4f}, negative log-likelihood (NLL) {metrics['nll']:.4f}."]
 
 
 def write_model_card(card: Path, *, metadata: dict, evaluation: dict, plots: dict, model_file: Path,
