@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             export_run(args.run, args.out, card=args.card, tflite=args.tflite, tta=not args.no_tta,
                        command=args.train_command, duration_s=args.duration_s, ensemble_with=args.ensemble_with,
                        mirror_tta=args.mirror_tta, notes=args.notes)
-        except (ModelFileError, FileNotFoundError) as exc:  # a missing run, member or notes file: named, no traceback
+        except (ModelFileError, FileNotFoundError, ValueError) as exc:  # a missing or unreadable input: named
             print(f"error: {exc}", file=sys.stderr)
             return 2
     elif args.command == "clean":

@@ -321,6 +321,8 @@ def export_run(
     ------
     FileNotFoundError
         If the run has no ``config.json`` or ``best.keras``, or ``notes`` does not exist.
+    ValueError
+        If ``notes`` is not UTF-8 text.
     ModelFileError
         If the metadata does not pass :func:`fer_core.model_file.check_metadata`, an
         ``ensemble_with`` file does not fit (:func:`load_ensemble_members`), or two members have the
@@ -339,7 +341,10 @@ def export_run(
     if notes is not None:
         if not Path(notes).is_file():
             raise FileNotFoundError(f"notes: {notes} does not exist")
-        note_text = Path(notes).read_text(encoding="utf-8").strip()
+        try:
+            note_text = Path(notes).read_text(encoding="utf-8").strip()
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"notes: {notes} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     config = load_run_config(run_dir)
     best_path = run_dir / "best.keras"
     if not best_path.is_file():

@@ -96,14 +96,17 @@ def test_evaluate_without_shipped_model_is_a_clear_error(small_real_csv, tmp_pat
     assert "none.keras: model file not found" in capsys.readouterr().err
 
 
-def test_export_writes_model_metadata_card_plots_and_loads_in_the_core(run_dir, small_real_csv, tmp_path):
+def test_export_writes_model_metadata_card_plots_and_loads_in_the_core(run_dir, small_real_csv, tmp_path, capsys):
     out = tmp_path / "models" / "fer2013_cnn.keras"
     card = tmp_path / "card" / "MODEL_CARD.md"
     notes = tmp_path / "notes.md"
     notes.write_text("**Status:** a candidate, tried in *three* stages.\n", encoding="utf-8")
     assert main(["export", "--run", str(run_dir), "--out", str(out), "--card", str(card), "--tflite",
                  "--notes", str(tmp_path / "absent.md")]) == 2  # named, before anything is written
+    (tmp_path / "latin1.md").write_bytes("Status: caf\xe9".encode("latin-1"))
+    assert main(["export", "--run", str(run_dir), "--out", str(out), "--notes", str(tmp_path / "latin1.md")]) == 2
     assert not out.exists() and not card.exists()
+    assert "latin1.md is not UTF-8 text" in capsys.readouterr().err
     assert main(["export", "--run", str(run_dir), "--out", str(out), "--card", str(card), "--tflite",
                  "--notes", str(notes)]) == 0
     metadata = read_metadata(out)
