@@ -145,9 +145,9 @@ def test_shipped_fast_model_is_calibrated_cheap_and_as_accurate_as_its_metadata_
     """The fast candidate model, served by the core's int8 runner, on the real PublicTest split.
 
     Its figure must be reproducible; its probabilities carry the temperature fitted on the Training hold-out (which
-    lowered the NLL there and left PublicTest's within 0.001; ECE moved within its sampling noise, 0.027 -> 0.039
-    on PublicTest); it costs a fifth of the compact CNN's multiply-adds. (It is not the default model: it has not
-    reached the 68.5% target yet.)
+    lowered the NLL there and on PublicTest; ECE moved within its sampling noise, 0.027 -> 0.031 on PublicTest; the
+    test allows what earlier fits did, PublicTest NLL a little higher); it costs a fifth of the compact CNN's
+    multiply-adds. (It is not the default model: it has not reached the 68.5% target yet.)
     """
     from fer_core.classifier import EmotionClassifier
     from training.data import load_fer2013_csv
