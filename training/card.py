@@ -97,7 +97,7 @@ def _calibration_lines(calibration: dict, split: str, *, mirrored: bool) -> list
     lines = ["", "## Calibration",
              f"{calibration['method']} (`training/calibration.py`): the logits are divided by T = "
              f"{calibration['temperature']:.3f} before the softmax, inside the model file; the top class is unchanged. "
-             "E" + _ece_term(calibration['bins'])[1:] + " and negative log-likelihood (NLL) before and after"
+             f"Before and after, {_ece_term(calibration['bins'])} and negative log-likelihood (NLL)"
              + (" (of the network; the shipped mirror mean is a little better calibrated still)" if mirrored else "")
              + ":", "",
              "| images | n | ECE before | ECE after | NLL before | NLL after |", "|---|---|---|---|---|---|"]

@@ -163,8 +163,9 @@ class TrainConfig:
         On construction, if ``arch`` is unknown, an EfficientNet ``arch`` has ``channels`` other than 3,
         ``lr_schedule`` is unknown, ``swa_start`` is outside 0..``epochs``, either is set for EfficientNet,
         ``ferplus_mode`` is unknown or set without ``ferplus``, ``val_fraction`` is outside [0, 1),
-        ``epochs`` or ``batch_size`` is below 1, or (EfficientNet) ``phases`` / ``phase_repeats`` are
-        invalid (:func:`training.finetune.parse_phases`).
+        ``epochs`` or ``batch_size`` is below 1, ``teacher_views`` is 1, negative or set without a teacher
+        or with ``balanced_sampling``, ``views_seed`` is set without ``teacher_views``, or (EfficientNet)
+        ``phases`` / ``phase_repeats`` are invalid (:func:`training.finetune.parse_phases`).
     """
 
     data: str = "../shared/data/fer2013/fer2013.csv.xz"
@@ -263,6 +264,8 @@ class TrainConfig:
         if self.teacher_views < 0 or self.teacher_views == 1 or (self.teacher_views and not self.teacher):
             raise ValueError(f"teacher_views has to be 0 (off) or a number of views, at least 2, with a teacher; "
                              f"got {self.teacher_views} with teacher {self.teacher!r}")
+        if self.views_seed >= 0 and not self.teacher_views:
+            raise ValueError(f"views_seed ({self.views_seed}) draws the views of teacher_views; set teacher_views too")
         if self.teacher_views and self.balanced_sampling:
             raise ValueError("teacher_views and balanced_sampling cannot be combined (the views are drawn per image)")
         if not 0.0 <= self.calibration_fraction < 0.5:
@@ -1080,7 +1083,7 @@ def pipeline_config(config: TrainConfig, done: int) -> TrainConfig:
     A new run (``done`` 0) keeps ``config`` as it is (reproducible as before); a resumed one draws from
     ``seed + 1000 * done``: :func:`train` builds its pipelines from it and sets the global seed (random
     erasing, mixup) to it. The calibration hold-out, the augmented views of ``--teacher-views`` (cached,
-    keyed on the run's seed) and the saved config keep ``config.seed``. Keras deletes a run's backup when
+    drawn from ``views_seed``, else the run's seed) and the saved config keep theirs. Keras deletes a run's backup when
     it finishes, so ``--resume`` of a finished run trains again from the start, and with the moved seed.
 
     Parameters

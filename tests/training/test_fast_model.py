@@ -130,7 +130,8 @@ def test_export_of_a_calibrated_run_reports_calibration_and_cost(small_real_csv,
     assert 0 < metadata["multiply_adds_per_face"] < 10e6
     card = (tmp_path / "out" / "fast.md").read_text()
     assert "## Calibration" in card and "Training hold-out (fitted on)" in card and "PublicTest (not fitted on)" in card
-    assert "Expected calibration error (ECE, 15 equal-width bins of the top probability; 0 is perfect) and" in card
+    assert "Before and after, expected calibration error (ECE, 15 equal-width bins of the top probability; 0 is " \
+           "perfect) and negative log-likelihood (NLL):" in card
     assert "Knowledge distillation" in card and "M multiply-adds per face" in card
     from fer_core.classifier import EmotionClassifier
 

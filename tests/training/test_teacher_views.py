@@ -95,6 +95,8 @@ def test_teacher_views_need_a_teacher_and_two_views_and_exclude_balanced_samplin
             TrainConfig(teacher="t.keras", teacher_views=views)
     with pytest.raises(ValueError, match="balanced_sampling"):
         TrainConfig(teacher="t.keras", teacher_views=4, balanced_sampling=True)
+    with pytest.raises(ValueError, match="views_seed"):  # it would be ignored without views: said, not silent
+        TrainConfig(teacher="t.keras", views_seed=3)
 
 
 def test_distilled_run_with_teacher_views_labels_every_view(small_real_csv, tmp_path, capsys, monkeypatch):
