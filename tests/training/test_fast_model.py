@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -190,3 +191,18 @@ def test_evaluation_metrics_report_calibration_error_and_log_likelihood():
     assert low["ece"] == pytest.approx(0.2) and high["ece"] == pytest.approx(0.497)
     assert low["nll"] == pytest.approx(-(np.log(0.7) + np.log(0.05)) / 2)
     assert high["nll"] > low["nll"]
+
+
+def test_every_card_notes_file_stands_verbatim_in_its_shipped_model_card():
+    """``training export --notes FILE`` puts the file's text after the card's opening paragraph; a card edited
+    without its notes file (or the other way round) would drift from what a re-export writes."""
+    repo = Path(__file__).resolve().parents[2]
+    notes_files = sorted((repo / "training" / "card_notes").glob("*.md"))
+    assert notes_files, "training/card_notes holds no notes file"
+    for notes in notes_files:
+        card = repo / "fer_core" / "models" / notes.name
+        assert card.exists(), f"{notes.name}: no shipped model card of that name in fer_core/models"
+        card_text = card.read_text(encoding="utf-8")
+        opening = card_text.partition("\n\n## ")[0]
+        assert notes.read_text(encoding="utf-8").strip() in opening, (
+            f"{card.name} does not hold training/card_notes/{notes.name} before its first section")
