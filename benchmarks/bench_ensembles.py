@@ -33,8 +33,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_core import _invoke_ms, cpu_description, fer_reference_model  # noqa: E402
-from benchmarks.bench_quantization import convert  # noqa: E402
+from benchmarks.bench_core import cpu_description, fer_reference_model  # noqa: E402
+from benchmarks.bench_quantization import convert, per_face_ms  # noqa: E402
 from training.calibration import expected_calibration_error  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "fer2013" / "fer2013.csv.xz"
@@ -48,32 +48,27 @@ DEFAULT_MODELS = (
 DEFAULT_BUDGET_RATIO = 10 / 0.532
 
 
-def pass_costs(networks: dict, rounds: int = 5, n: int = 200) -> tuple[float, dict[str, float]]:
-    """Milliseconds per face of the reference and of one pass of each network (int8 LiteRT, one thread)."""
-    from ai_edge_litert.interpreter import Interpreter
+def pass_costs(networks: dict) -> tuple[float, dict[str, float]]:
+    """Milliseconds per face of the mini-Xception and of one pass of each network.
 
+    Each network is converted as the core serves it (int8 weights, dynamic-range activations) and timed with
+    one LiteRT thread on one face, rounds alternated with the reference
+    (:func:`benchmarks.bench_quantization.per_face_ms`).
+
+    Raises
+    ------
+    SystemExit
+        If the `fer` package's model cannot be found or fetched.
+    """
     reference, source = fer_reference_model()
     if reference is None:
         raise SystemExit(f"no reference model: {source}")
     print(f"reference: {source}")
-    interpreters = {"fer mini-Xception": Interpreter(model_content=reference, num_threads=1)}
+    contents = {"fer mini-Xception": reference}
+    shapes = {"fer mini-Xception": (1, 64, 64, 1)}
     for name, network in networks.items():
-        interpreters[name] = Interpreter(model_content=convert(network, "dynamic"), num_threads=1)
-    rng = np.random.default_rng(0)
-    inputs = {}
-    for name, interpreter in interpreters.items():
-        detail = interpreter.get_input_details()[0]
-        shape = (1, *detail["shape"][1:])
-        interpreter.resize_tensor_input(detail["index"], shape)
-        interpreter.allocate_tensors()
-        scale = 1 if name == "fer mini-Xception" else 255
-        inputs[name] = (rng.random(shape) * scale).astype(detail["dtype"])
-        _invoke_ms(interpreter, inputs[name], 30)
-    times = {name: [] for name in interpreters}
-    for _ in range(rounds):
-        for name, interpreter in interpreters.items():
-            times[name].append(_invoke_ms(interpreter, inputs[name], n))
-    medians = {name: float(np.median(values)) for name, values in times.items()}
+        contents[name], shapes[name] = convert(network, "dynamic"), (1, *network.input_shape[1:])
+    medians = per_face_ms(contents, shapes)
     return medians.pop("fer mini-Xception"), medians
 
 
