@@ -103,6 +103,8 @@ def main(argv=None) -> int:
         given = {name: float(ms) for name, ms in (item.split("=", 1) for item in args.pass_ms)}
     except ValueError:
         parser.error(f"--pass-ms takes NAME=MS with MS in milliseconds; got {args.pass_ms}")
+    if any(ms <= 0 for ms in given.values()) or (args.reference_ms is not None and args.reference_ms <= 0):
+        parser.error("--pass-ms and --reference-ms take positive milliseconds")
     if args.shift_px < 0 or args.shift_px > 8:
         parser.error(f"--shift-px has to be between 0 and 8 pixels; got {args.shift_px}")
     if not DATA.is_file():
@@ -132,7 +134,16 @@ def main(argv=None) -> int:
         networks[path.stem if path.stem not in networks else str(path)] = network
     if not networks:
         return 0
+    pass_counts = (0, 1, 2, 4, 6, 10) if args.shift_px else (0, 1, 2)
+    if len(pass_counts) ** len(networks) > 100_000:
+        print(f"{len(pass_counts)} pass counts for each of {len(networks)} networks make "
+              f"{len(pass_counts) ** len(networks):,} combinations: give fewer --model files")
+        return 2
     if given:
+        unknown = sorted(set(given) - set(networks))
+        if unknown:
+            print(f"--pass-ms names no loaded network: {unknown}; the networks are {sorted(networks)}")
+            return 2
         missing = sorted(set(networks) - set(given))
         if missing or args.reference_ms is None:
             print(f"--pass-ms needs every network and --reference-ms; missing: {missing or '--reference-ms'}")
@@ -152,11 +163,9 @@ def main(argv=None) -> int:
     data = load_fer2013_csv(DATA, usage="PublicTest")
     labels = data.labels
     views = [data.images, data.images[:, :, ::-1, :]]
-    pass_counts = (0, 1, 2)
     if args.shift_px:
         for shifted in tta_views(data.images, shift_fraction=args.shift_px / data.images.shape[1])[2:]:
             views += [shifted, shifted[:, :, ::-1, :]]
-        pass_counts = (0, 1, 2, 4, 6, 10)
     probs = {name: [net.predict(np.ascontiguousarray(v, dtype=np.float32), batch_size=256, verbose=0) for v in views]
              for name, net in networks.items()}
 
