@@ -103,6 +103,8 @@ def main(argv=None) -> int:
         given = {name: float(ms) for name, ms in (item.split("=", 1) for item in args.pass_ms)}
     except ValueError:
         parser.error(f"--pass-ms takes NAME=MS with MS in milliseconds; got {args.pass_ms}")
+    if args.reference_ms is not None and not given:
+        parser.error("--reference-ms goes with --pass-ms (costs given on the command line); without them both are timed here")
     if any(ms <= 0 for ms in given.values()) or (args.reference_ms is not None and args.reference_ms <= 0):
         parser.error("--pass-ms and --reference-ms take positive milliseconds")
     if args.shift_px < 0 or args.shift_px > 8:
